@@ -1,0 +1,368 @@
+"""Library API: find memdevs, talk to them, get plain values back.
+
+>>> from cxlctl.device import open_backend
+>>> backend = open_backend("sim")
+>>> [m.memdev for m in backend.list_memdevs()]
+['mem0', 'mem1', 'mem2']
+>>> backend.memdev("mem0").identify().fw_revision
+'BWFW VERSION 00'
+
+Nothing here prints; failures are :class:`~cxlctl.errors.CxlError` subclasses whose
+message names the device, the command and the cause.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import mailbox as mb
+from . import transport as tp
+from . import uapi
+from .errors import (
+    CxlError,
+    DeviceNotFound,
+    MailboxError,
+    UnsupportedCommand,
+    UsageError,
+    from_errno,
+)
+
+if TYPE_CHECKING:
+    from .sim import SimDevice
+
+_MEMDEV_RE = re.compile(r"^(?:/dev/cxl/)?(mem\d+)$")
+
+
+def memdev_name(spec: str) -> str:
+    """``mem0`` or ``/dev/cxl/mem0`` -> ``mem0``; anything else is a usage error."""
+    m = _MEMDEV_RE.match(spec.strip())
+    if not m:
+        raise UsageError(f"{spec!r} is not a memdev (expected memN or /dev/cxl/memN)")
+    return m.group(1)
+
+
+@dataclass(frozen=True, slots=True)
+class MemdevInfo:
+    """What sysfs says about one memdev (the keys match ``cxl list -M``)."""
+
+    memdev: str
+    pmem_size: int
+    ram_size: int
+    serial: int
+    host: str
+    firmware_version: str
+    payload_max: int
+    label_storage_size: int
+    numa_node: int
+    security_state: str
+    backend: str
+
+
+class Backend:
+    """Where memdevs come from: the real kernel, or the simulator."""
+
+    name = "abstract"
+    simulated = False
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def sysfs(self, name: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    def open(self, name: str) -> tp.Transport:
+        raise NotImplementedError
+
+    def info(self, name: str) -> MemdevInfo:
+        a = self.sysfs(name)
+
+        def num(key: str, default: int = 0) -> int:
+            try:
+                return int(a.get(key, ""), 0)
+            except ValueError:
+                return default
+
+        return MemdevInfo(
+            memdev=name,
+            pmem_size=num("pmem/size"),
+            ram_size=num("ram/size"),
+            serial=num("serial"),
+            host=a.get("host", ""),
+            firmware_version=a.get("firmware_version", ""),
+            payload_max=num("payload_max"),
+            label_storage_size=num("label_storage_size"),
+            numa_node=num("numa_node", -1),
+            security_state=a.get("security/state", ""),
+            backend=self.name,
+        )
+
+    def list_memdevs(self, specs: Sequence[str] = ()) -> list[MemdevInfo]:
+        return [self.info(n) for n in self.select(specs)]
+
+    def select(self, specs: Sequence[str] = ()) -> list[str]:
+        """Names for the given MEMDEV arguments; none given means all memdevs."""
+        have = self.names()
+        if not specs:
+            if not have:
+                raise self.no_devices()
+            return have
+        out = []
+        for spec in specs:
+            name = memdev_name(spec)
+            if name not in have:
+                raise DeviceNotFound(
+                    f"{name}: no such memdev on the {self.name} backend",
+                    hint=f"available: {', '.join(have) or 'none'}",
+                )
+            if name not in out:
+                out.append(name)
+        return out
+
+    def no_devices(self) -> CxlError:
+        return DeviceNotFound("no CXL memdevs found")
+
+    def memdev(self, spec: str) -> Memdev:
+        (name,) = self.select([spec])
+        return Memdev(self, name)
+
+
+class KernelBackend(Backend):
+    """Memdevs of the running kernel: ``/sys/bus/cxl/devices/memN`` and ``/dev/cxl/memN``."""
+
+    name = "kernel"
+
+    def __init__(self, sysfs_root: str = tp.SYSFS_CXL_DEVICES, dev_root: str = tp.DEV_CXL) -> None:
+        self.sysfs_root = sysfs_root
+        self.dev_root = dev_root
+
+    def names(self) -> list[str]:
+        try:
+            entries = os.listdir(self.sysfs_root)
+        except OSError:
+            return []
+        mems = [e for e in entries if re.fullmatch(r"mem\d+", e)]
+        return sorted(mems, key=lambda n: int(n[3:]))
+
+    def sysfs(self, name: str) -> dict[str, str]:
+        base = os.path.join(self.sysfs_root, name)
+        out: dict[str, str] = {}
+        for key in (
+            "serial",
+            "firmware_version",
+            "payload_max",
+            "label_storage_size",
+            "numa_node",
+            "ram/size",
+            "pmem/size",
+            "security/state",
+        ):
+            try:
+                with open(os.path.join(base, key)) as f:
+                    out[key] = f.read().strip()
+            except OSError:
+                pass
+        out["host"] = os.path.basename(os.path.dirname(os.path.realpath(base)))
+        return out
+
+    def open(self, name: str) -> tp.Transport:
+        try:
+            return tp.KernelTransport(name, dev_root=self.dev_root, sysfs_root=self.sysfs_root)
+        except OSError as e:
+            path = os.path.join(self.dev_root, name)
+            if e.errno in (errno.EACCES, errno.EPERM):
+                raise from_errno(errno.EACCES, f"{name}: cannot open {path}") from e
+            raise from_errno(e.errno or errno.EIO, f"{name}: cannot open {path}") from e
+
+    def no_devices(self) -> CxlError:
+        return DeviceNotFound(
+            f"no CXL memdevs found in {self.sysfs_root}",
+            hint="is cxl_pci loaded? use --sim to try the bundled simulator",
+        )
+
+
+class SimBackend(Backend):
+    """Simulated memdevs, in process.  Configured by ``CXLCTL_SIM_DEVICES``
+    (comma-separated kinds: pmem, ram, mixed), ``CXLCTL_SIM_PROFILE`` (full, qemu)
+    and ``CXLCTL_SIM_RAW=1`` (a kernel with CONFIG_CXL_MEM_RAW_COMMANDS)."""
+
+    name = "sim"
+    simulated = True
+
+    def __init__(self, devices: Sequence[SimDevice] | None = None) -> None:
+        if devices is None:
+            from . import sim
+
+            kinds = [k for k in os.environ.get("CXLCTL_SIM_DEVICES", "").split(",") if k]
+            try:
+                devices = sim.make_devices(
+                    kinds or sim.DEFAULT_KINDS,
+                    profile=os.environ.get("CXLCTL_SIM_PROFILE", "full"),
+                    raw_commands=os.environ.get("CXLCTL_SIM_RAW", "") == "1",
+                    state_dir=os.environ.get("CXLCTL_SIM_STATE") or None,
+                )
+            except ValueError as e:
+                raise UsageError(f"CXLCTL_SIM_DEVICES: {e}") from e
+        self.devices = {d.name: d for d in devices}
+
+    def names(self) -> list[str]:
+        return list(self.devices)
+
+    def sysfs(self, name: str) -> dict[str, str]:
+        return self.devices[name].sysfs()
+
+    def open(self, name: str) -> tp.Transport:
+        return self.devices[name]
+
+
+def open_backend(name: str | None = None) -> Backend:
+    """``kernel`` or ``sim``; default from ``CXLCTL_BACKEND``, else ``kernel``."""
+    name = (name or os.environ.get("CXLCTL_BACKEND") or "kernel").lower()
+    if name == "kernel":
+        return KernelBackend()
+    if name in ("sim", "simulator"):
+        return SimBackend()
+    raise UsageError(f"unknown backend {name!r} (kernel, sim)")
+
+
+class Memdev:
+    """One memdev: typed commands over :func:`cxlctl.transport.send`."""
+
+    def __init__(self, backend: Backend, name: str) -> None:
+        self.backend = backend
+        self.name = name
+        self._t: tp.Transport | None = None
+        self._info: MemdevInfo | None = None
+
+    @property
+    def info(self) -> MemdevInfo:
+        if self._info is None:
+            self._info = self.backend.info(self.name)
+        return self._info
+
+    @property
+    def payload_max(self) -> int:
+        return self.info.payload_max or 4096
+
+    @property
+    def transport(self) -> tp.Transport:
+        if self._t is None:
+            self._t = self.backend.open(self.name)
+        return self._t
+
+    def close(self) -> None:
+        if self._t is not None:
+            self._t.close()
+            self._t = None
+
+    # -- the two ioctls --
+    def query(self) -> list[tp.CommandInfo]:
+        try:
+            return tp.query(self.transport)
+        except OSError as e:
+            raise from_errno(e.errno or errno.EIO, f"{self.name}: query") from e
+
+    def request(
+        self, cmd: mb.Command, payload: bytes = b"", out_size: int | None = None
+    ) -> tp.SendRequest:
+        """The SEND request for a catalogue command (not sent)."""
+        if cmd.kernel_id is None:
+            raise UnsupportedCommand(
+                f"{self.name}: {cmd.name}: Linux has no command id for {cmd.title} "
+                f"(opcode {cmd.opcode:#06x})",
+                hint=f"try `cxlctl raw {self.name} {cmd.opcode:#06x}` if RAW is allowed",
+            )
+        if out_size is None:
+            out_size = self.payload_max if cmd.size_out is None or cmd.size_out else 0
+        return tp.SendRequest(cmd.kernel_id, payload, out_size)
+
+    def raw_request(
+        self, opcode: int, payload: bytes = b"", out_size: int | None = None
+    ) -> tp.SendRequest:
+        if not 0 <= opcode <= 0xFFFF:
+            raise UsageError(f"opcode {opcode:#x} does not fit in 16 bits")
+        return tp.SendRequest(
+            uapi.CommandId.RAW,
+            payload,
+            self.payload_max if out_size is None else out_size,
+            raw_opcode=opcode,
+        )
+
+    def submit(self, req: tp.SendRequest, what: str) -> tp.SendResult:
+        """Issue a prepared request; errno -> CxlError naming ``what``."""
+        if len(req.payload) > self.payload_max:
+            raise UsageError(
+                f"{self.name}: {what}: input is {len(req.payload)} bytes, "
+                f"payload_max is {self.payload_max}"
+            )
+        try:
+            return tp.send(self.transport, req)
+        except OSError as e:
+            raise from_errno(e.errno or errno.EIO, f"{self.name}: {what}") from e
+
+    def send(
+        self, cmd: mb.Command, payload: bytes = b"", out_size: int | None = None
+    ) -> tp.SendResult:
+        return self.submit(self.request(cmd, payload, out_size), cmd.name)
+
+    def run(self, cmd: mb.Command | str, payload: bytes = b"") -> bytes:
+        """Send and require mailbox Success; return the output payload."""
+        c = mb.lookup(cmd) if isinstance(cmd, str) else cmd
+        res = self.send(c, payload)
+        check_retval(self.name, c.name, res.retval)
+        return res.out
+
+    def decoded(self, cmd: mb.Command | str, payload: bytes = b"") -> Any:
+        c = mb.lookup(cmd) if isinstance(cmd, str) else cmd
+        data = self.run(c, payload)
+        assert c.decoder is not None
+        return c.decoder(data)
+
+    # -- typed commands --
+    def identify(self) -> mb.Identify:
+        v: mb.Identify = self.decoded("identify")
+        return v
+
+    def fw_info(self) -> mb.FwInfo:
+        v: mb.FwInfo = self.decoded("get-fw-info")
+        return v
+
+    def partition_info(self) -> mb.PartitionInfo:
+        v: mb.PartitionInfo = self.decoded("get-partition-info")
+        return v
+
+    def health(self) -> mb.HealthInfo:
+        v: mb.HealthInfo = self.decoded("get-health-info")
+        return v
+
+    def read_lsa(self, offset: int, length: int) -> bytes:
+        """Get LSA in payload_max chunks, bounded by the label area size."""
+        size = self.info.label_storage_size
+        if offset < 0 or length < 0 or offset + length > size:
+            raise UsageError(
+                f"{self.name}: label range {offset}+{length} is outside the "
+                f"{size}-byte label storage area"
+            )
+        out = bytearray()
+        cmd = mb.BY_NAME["get-lsa"]
+        while len(out) < length:
+            n = min(self.payload_max, length - len(out))
+            chunk = self.run(cmd, bytes(mb.GetLsaIn(offset=offset + len(out), length=n)))
+            if len(chunk) != n:
+                raise MailboxError(
+                    f"{self.name}: get-lsa: device returned {len(chunk)} bytes, asked for {n}",
+                    0,
+                )
+            out += chunk
+        return bytes(out)
+
+
+def check_retval(name: str, what: str, rc: int) -> None:
+    if rc != mb.ReturnCode.SUCCESS:
+        raise MailboxError(
+            f"{name}: {what}: device returned {mb.return_code_name(rc)} ({rc:#x})", rc
+        )

@@ -1,0 +1,152 @@
+"""The exception tree and the exit codes.
+
+Every failure a user can meet is a :class:`CxlError` subclass carrying the exit
+code the CLI maps it to; the CLI translates them in exactly one place.  This
+module imports nothing of ours so every layer can use it.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno as _errno
+
+
+class ExitCode(enum.IntEnum):
+    """Documented process exit codes (README, man pages)."""
+
+    OK = 0
+    FAILURE = 1  #: generic failure (I/O error, unexpected errno)
+    USAGE = 2  #: bad command line or input (click's own code for usage errors)
+    DEVICE_ERROR = 3  #: the device answered with a mailbox return code other than Success
+    NOT_SUPPORTED = 4  #: command not supported by this kernel or device (ENOTTY, unsupported)
+    PERMISSION = 5  #: not allowed: EACCES on open, EPERM on RAW
+    NOT_FOUND = 6  #: no such memdev, or no CXL devices at all
+    BUSY = 7  #: the kernel owns the resource (EBUSY) or the device is busy
+    INVALID_REQUEST = 8  #: the kernel rejected the request (EINVAL, ENOMEM, EFAULT)
+    INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT)
+    BROKEN_PIPE = 141  #: the reader of stdout went away (128 + SIGPIPE), no message
+
+
+class CxlError(Exception):
+    """Base of every error cxlctl raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(CxlError):
+    """The user asked for something malformed (bad hex, unknown command name...)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class DeviceNotFound(CxlError):
+    """No such memdev, or no CXL memdevs at all."""
+
+    exit_code = ExitCode.NOT_FOUND
+
+
+class PermissionDenied(CxlError):
+    """Opening the device or issuing the command is not allowed."""
+
+    exit_code = ExitCode.PERMISSION
+
+
+class UnsupportedCommand(CxlError):
+    """The kernel or the device does not support the command."""
+
+    exit_code = ExitCode.NOT_SUPPORTED
+
+
+class DeviceBusy(CxlError):
+    """The kernel claimed the command for exclusive use, or the device is busy."""
+
+    exit_code = ExitCode.BUSY
+
+
+class InvalidRequest(CxlError):
+    """The kernel rejected the request's fields or sizes."""
+
+    exit_code = ExitCode.INVALID_REQUEST
+
+
+class TransportError(CxlError):
+    """An ioctl or open failed with an errno that has no better class."""
+
+    exit_code = ExitCode.FAILURE
+
+    def __init__(self, message: str, err: int, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.errno = err
+
+
+class MailboxError(CxlError):
+    """The device completed the command with a non-Success mailbox return code."""
+
+    exit_code = ExitCode.DEVICE_ERROR
+
+    def __init__(self, message: str, rc: int, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.rc = rc
+
+
+class DecodeError(CxlError):
+    """A payload could not be decoded (too short, malformed)."""
+
+    exit_code = ExitCode.DEVICE_ERROR
+
+
+# errno -> (class, hint) for failures of the SEND/QUERY ioctls.
+_ERRNO_MAP: dict[int, tuple[type[CxlError], str]] = {
+    _errno.ENOTTY: (
+        UnsupportedCommand,
+        "command not supported by this kernel/device (see `cxlctl query`)",
+    ),
+    _errno.EPERM: (
+        PermissionDenied,
+        "RAW commands need a kernel built with CONFIG_CXL_MEM_RAW_COMMANDS "
+        "(and this opcode must not be on the kernel's deny list)",
+    ),
+    _errno.EACCES: (PermissionDenied, "the memdev node is root-only; run as root"),
+    _errno.EBUSY: (
+        DeviceBusy,
+        "the kernel owns this resource (e.g. labels while the nvdimm bridge is active); "
+        "disable the memdev first",
+    ),
+    _errno.EINVAL: (InvalidRequest, "a reserved field, flag or size was rejected by the kernel"),
+    _errno.ENOMEM: (
+        InvalidRequest,
+        "payload size does not match what the kernel expects (see `cxlctl query`)",
+    ),
+    _errno.EFAULT: (InvalidRequest, "a payload buffer was not accessible"),
+    _errno.ENXIO: (DeviceNotFound, "the memdev went away (driver unbound?)"),
+    _errno.ENOENT: (DeviceNotFound, "no such device node; is cxl_mem loaded?"),
+    _errno.ENODEV: (DeviceNotFound, "no such device; is cxl_mem loaded?"),
+}
+
+
+def from_errno(err: int, what: str) -> CxlError:
+    """Build the right :class:`CxlError` for an errno, with a hint."""
+    name = _errno.errorcode.get(err, f"errno {err}")
+    cls, hint = _ERRNO_MAP.get(err, (TransportError, ""))
+    msg = f"{what}: {name} ({_strerror(err)})"
+    if cls is TransportError:
+        return TransportError(msg, err, hint=hint or None)
+    exc = cls(msg, hint=hint or None)
+    return exc
+
+
+def _strerror(err: int) -> str:
+    import os
+
+    try:
+        return os.strerror(err)
+    except ValueError:  # pragma: no cover - os.strerror accepts any int on Linux
+        return "unknown error"

@@ -1,0 +1,185 @@
+"""Formatting for people and for pipelines: the only module that imports rich.
+
+JSON holds raw integers; human strings (``256.00 MiB (268.44 MB)``, hex serials)
+appear only with ``-u/--human`` or in tables.  rich is imported lazily, so a
+``--json`` run never pays for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, Any
+
+SIZE_KEYS = frozenset(
+    {
+        "pmem_size",
+        "ram_size",
+        "total_size",
+        "volatile_only_size",
+        "persistent_only_size",
+        "partition_alignment_size",
+        "active_volatile_capacity",
+        "active_persistent_capacity",
+        "next_volatile_capacity",
+        "next_persistent_capacity",
+        "total_capacity",
+        "volatile_only_capacity",
+        "persistent_only_capacity",
+        "partition_align",
+        "lsa_size",
+        "label_storage_size",
+    }
+)
+HEX_KEYS = frozenset({"serial", "offset", "opcode"})
+
+
+def to_data(obj: Any) -> Any:
+    """Frozen dataclasses, tuples and enums -> JSON-able dicts/lists/scalars."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [to_data(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_data(v) for k, v in obj.items()}
+    if isinstance(obj, bytes):
+        return obj.hex()
+    return obj
+
+
+def human_size(n: int) -> int | str:
+    """cxl-cli's ``-u`` size format (ndctl util/json.c display_size)."""
+    if n < 5000 * 1024:
+        return n
+    if n < 2 * 1024**3:
+        cmib = (n * 200 // (1 << 20) + 1) // 2
+        cmb = (n // (1000000 // 200) + 1) // 2
+        return f"{cmib // 100}.{cmib % 100:02d} MiB ({cmb // 100}.{cmb % 100:02d} MB)"
+    if n < 2 * 1024**4:
+        cgib = (n * 200 // (1 << 30) + 1) // 2
+        cgb = (n // (1000000000 // 200) + 1) // 2
+        return f"{cgib // 100}.{cgib % 100:02d} GiB ({cgb // 100}.{cgb % 100:02d} GB)"
+    ctib = (n * 200 // (1 << 40) + 1) // 2
+    ctb = (n // (1000000000000 // 200) + 1) // 2
+    return f"{ctib // 100}.{ctib % 100:02d} TiB ({ctb // 100}.{ctb % 100:02d} TB)"
+
+
+def human_hex(n: int) -> str:
+    """cxl-cli's ``-u`` hex format: ``%#llx`` (so 0 is ``0``)."""
+    return f"{n:#x}" if n else "0"
+
+
+def humanize(data: Any) -> Any:
+    """Apply ``-u`` formatting to the keys cxl-cli formats."""
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            if isinstance(v, int) and not isinstance(v, bool) and k in SIZE_KEYS:
+                out[k] = human_size(v)
+            elif isinstance(v, int) and not isinstance(v, bool) and k in HEX_KEYS:
+                out[k] = human_hex(v)
+            else:
+                out[k] = humanize(v)
+        return out
+    if isinstance(data, list):
+        return [humanize(x) for x in data]
+    return data
+
+
+def dump_json(data: Any, stream: IO[str] | None = None) -> None:
+    out = stream or sys.stdout
+    out.write(json.dumps(data, indent=2) + "\n")
+
+
+# --- tables ------------------------------------------------------------------------
+
+
+class Style:
+    """Per-invocation console settings (``--color``, ``NO_COLOR``, TTY)."""
+
+    def __init__(self, color: str = "auto") -> None:
+        self.color = color
+
+    def console(self, stream: IO[str] | None = None) -> Any:
+        from rich.console import Console
+
+        no_color = self.color == "never" or (
+            self.color == "auto" and bool(os.environ.get("NO_COLOR"))
+        )
+        return Console(
+            file=stream or sys.stdout,
+            markup=False,
+            highlight=False,
+            emoji=False,
+            no_color=no_color,
+            force_terminal=True if self.color == "always" else None,
+            soft_wrap=False,
+        )
+
+
+def cell(key: str, value: Any) -> str:
+    """One value as a table cell, human formatted."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int) and key in SIZE_KEYS:
+        h = human_size(value)
+        return h.split(" (")[0] if isinstance(h, str) else str(value)
+    if isinstance(value, int) and key in HEX_KEYS:
+        return f"{value:#x}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def print_table(
+    style: Style,
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    simulated: bool = False,
+) -> None:
+    from rich.table import Table
+
+    t = Table(title=title + (" [simulated]" if simulated else ""), title_justify="left")
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*(cell(c, v) for c, v in zip(columns, r, strict=True)))
+    style.console().print(t)
+
+
+def print_fields(
+    style: Style, title: str, fields: Mapping[str, Any], *, simulated: bool = False
+) -> None:
+    """A two-column field/value table for one decoded structure."""
+    rows = []
+    for k, v in fields.items():
+        if isinstance(v, Mapping):
+            for k2, v2 in v.items():
+                rows.append((f"{k}.{k2}", cell(k2, v2)))
+        elif isinstance(v, list) and v and isinstance(v[0], Mapping):
+            for i, item in enumerate(v):
+                for k2, v2 in item.items():
+                    rows.append((f"{k}[{i}].{k2}", cell(k2, v2)))
+        else:
+            rows.append((k, cell(k, v)))
+    print_table(style, title, ("field", "value"), rows, simulated=simulated)
+
+
+def hexdump(data: bytes) -> str:
+    lines = []
+    for off in range(0, len(data), 16):
+        chunk = data[off : off + 16]
+        hx = " ".join(f"{b:02x}" for b in chunk)
+        asc = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{off:04x}: {hx:<47}  |{asc}|")
+    return "\n".join(lines)

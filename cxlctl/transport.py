@@ -1,0 +1,172 @@
+"""The seam: one interface, two implementations.
+
+:class:`KernelTransport` opens ``/dev/cxl/memN`` and issues the two ioctls with
+``fcntl.ioctl``; :class:`cxlctl.sim.SimDevice` answers the very same calls in
+process.  :func:`query` and :func:`send` pack and unpack the uapi structures once,
+for both, so the simulator exercises the real code path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from typing import Protocol
+
+from . import uapi
+
+SYSFS_CXL_DEVICES = "/sys/bus/cxl/devices"
+DEV_CXL = "/dev/cxl"
+
+
+class Transport(Protocol):
+    """Anything that answers the memdev ioctls like ``fcntl.ioctl(fd, req, arg, True)``."""
+
+    name: str
+
+    def ioctl(self, request: int, arg: bytearray) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommandInfo:
+    """One ``struct cxl_command_info`` from QUERY."""
+
+    index: int
+    id: int
+    flags: int
+    size_in: int
+    size_out: int
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.flags & uapi.CXL_MEM_COMMAND_FLAG_ENABLED)
+
+    @property
+    def exclusive(self) -> bool:
+        return bool(self.flags & uapi.CXL_MEM_COMMAND_FLAG_EXCLUSIVE)
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """Everything that goes into one ``struct cxl_send_command``."""
+
+    id: int
+    payload: bytes = b""
+    out_size: int = 0
+    flags: int = 0
+    raw_opcode: int = 0
+
+    def struct(self, in_ptr: int = 0, out_ptr: int = 0) -> uapi.cxl_send_command:
+        s = uapi.cxl_send_command()
+        s.id = self.id
+        s.flags = self.flags
+        if self.id == uapi.CommandId.RAW:
+            s.raw.opcode = self.raw_opcode
+        s.in_.size = len(self.payload)
+        s.in_.payload = in_ptr
+        s.out.size = self.out_size
+        s.out.payload = out_ptr
+        return s
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    retval: int  #: the device's mailbox return code
+    out: bytes  #: the output payload, exactly ``out.size`` bytes as the kernel reported
+
+
+def query(t: Transport) -> list[CommandInfo]:
+    """CXL_MEM_QUERY_COMMANDS: ask for the count, then for that many entries."""
+    head = uapi.query_buffer(0)
+    t.ioctl(uapi.CXL_MEM_QUERY_COMMANDS, head)
+    n = int(uapi.cxl_mem_query_commands.from_buffer(head).n_commands)
+    if n == 0:
+        return []
+    if n > 0xFFFF:  # never trust a size from the other side
+        raise OSError(errno.EOVERFLOW, f"QUERY reported {n} commands")
+    buf = uapi.query_buffer(n)
+    t.ioctl(uapi.CXL_MEM_QUERY_COMMANDS, buf)
+    entries = (uapi.cxl_command_info * n).from_buffer(buf, uapi.QUERY_HEADER_SIZE)
+    return [
+        CommandInfo(i, int(e.id), int(e.flags), int(e.size_in), int(e.size_out))
+        for i, e in enumerate(entries)
+    ]
+
+
+def send(t: Transport, req: SendRequest) -> SendResult:
+    """CXL_MEM_SEND_COMMAND with bounded, process-owned payload buffers.
+
+    The output buffer is exactly ``req.out_size`` bytes; the ``out.size`` the
+    kernel writes back is checked against it before any byte is read.
+    """
+    in_buf = ctypes.create_string_buffer(req.payload, len(req.payload)) if req.payload else None
+    out_buf = ctypes.create_string_buffer(req.out_size) if req.out_size else None
+    s = req.struct(
+        ctypes.addressof(in_buf) if in_buf is not None else 0,
+        ctypes.addressof(out_buf) if out_buf is not None else 0,
+    )
+    arg = bytearray(bytes(s))
+    t.ioctl(uapi.CXL_MEM_SEND_COMMAND, arg)
+    done = uapi.cxl_send_command.from_buffer(arg)
+    got = int(done.out.size)
+    if got > req.out_size:
+        raise OSError(
+            errno.EOVERFLOW, f"kernel reported out.size={got} for a {req.out_size}-byte buffer"
+        )
+    out = out_buf.raw[:got] if out_buf is not None else b""
+    return SendResult(int(done.retval), out)
+
+
+class KernelTransport:
+    """``/dev/cxl/memN`` through ``fcntl.ioctl``."""
+
+    def __init__(self, name: str, *, dev_root: str = DEV_CXL, sysfs_root: str = SYSFS_CXL_DEVICES):
+        self.name = name
+        self.path = os.path.join(dev_root, name)
+        self._fd = -1
+        fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISCHR(st.st_mode):
+                raise OSError(errno.ENODEV, f"{self.path} is not a character device")
+            want = _sysfs_devnum(os.path.join(sysfs_root, name, "dev"))
+            have = (os.major(st.st_rdev), os.minor(st.st_rdev))
+            if want is not None and want != have:
+                raise OSError(
+                    errno.ENODEV,
+                    f"{self.path} is {have[0]}:{have[1]} but sysfs says {name} is "
+                    f"{want[0]}:{want[1]}",
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def ioctl(self, request: int, arg: bytearray) -> int:
+        import fcntl
+
+        return int(fcntl.ioctl(self._fd, request, arg, True))
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> KernelTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sysfs_devnum(path: str) -> tuple[int, int] | None:
+    try:
+        with open(path) as f:
+            major, minor = f.read().strip().split(":")
+        return int(major), int(minor)
+    except (OSError, ValueError):
+        return None
