@@ -31,8 +31,12 @@ from .errors import (
     UsageError,
     from_errno,
 )
+from .mailbox import layouts as lay
 
 if TYPE_CHECKING:
+    from .mailbox.firmware import FwInfo
+    from .mailbox.health import HealthInfo
+    from .mailbox.memdev import Identify, PartitionInfo
     from .sim import SimDevice
 
 _MEMDEV_RE = re.compile(r"^(?:/dev/cxl/)?(mem\d+)$")
@@ -318,25 +322,23 @@ class Memdev:
 
     def decoded(self, cmd: mb.Command | str, payload: bytes = b"") -> Any:
         c = mb.lookup(cmd) if isinstance(cmd, str) else cmd
-        data = self.run(c, payload)
-        assert c.decoder is not None
-        return c.decoder(data)
+        return c.decode(self.run(c, payload))
 
     # -- typed commands --
-    def identify(self) -> mb.Identify:
-        v: mb.Identify = self.decoded("identify")
+    def identify(self) -> Identify:
+        v: Identify = self.decoded("identify")
         return v
 
-    def fw_info(self) -> mb.FwInfo:
-        v: mb.FwInfo = self.decoded("get-fw-info")
+    def fw_info(self) -> FwInfo:
+        v: FwInfo = self.decoded("get-fw-info")
         return v
 
-    def partition_info(self) -> mb.PartitionInfo:
-        v: mb.PartitionInfo = self.decoded("get-partition-info")
+    def partition_info(self) -> PartitionInfo:
+        v: PartitionInfo = self.decoded("get-partition-info")
         return v
 
-    def health(self) -> mb.HealthInfo:
-        v: mb.HealthInfo = self.decoded("get-health-info")
+    def health(self) -> HealthInfo:
+        v: HealthInfo = self.decoded("get-health-info")
         return v
 
     def read_lsa(self, offset: int, length: int) -> bytes:
@@ -351,7 +353,7 @@ class Memdev:
         cmd = mb.BY_NAME["get-lsa"]
         while len(out) < length:
             n = min(self.payload_max, length - len(out))
-            chunk = self.run(cmd, bytes(mb.GetLsaIn(offset=offset + len(out), length=n)))
+            chunk = self.run(cmd, bytes(lay.GetLsaIn(offset=offset + len(out), length=n)))
             if len(chunk) != n:
                 raise MailboxError(
                     f"{self.name}: get-lsa: device returned {len(chunk)} bytes, asked for {n}",

@@ -1,0 +1,180 @@
+"""The command line: the click group, shared options, and the one error -> exit code place.
+
+Subcommands live in sibling modules and are imported only when invoked (or when
+help lists them), so a pipeline calling ``cxlctl identify --json`` never pays for
+the code of forty other commands.  Register a new command in :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from .. import __version__
+from .. import render as rd
+from ..device import Backend, open_backend
+from ..errors import CxlError, ExitCode
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class App:
+    """Per-invocation state on ``ctx.obj``: backend (lazily), style, debug."""
+
+    def __init__(self, backend_name: str | None, color: str, debug: bool) -> None:
+        self.backend_name = backend_name
+        self.style = rd.Style(color)
+        self.debug = debug
+        self._backend: Backend | None = None
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = open_backend(self.backend_name)
+        return self._backend
+
+
+def _fail(message: str, code: int, hint: str | None = None) -> NoReturn:
+    line = f"cxlctl: {message}"
+    if hint:
+        line += f" (hint: {hint})"
+    click.echo(line, err=True)
+    raise click.exceptions.Exit(code)
+
+
+#: command name -> "module:function" in this package, imported on demand.
+COMMANDS: dict[str, str] = {
+    "list": "basic:list_cmd",
+    "query": "basic:query",
+    "identify": "basic:identify",
+    "send": "send:send",
+    "raw": "send:raw",
+}
+
+
+class CxlGroup(click.Group):
+    """Lazy subcommands; translates every :class:`CxlError` into one stderr line
+    and its exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module, attr = COMMANDS[cmd_name].split(":")
+            cmd = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+            self.add_command(cmd, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = "--debug" in sys.argv[1:] or bool(os.environ.get("CXLCTL_DEBUG"))
+        try:
+            rv = super().invoke(ctx)
+            sys.stdout.flush()
+            return rv
+        except CxlError as e:
+            if debug:
+                raise
+            _fail(e.message, int(e.exit_code), e.hint)
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
+        except OSError as e:  # anything the library did not classify
+            if debug:
+                raise
+            _fail(f"{e.strerror or e}", int(ExitCode.FAILURE))
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    # the reader went away (`| head`): stop quietly, like a SIGPIPE'd C tool
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    raise click.exceptions.Exit(int(ExitCode.BROKEN_PIPE))
+
+
+def output_option(*choices: str, default: str = "table") -> Callable[[F], F]:
+    """``-o/--output`` plus ``--json`` as a shorthand for ``-o json``."""
+
+    def deco(f: F) -> F:
+        f = click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            help="JSON on stdout (same as -o json).",
+        )(f)
+        f = click.option(
+            "-o",
+            "--output",
+            type=click.Choice(choices),
+            default=default,
+            show_default=True,
+            help="Output format.",
+        )(f)
+        return f
+
+    return deco
+
+
+def fmt_of(output: str, as_json: bool) -> str:
+    return "json" if as_json else output
+
+
+memdevs_argument = click.argument("memdevs", nargs=-1, metavar="[MEMDEV]...")
+
+
+@click.group(cls=CxlGroup, context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="cxlctl")
+@click.option(
+    "--sim", is_flag=True, help="Use the bundled simulated devices (same as --backend sim)."
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["kernel", "sim"]),
+    envvar="CXLCTL_BACKEND",
+    help="Where memdevs come from [env CXLCTL_BACKEND; default: kernel].",
+)
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour in tables (NO_COLOR is honoured).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def main(ctx: click.Context, sim: bool, backend: str | None, color: str, debug: bool) -> None:
+    """Administer Linux CXL memory devices (/dev/cxl/memN).
+
+    Tables for people, stable JSON for scripts (--json), and a bundled simulator
+    (--sim) that answers exactly like Linux 6.12 and a CXL type-3 device.
+
+    \b
+    Examples:
+      cxlctl --sim list
+      cxlctl --sim identify --json | jq '.[0].fw_revision'
+      cxlctl query mem0
+    """
+    ctx.obj = App("sim" if sim else backend, color, debug)
+
+
+def app_of(ctx: click.Context) -> App:
+    app: App = ctx.find_object(App)  # type: ignore[assignment]
+    return app
+
+
+def run() -> None:
+    """Console-script entry point."""
+    try:
+        main(prog_name="cxlctl")
+    except BrokenPipeError:  # pragma: no cover - raised while click writes usage
+        _quiet_broken_pipe()

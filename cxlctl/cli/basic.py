@@ -1,0 +1,244 @@
+"""Read-only overview commands: list, query, identify."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from .. import mailbox as mb
+from .. import render as rd
+from .. import uapi
+from ..device import Memdev
+from ..errors import CxlError
+from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option
+
+# --- list -------------------------------------------------------------------------
+
+
+def memdev_json(app: App, name: str, *, partition: bool, firmware: bool) -> dict[str, Any]:
+    """One memdev as ``cxl list -M`` prints it (raw integers)."""
+    info = app.backend.info(name)
+    d: dict[str, Any] = {"memdev": info.memdev}
+    if info.pmem_size:
+        d["pmem_size"] = info.pmem_size
+    if info.ram_size:
+        d["ram_size"] = info.ram_size
+    d["serial"] = info.serial
+    if info.numa_node >= 0:
+        d["numa_node"] = info.numa_node
+    d["host"] = info.host
+    d["firmware_version"] = info.firmware_version
+    md = Memdev(app.backend, name)
+    try:
+        if partition:
+            _optional(d, "partition_info", lambda: _partition_json(md))
+        if firmware:
+            _optional(d, "firmware", lambda: _firmware_json(md))
+    finally:
+        md.close()
+    d["payload_max"] = info.payload_max
+    d["label_storage_size"] = info.label_storage_size
+    d["backend"] = info.backend
+    return d
+
+
+def _optional(d: dict[str, Any], key: str, fn: Callable[[], Any]) -> None:
+    """cxl-cli leaves a block out when the device cannot answer; so do we."""
+    try:
+        d[key] = fn()
+    except CxlError as e:
+        if os.environ.get("CXLCTL_DEBUG"):
+            click.echo(f"cxlctl: {key} left out: {e}", err=True)
+
+
+def _partition_json(md: Memdev) -> dict[str, Any]:
+    ident = md.identify()
+    part = md.partition_info()
+    return {
+        "total_size": ident.total_capacity,
+        "volatile_only_size": ident.volatile_only_capacity,
+        "persistent_only_size": ident.persistent_only_capacity,
+        "partition_alignment_size": ident.partition_align,
+        **(
+            {
+                "active_volatile_size": part.active_volatile_capacity,
+                "active_persistent_size": part.active_persistent_capacity,
+                "next_volatile_size": part.next_volatile_capacity,
+                "next_persistent_size": part.next_persistent_capacity,
+            }
+            if ident.partition_align
+            else {}
+        ),
+    }
+
+
+def _firmware_json(md: Memdev) -> dict[str, Any]:
+    fw = md.fw_info()
+    d: dict[str, Any] = {
+        "num_slots": fw.num_slots,
+        "active_slot": fw.active_slot,
+    }
+    if fw.staged_slot:
+        d["staged_slot"] = fw.staged_slot
+    d["online_activate_capable"] = fw.online_activate_capable
+    for s in fw.slots:
+        if s.version:
+            d[f"slot_{s.slot}_version"] = s.version
+    d["fw_update_in_progress"] = False
+    return d
+
+
+@click.command("list", context_settings=CONTEXT)
+@memdevs_argument
+@click.option("-I", "--partition", is_flag=True, help="Include partition information.")
+@click.option("-F", "--firmware", is_flag=True, help="Include firmware information.")
+@click.option("-u", "--human", is_flag=True, help="Human sizes and hex serials, as cxl -u.")
+@output_option("table", "json")
+@click.pass_context
+def list_cmd(
+    ctx: click.Context,
+    memdevs: Sequence[str],
+    partition: bool,
+    firmware: bool,
+    human: bool,
+    output: str,
+    as_json: bool,
+) -> None:
+    """List memdevs with size, serial, host and firmware.
+
+    With no MEMDEV, lists every memdev. JSON is always an array of objects with
+    cxl-cli's keys (memdev, pmem_size, ram_size, serial, host, firmware_version).
+
+    \b
+    Examples:
+      cxlctl --sim list
+      cxlctl --sim list -I -F -u --json
+      cxlctl list mem0 --json | jq '.[].serial'
+    """
+    app = app_of(ctx)
+    names = app.backend.select(memdevs)
+    data = [memdev_json(app, n, partition=partition, firmware=firmware) for n in names]
+    if human:
+        data = rd.humanize(data)
+    if fmt_of(output, as_json) == "json":
+        rd.dump_json(data)
+        return
+    cols = ("memdev", "ram_size", "pmem_size", "serial", "host", "firmware_version", "backend")
+    rows = [[d.get(c, 0 if c.endswith("size") else "") for c in cols] for d in data]
+    rd.print_table(app.style, "CXL memdevs", cols, rows, simulated=app.backend.simulated)
+
+
+# --- query ------------------------------------------------------------------------
+
+
+def _var(n: int) -> int | None:
+    return None if n == uapi.CXL_VARIABLE_PAYLOAD else n
+
+
+@click.command(context_settings=CONTEXT)
+@memdevs_argument
+@output_option("table", "json")
+@click.pass_context
+def query(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) -> None:
+    """Show the kernel's command table for a memdev (CXL_MEM_QUERY_COMMANDS).
+
+    One row per entry the kernel returns, with its name, enabled/exclusive flags
+    and payload sizes ("var" and JSON null mean variable length).
+
+    \b
+    Examples:
+      cxlctl --sim query mem0
+      cxlctl --sim query mem0 --json | jq '.[0].commands[] | select(.enabled) | .name'
+    """
+    app = app_of(ctx)
+    out: list[dict[str, Any]] = []
+    for name in app.backend.select(memdevs):
+        md = Memdev(app.backend, name)
+        try:
+            infos = md.query()
+        finally:
+            md.close()
+        cmds: list[dict[str, Any]] = []
+        for ci in infos:
+            cat = mb.BY_KERNEL_ID.get(ci.id) if ci.id else None
+            cmds.append(
+                {
+                    "index": ci.index,
+                    "id": ci.id,
+                    "name": cat.name if cat else None,
+                    "kernel_name": uapi.COMMAND_NAMES.get(ci.id, f"id {ci.id}"),
+                    "opcode": cat.opcode if cat else None,
+                    "flags": ci.flags,
+                    "enabled": ci.enabled,
+                    "exclusive": ci.exclusive,
+                    "size_in": _var(ci.size_in),
+                    "size_out": _var(ci.size_out),
+                }
+            )
+        out.append({"memdev": name, "commands": cmds})
+    if fmt_of(output, as_json) == "json":
+        rd.dump_json(out)
+        return
+    for entry in out:
+        rows = [
+            (
+                c["index"],
+                c["id"],
+                c["kernel_name"],
+                f"{c['opcode']:#06x}" if c["opcode"] is not None else "-",
+                " ".join(
+                    f for f, on in (("ENABLED", c["enabled"]), ("EXCLUSIVE", c["exclusive"])) if on
+                )
+                or "-",
+                "var" if c["size_in"] is None else c["size_in"],
+                "var" if c["size_out"] is None else c["size_out"],
+            )
+            for c in entry["commands"]
+        ]
+        rd.print_table(
+            app.style,
+            f"{entry['memdev']}: kernel command table",
+            ("index", "id", "name", "opcode", "flags", "size_in", "size_out"),
+            rows,
+            simulated=app.backend.simulated,
+        )
+
+
+# --- identify ---------------------------------------------------------------------
+
+
+@click.command(context_settings=CONTEXT)
+@memdevs_argument
+@click.option("-u", "--human", is_flag=True, help="Human sizes in JSON.")
+@output_option("table", "json")
+@click.pass_context
+def identify(
+    ctx: click.Context, memdevs: Sequence[str], human: bool, output: str, as_json: bool
+) -> None:
+    """Decode Identify Memory Device (opcode 0x4000), every field.
+
+    Capacities are in bytes (the device reports 256 MiB units).
+
+    \b
+    Examples:
+      cxlctl --sim identify mem0
+      cxlctl --sim identify --json | jq '.[] | {memdev, total_capacity}'
+    """
+    app = app_of(ctx)
+    out = []
+    for name in app.backend.select(memdevs):
+        md = Memdev(app.backend, name)
+        try:
+            out.append({"memdev": name, **rd.to_data(md.identify())})
+        finally:
+            md.close()
+    if human:
+        out = rd.humanize(out)
+    if fmt_of(output, as_json) == "json":
+        rd.dump_json(out)
+        return
+    for d in out:
+        rd.print_fields(app.style, f"{d['memdev']}: Identify", d, simulated=app.backend.simulated)

@@ -1,0 +1,37 @@
+"""Firmware update commands (8.2.9.3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .layouts import FwInfoOut, fixed_string, parse
+
+
+@dataclass(frozen=True, slots=True)
+class FwSlot:
+    slot: int
+    version: str
+    active: bool
+    staged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FwInfo:
+    num_slots: int
+    active_slot: int
+    staged_slot: int
+    online_activate_capable: bool
+    slots: tuple[FwSlot, ...]
+    trailing_bytes: int
+
+
+def decode_fw_info(data: bytes) -> FwInfo:
+    s, trailing = parse(FwInfoOut, data, "get-fw-info")
+    n = int(s.fw_slots_supported)
+    info = int(s.fw_slot_info)
+    active, staged = info & 7, (info >> 3) & 7
+    slots = tuple(
+        FwSlot(i + 1, fixed_string(s.slot_fw_revision[i]), i + 1 == active, i + 1 == staged)
+        for i in range(min(n, 4))
+    )
+    return FwInfo(n, active, staged, bool(s.fw_activation_caps & 1), slots, trailing)

@@ -1,0 +1,239 @@
+"""Payload layouts: ctypes little-endian, packed, ``"ms"`` layout.
+
+Field names follow the CXL 3.1 specification and the kernel; each docstring
+cites the spec section and table.  Sizes are pinned in ``tests/test_mailbox.py``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import uuid as _uuid
+from typing import Any, TypeVar
+
+from ..errors import DecodeError
+
+
+class _Layout(ctypes.LittleEndianStructure):
+    _pack_ = 1
+    _layout_ = "ms"
+
+
+class IdentifyOut(_Layout):
+    """Identify Memory Device output (CXL 3.1 8.2.9.9.1.1, Table 8-127), CXL 2.0 part."""
+
+    _fields_ = [
+        ("fw_revision", ctypes.c_uint8 * 16),
+        ("total_capacity", ctypes.c_uint64),
+        ("volatile_capacity", ctypes.c_uint64),
+        ("persistent_capacity", ctypes.c_uint64),
+        ("partition_align", ctypes.c_uint64),
+        ("info_event_log_size", ctypes.c_uint16),
+        ("warning_event_log_size", ctypes.c_uint16),
+        ("failure_event_log_size", ctypes.c_uint16),
+        ("fatal_event_log_size", ctypes.c_uint16),
+        ("lsa_size", ctypes.c_uint32),
+        ("poison_list_max_mer", ctypes.c_uint8 * 3),
+        ("inject_poison_limit", ctypes.c_uint16),
+        ("poison_caps", ctypes.c_uint8),
+        ("qos_telemetry_caps", ctypes.c_uint8),
+    ]
+
+
+class IdentifyOut3(_Layout):
+    """Identify output as of CXL 3.0: adds the Dynamic Capacity Event Log size."""
+
+    _fields_ = [("base", IdentifyOut), ("dc_event_log_size", ctypes.c_uint16)]
+
+
+class FwInfoOut(_Layout):
+    """Get FW Info output (8.2.9.3.1, Table 8-56)."""
+
+    _fields_ = [
+        ("fw_slots_supported", ctypes.c_uint8),
+        ("fw_slot_info", ctypes.c_uint8),
+        ("fw_activation_caps", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8 * 13),
+        ("slot_fw_revision", (ctypes.c_uint8 * 16) * 4),
+    ]
+
+
+class PartitionInfoOut(_Layout):
+    """Get Partition Info output (8.2.9.9.2.1, Table 8-130); 256 MiB units."""
+
+    _fields_ = [
+        ("active_volatile_capacity", ctypes.c_uint64),
+        ("active_persistent_capacity", ctypes.c_uint64),
+        ("next_volatile_capacity", ctypes.c_uint64),
+        ("next_persistent_capacity", ctypes.c_uint64),
+    ]
+
+
+class SetPartitionInfoIn(_Layout):
+    """Set Partition Info input (8.2.9.9.2.2, Table 8-131)."""
+
+    _fields_ = [
+        ("volatile_capacity", ctypes.c_uint64),
+        ("flags", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8),
+    ]
+
+
+class GetLsaIn(_Layout):
+    """Get LSA input (8.2.9.9.2.3, Table 8-132)."""
+
+    _fields_ = [("offset", ctypes.c_uint32), ("length", ctypes.c_uint32)]
+
+
+class SetLsaIn(_Layout):
+    """Set LSA input header (8.2.9.9.2.4, Table 8-133); data follows."""
+
+    _fields_ = [("offset", ctypes.c_uint32), ("reserved", ctypes.c_uint32)]
+
+
+class HealthInfoOut(_Layout):
+    """Get Health Info output (8.2.9.9.3.1, Table 8-134)."""
+
+    _fields_ = [
+        ("health_status", ctypes.c_uint8),
+        ("media_status", ctypes.c_uint8),
+        ("additional_status", ctypes.c_uint8),
+        ("life_used", ctypes.c_uint8),
+        ("device_temperature", ctypes.c_int16),
+        ("dirty_shutdown_count", ctypes.c_uint32),
+        ("corrected_volatile_error_count", ctypes.c_uint32),
+        ("corrected_persistent_error_count", ctypes.c_uint32),
+    ]
+
+
+class AlertConfigOut(_Layout):
+    """Get Alert Configuration output (8.2.9.9.3.2, Table 8-136)."""
+
+    _fields_ = [
+        ("valid_alerts", ctypes.c_uint8),
+        ("programmable_alerts", ctypes.c_uint8),
+        ("life_used_critical_threshold", ctypes.c_uint8),
+        ("life_used_programmable_warning_threshold", ctypes.c_uint8),
+        ("device_over_temperature_critical_threshold", ctypes.c_int16),
+        ("device_under_temperature_critical_threshold", ctypes.c_int16),
+        ("device_over_temperature_programmable_warning_threshold", ctypes.c_int16),
+        ("device_under_temperature_programmable_warning_threshold", ctypes.c_int16),
+        ("corrected_volatile_mem_error_programmable_warning_threshold", ctypes.c_uint16),
+        ("corrected_persistent_mem_error_programmable_warning_threshold", ctypes.c_uint16),
+    ]
+
+
+class SetAlertConfigIn(_Layout):
+    """Set Alert Configuration input (8.2.9.9.3.3, Table 8-137)."""
+
+    _fields_ = [
+        ("valid_alert_actions", ctypes.c_uint8),
+        ("enable_alert_actions", ctypes.c_uint8),
+        ("life_used_programmable_warning_threshold", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8),
+        ("device_over_temperature_programmable_warning_threshold", ctypes.c_int16),
+        ("device_under_temperature_programmable_warning_threshold", ctypes.c_int16),
+        ("corrected_volatile_mem_error_programmable_warning_threshold", ctypes.c_uint16),
+        ("corrected_persistent_mem_error_programmable_warning_threshold", ctypes.c_uint16),
+    ]
+
+
+class ShutdownStateOut(_Layout):
+    """Get Shutdown State output (8.2.9.9.3.4, Table 8-138)."""
+
+    _fields_ = [("state", ctypes.c_uint8)]
+
+
+class SupportedLogsHeader(_Layout):
+    """Get Supported Logs output header (8.2.9.5.1, Table 8-64)."""
+
+    _fields_ = [("entries", ctypes.c_uint16), ("reserved", ctypes.c_uint8 * 6)]
+
+
+class SupportedLogEntry(_Layout):
+    """Supported Log Entry (Table 8-65)."""
+
+    _fields_ = [("uuid", ctypes.c_uint8 * 16), ("size", ctypes.c_uint32)]
+
+
+class GetLogIn(_Layout):
+    """Get Log input (8.2.9.5.2, Table 8-66)."""
+
+    _fields_ = [
+        ("uuid", ctypes.c_uint8 * 16),
+        ("offset", ctypes.c_uint32),
+        ("length", ctypes.c_uint32),
+    ]
+
+
+class CelEntry(_Layout):
+    """Command Effects Log entry (8.2.9.5.2.1, Table 8-68)."""
+
+    _fields_ = [("opcode", ctypes.c_uint16), ("effect", ctypes.c_uint16)]
+
+
+class LogUuidIn(_Layout):
+    """Input of Get Log Capabilities / Clear Log / Populate Log: a log UUID."""
+
+    _fields_ = [("uuid", ctypes.c_uint8 * 16)]
+
+
+class LogCapsOut(_Layout):
+    """Get Log Capabilities output (8.2.9.5.3, Table 8-72)."""
+
+    _fields_ = [("parameter_flags", ctypes.c_uint32)]
+
+
+class SupLogSublistIn(_Layout):
+    """Get Supported Logs Sub-List input (8.2.9.5.6, Table 8-76)."""
+
+    _fields_ = [("max_entries", ctypes.c_uint8), ("start_index", ctypes.c_uint8)]
+
+
+class TimestampOut(_Layout):
+    """Get Timestamp output (8.2.9.4.1, Table 8-62): ns since the Unix epoch."""
+
+    _fields_ = [("timestamp", ctypes.c_uint64)]
+
+
+class ScanMediaCapsIn(_Layout):
+    """Get Scan Media Capabilities input (8.2.9.9.4.4, Table 8-145); 64-byte units."""
+
+    _fields_ = [("dpa", ctypes.c_uint64), ("length", ctypes.c_uint64)]
+
+
+class ScanMediaCapsOut(_Layout):
+    """Get Scan Media Capabilities output (Table 8-146)."""
+
+    _fields_ = [("estimated_scan_media_time", ctypes.c_uint32)]
+
+
+LayoutT = TypeVar("LayoutT", bound=ctypes.Structure)
+
+
+def parse(layout: type[LayoutT], data: bytes, command: str) -> tuple[LayoutT, int]:
+    """Overlay ``layout`` on ``data``; return it and the count of trailing bytes.
+
+    A short payload is a :class:`DecodeError` naming the command and both lengths.
+    """
+    need = ctypes.sizeof(layout)
+    if len(data) < need:
+        raise DecodeError(f"{command}: payload is {len(data)} bytes, layout needs {need}")
+    return layout.from_buffer_copy(data[:need]), len(data) - need
+
+
+def encode(obj: ctypes.Structure) -> bytes:
+    return bytes(obj)
+
+
+def fixed_string(raw: Any) -> str:
+    """A fixed-width ASCII field (``c_uint8 * N``): up to the first NUL, unprintables escaped."""
+    b = bytes(raw).split(b"\0", 1)[0]
+    return b.decode("ascii", errors="backslashreplace")
+
+
+def spec_uuid(raw: Any) -> str:
+    """CXL UUIDs are stored as 16 bytes in big-endian (RFC 4122) order."""
+    return str(_uuid.UUID(bytes=bytes(raw)))
+
+
+# --- decoded values ------------------------------------------------------------

@@ -1,0 +1,120 @@
+"""A simulated CXL memdev at the ioctl seam: Linux 6.12's driver checks plus a type-3 device.
+
+:class:`SimDevice` has ``ioctl(request, arg)`` with the contract of
+``fcntl.ioctl(fd, request, arg, True)`` on ``/dev/cxl/memN``: it reads the
+structure from ``arg``, reads and writes the payloads through the pointers in it
+(safely: a bad pointer is ``EFAULT``, as ``copy_from_user`` would say, never a
+crash), updates ``arg`` in place and returns 0 or raises ``OSError`` with the
+errno Linux 6.12 gives for that request.
+
+Two halves, kept apart as in Linux:
+
+* :class:`KernelDriver` -- ``drivers/cxl/core/mbox.c``: the command table, the
+  enabled bits from the device's CEL, the exclusive bits the nvdimm bridge claims,
+  every size/flag/reserved-field rule in the kernel's order, the RAW policy.
+* :class:`TypeThreeDevice` -- the device behind the mailbox: commands, payloads,
+  mailbox return codes, state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .. import mailbox as mb
+from . import commands as _commands  # registers the handlers
+from .driver import KernelDriver, UserMemory
+from .model import QEMU_CEL, DeviceConfig, TypeThreeDevice
+
+__all__ = [
+    "DEFAULT_KINDS",
+    "KINDS",
+    "QEMU_CEL",
+    "DeviceConfig",
+    "KernelDriver",
+    "SimDevice",
+    "TypeThreeDevice",
+    "UserMemory",
+    "make_devices",
+]
+_ = _commands
+
+# --- what the user holds -----------------------------------------------------------
+
+
+class SimDevice:
+    """A simulated ``/dev/cxl/memN``: :class:`KernelDriver` over :class:`TypeThreeDevice`."""
+
+    def __init__(
+        self,
+        name: str = "mem0",
+        config: DeviceConfig | None = None,
+        *,
+        raw_commands: bool = False,
+        raw_allow_all: bool = False,
+        locked_down: bool = False,
+        nvdimm_bridge: bool | None = None,
+        state_dir: str | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config or DeviceConfig()
+        self.device = TypeThreeDevice(self.config, state_dir)
+        self.driver = KernelDriver(
+            self.device,
+            raw_commands=raw_commands,
+            raw_allow_all=raw_allow_all,
+            locked_down=locked_down,
+            nvdimm_bridge=nvdimm_bridge,
+        )
+
+    def ioctl(self, request: int, arg: bytearray) -> int:
+        """Behave like ``fcntl.ioctl(fd, request, arg, True)`` on a real memdev."""
+        return self.driver.ioctl(request, arg)
+
+    def close(self) -> None:
+        """Nothing to release; present for the Transport interface."""
+
+    def sysfs(self) -> dict[str, str]:
+        """The memdev's sysfs attributes, formatted as the kernel prints them."""
+        c = self.config
+        return {
+            "serial": f"{c.serial:#x}",
+            "firmware_version": c.fw_revision,
+            "payload_max": str(c.payload_max),
+            "label_storage_size": str(c.lsa_size),
+            "ram/size": f"{c.volatile_bytes:#x}",
+            "pmem/size": f"{c.persistent_bytes:#x}",
+            "numa_node": str(c.numa_node),
+            "security/state": "disabled",
+            "host": c.host,
+        }
+
+
+#: The built-in device kinds, in 256 MiB units of (volatile, persistent).
+KINDS: dict[str, tuple[int, int]] = {"pmem": (0, 1), "ram": (1, 0), "mixed": (1, 1)}
+DEFAULT_KINDS = ("pmem", "ram", "mixed")
+
+
+def make_devices(
+    kinds: Iterable[str] = DEFAULT_KINDS,
+    *,
+    profile: str = "full",
+    raw_commands: bool = False,
+    state_dir: str | None = None,
+) -> list[SimDevice]:
+    """``mem0``, ``mem1``... of the given kinds, serials 0x1234 upwards."""
+    out = []
+    for i, kind in enumerate(kinds):
+        if kind not in KINDS:
+            raise ValueError(f"unknown simulated device kind {kind!r} (pmem, ram, mixed)")
+        vol, pers = KINDS[kind]
+        cfg = DeviceConfig(
+            volatile_bytes=vol * mb.CAPACITY_UNIT,
+            persistent_bytes=pers * mb.CAPACITY_UNIT,
+            serial=0x1234 + i,
+            profile=profile,
+            host=f"0000:{0x0D + i:02x}:00.0",
+        )
+        if profile not in ("full", "qemu"):
+            raise ValueError(f"unknown simulator profile {profile!r} (full, qemu)")
+        out.append(SimDevice(f"mem{i}", cfg, raw_commands=raw_commands, state_dir=state_dir))
+    return out

@@ -1,0 +1,273 @@
+"""The driver half: what ``drivers/cxl/core/mbox.c`` (Linux 6.12) does with a request.
+
+``cxl_query_cmd()`` and ``cxl_send_cmd()``: the command table, the enabled bits
+from the device's CEL, the exclusive bits the nvdimm bridge claims, every
+size/flag/reserved-field rule in the kernel's order, the RAW policy, and the
+copy_from_user/copy_to_user of payloads (a bad pointer is ``EFAULT``, never a crash).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import threading
+from dataclasses import dataclass
+
+from .. import uapi
+from ..mailbox import layouts as lay
+from ..uapi import CXL_VARIABLE_PAYLOAD as VAR
+from ..uapi import CommandId as K
+from .model import RC, TypeThreeDevice
+
+# --- copy_from_user / copy_to_user without crashing on bad pointers ----------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+_libc.read.restype = ctypes.c_ssize_t
+_libc.write.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+_libc.write.restype = ctypes.c_ssize_t
+_CHUNK = 32 * 1024  # half the default pipe capacity
+
+
+class UserMemory:
+    """Reads and writes this process's memory through a pipe, so the kernel does
+    the access check: an unmapped or read-only address gives ``EFAULT``."""
+
+    def __init__(self) -> None:
+        self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._lock = threading.Lock()
+
+    def _drain(self) -> None:
+        try:
+            while os.read(self._r, 65536):
+                pass
+        except BlockingIOError:
+            pass
+
+    def copy_from_user(self, addr: int, n: int) -> bytes:
+        out = bytearray()
+        with self._lock:
+            while len(out) < n:
+                want = min(_CHUNK, n - len(out))
+                got = _libc.write(self._w, ctypes.c_void_p(addr + len(out)), want)
+                if got != want:
+                    self._drain()
+                    raise OSError(errno.EFAULT, os.strerror(errno.EFAULT))
+                out += os.read(self._r, want)
+        return bytes(out)
+
+    def copy_to_user(self, addr: int, data: bytes) -> None:
+        with self._lock:
+            for pos in range(0, len(data), _CHUNK):
+                chunk = data[pos : pos + _CHUNK]
+                os.write(self._w, chunk)
+                got = _libc.read(self._r, ctypes.c_void_p(addr + pos), len(chunk))
+                if got != len(chunk):
+                    self._drain()
+                    raise OSError(errno.EFAULT, os.strerror(errno.EFAULT))
+
+    def close(self) -> None:
+        os.close(self._r)
+        os.close(self._w)
+
+
+_MEMORY: UserMemory | None = None
+
+
+def _user_memory() -> UserMemory:
+    global _MEMORY
+    if _MEMORY is None:
+        _MEMORY = UserMemory()
+    return _MEMORY
+
+
+def _fault() -> OSError:
+    return OSError(errno.EFAULT, os.strerror(errno.EFAULT))
+
+
+def _err(e: int) -> OSError:
+    return OSError(e, os.strerror(e))
+
+
+# --- the driver ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KernelCommand:
+    """One ``CXL_CMD()`` entry of ``cxl_mem_commands[]`` in Linux 6.12."""
+
+    id: int
+    opcode: int
+    size_in: int
+    size_out: int
+
+
+#: ``cxl_mem_commands[]`` as compiled without CONFIG_CXL_MEM_RAW_COMMANDS;
+#: unlisted indices (RAW, the deprecated ids) are zeroed entries.
+KERNEL_COMMANDS: tuple[KernelCommand, ...] = (
+    KernelCommand(K.IDENTIFY, 0x4000, 0, 0x43),
+    KernelCommand(K.GET_SUPPORTED_LOGS, 0x0400, 0, VAR),
+    KernelCommand(K.GET_FW_INFO, 0x0200, 0, 0x50),
+    KernelCommand(K.GET_PARTITION_INFO, 0x4100, 0, 0x20),
+    KernelCommand(K.GET_LSA, 0x4102, 0x8, VAR),
+    KernelCommand(K.GET_HEALTH_INFO, 0x4200, 0, 0x12),
+    KernelCommand(K.GET_LOG, 0x0401, 0x18, VAR),
+    KernelCommand(K.SET_PARTITION_INFO, 0x4101, 0x0A, 0),
+    KernelCommand(K.SET_LSA, 0x4103, VAR, 0),
+    KernelCommand(K.GET_ALERT_CONFIG, 0x4201, 0, 0x10),
+    KernelCommand(K.SET_ALERT_CONFIG, 0x4202, 0xC, 0),
+    KernelCommand(K.GET_SHUTDOWN_STATE, 0x4203, 0, 0x1),
+    KernelCommand(K.SET_SHUTDOWN_STATE, 0x4204, 0x1, 0),
+    KernelCommand(K.GET_SCAN_MEDIA_CAPS, 0x4303, 0x10, 0x4),
+    KernelCommand(K.GET_TIMESTAMP, 0x0300, 0, 0x8),
+    KernelCommand(K.GET_LOG_CAPS, 0x0402, 0x10, 0x4),
+    KernelCommand(K.CLEAR_LOG, 0x0403, 0x10, 0),
+    KernelCommand(K.GET_SUP_LOG_SUBLIST, 0x0405, 0x2, VAR),
+)
+_RAW_ENTRY = KernelCommand(K.RAW, 0, VAR, VAR)
+_ZERO = KernelCommand(0, 0, 0, 0)
+
+#: ``cxl_disabled_raw_commands[]``
+DISABLED_RAW_OPCODES: frozenset[int] = frozenset(
+    {0x0202, 0x4101, 0x4103, 0x4204, 0x4304, 0x4305, 0x4300, 0x4301, 0x4302}
+)
+#: ``security_command_sets[]``: Sanitize, PMem security, security passthrough.
+SECURITY_COMMAND_SETS: frozenset[int] = frozenset({0x44, 0x45, 0x46})
+CXL_SET_PARTITION_IMMEDIATE_FLAG = 1
+
+
+class KernelDriver:
+    """The driver half: ``cxl_query_cmd()`` and ``cxl_send_cmd()`` of Linux 6.12."""
+
+    def __init__(
+        self,
+        device: TypeThreeDevice,
+        *,
+        raw_commands: bool = False,
+        raw_allow_all: bool = False,
+        locked_down: bool = False,
+        nvdimm_bridge: bool | None = None,
+        memory: UserMemory | None = None,
+    ) -> None:
+        self.device = device
+        self.raw_commands = raw_commands
+        self.raw_allow_all = raw_allow_all
+        self.locked_down = locked_down
+        self.payload_size = device.config.payload_max
+        self.attached = True
+        self.mem = memory or _user_memory()
+        table = [_ZERO] * K.MAX
+        for c in KERNEL_COMMANDS:
+            table[c.id] = c
+        if raw_commands:
+            table[K.RAW] = _RAW_ENTRY
+        self.table: tuple[KernelCommand, ...] = tuple(table)
+        # cxl_walk_cel(): enable what the device's CEL lists
+        cel = set(device.cel)
+        self.enabled = {c.id for c in KERNEL_COMMANDS if c.opcode in cel}
+        # cxl_pmem's nvdimm bridge claims the label area and the shutdown state
+        if nvdimm_bridge is None:
+            nvdimm_bridge = device.config.persistent_bytes > 0
+        self.exclusive = {K.SET_LSA, K.SET_SHUTDOWN_STATE} if nvdimm_bridge else set()
+
+    # -- ioctl entry (cxl_memdev_ioctl) --
+    def ioctl(self, request: int, arg: bytearray) -> int:
+        if not self.attached:
+            raise _err(errno.ENXIO)
+        if request == uapi.CXL_MEM_QUERY_COMMANDS:
+            return self._query(arg)
+        if request == uapi.CXL_MEM_SEND_COMMAND:
+            return self._send(arg)
+        raise _err(errno.ENOTTY)
+
+    def _query(self, arg: bytearray) -> int:
+        if len(arg) < uapi.QUERY_HEADER_SIZE:
+            raise _fault()
+        q = uapi.cxl_mem_query_commands.from_buffer(arg)
+        n = int(q.n_commands)
+        if n == 0:
+            q.n_commands = len(self.table)
+            return 0
+        for j, c in enumerate(self.table[:n]):
+            off = uapi.QUERY_HEADER_SIZE + j * uapi.COMMAND_INFO_SIZE
+            if off + uapi.COMMAND_INFO_SIZE > len(arg):
+                raise _fault()  # the kernel would write past the caller's buffer
+            flags = 0
+            if c.id in self.enabled:
+                flags |= uapi.CXL_MEM_COMMAND_FLAG_ENABLED
+            if c.id in self.exclusive:
+                flags |= uapi.CXL_MEM_COMMAND_FLAG_EXCLUSIVE
+            info = uapi.cxl_command_info(c.id, flags, c.size_in, c.size_out)
+            arg[off : off + uapi.COMMAND_INFO_SIZE] = bytes(info)
+        return 0
+
+    def _raw_allowed(self, opcode: int) -> bool:
+        if not self.raw_commands or self.locked_down:
+            return False
+        if self.raw_allow_all:
+            return True
+        if opcode >> 8 in SECURITY_COMMAND_SETS:
+            return False
+        return opcode not in DISABLED_RAW_OPCODES
+
+    def _validate(self, s: uapi.cxl_send_command) -> tuple[int, int, int]:
+        """cxl_validate_cmd_from_user(): (opcode, size_in, size_out) or raise."""
+        cid = int(s.id)
+        if cid == 0 or cid >= K.MAX:
+            raise _err(errno.ENOTTY)
+        if s.in_.size > self.payload_size:
+            raise _err(errno.EINVAL)
+        if cid == K.RAW:  # cxl_to_mem_cmd_raw()
+            if s.raw.rsvd:
+                raise _err(errno.EINVAL)
+            if s.out.size > self.payload_size:
+                raise _err(errno.EINVAL)
+            if not self._raw_allowed(int(s.raw.opcode)):
+                raise _err(errno.EPERM)
+            return int(s.raw.opcode), int(s.in_.size), int(s.out.size)
+        c = self.table[cid]  # cxl_to_mem_cmd()
+        if s.flags & ~uapi.CXL_MEM_COMMAND_FLAG_MASK:
+            raise _err(errno.EINVAL)
+        if s.rsvd:
+            raise _err(errno.EINVAL)
+        if s.in_.rsvd or s.out.rsvd:
+            raise _err(errno.EINVAL)
+        if c.id not in self.enabled:
+            raise _err(errno.ENOTTY)
+        if c.id in self.exclusive:
+            raise _err(errno.EBUSY)
+        if c.size_in != VAR and c.size_in != s.in_.size:
+            raise _err(errno.ENOMEM)
+        if c.size_out != VAR and s.out.size < c.size_out:
+            raise _err(errno.ENOMEM)
+        return c.opcode, int(s.in_.size), int(s.out.size)
+
+    def _send(self, arg: bytearray) -> int:
+        if len(arg) < uapi.SEND_SIZE:
+            raise _fault()
+        s = uapi.cxl_send_command.from_buffer(arg)
+        opcode, size_in, size_out = self._validate(s)
+        # cxl_mbox_cmd_ctor()
+        payload = self.mem.copy_from_user(int(s.in_.payload), size_in) if size_in else b""
+        if (
+            opcode == 0x4101
+            and len(payload) >= ctypes.sizeof(lay.SetPartitionInfoIn)
+            and payload[8] & CXL_SET_PARTITION_IMMEDIATE_FLAG
+        ):
+            raise _err(errno.EBUSY)  # cxl_payload_from_user_allowed()
+        if size_out == VAR:
+            size_out = self.payload_size
+        # mbox_send: the device runs, the driver copies at most what fits
+        rc, out = self.device.execute(opcode, payload)
+        if rc == RC.SUCCESS:
+            out = out[: min(size_out, self.payload_size)]
+            size_out = len(out) if size_out else 0
+            out = out[:size_out]
+        else:
+            out = bytes(size_out)  # the zeroed bounce buffer, length unchanged
+        if size_out:
+            self.mem.copy_to_user(int(s.out.payload), out)
+        s.out.size = size_out
+        s.retval = rc
+        return 0

@@ -1,0 +1,144 @@
+"""The device half: a CXL type-3 memory device's mailbox, state and configuration.
+
+Command handlers register themselves with :func:`handles`; the families live in
+sibling modules (``commands``, ...), all imported by the package.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .. import mailbox as mb
+from ..mailbox import layouts as lay
+
+RC = mb.ReturnCode
+MiB = 1024 * 1024
+
+# --- the device ------------------------------------------------------------------
+
+#: Command effects per opcode as QEMU 10's cxl-type3 reports them in its CEL.
+_EFFECTS: dict[int, int] = {
+    0x0100: 0x0000, 0x0101: 0x0010, 0x0102: 0x0000, 0x0103: 0x0002,
+    0x0200: 0x0000, 0x0201: 0x0040, 0x0202: 0x0040,
+    0x0300: 0x0000, 0x0301: 0x0008,
+    0x0400: 0x0000, 0x0401: 0x0000, 0x0402: 0x0000, 0x0403: 0x0010, 0x0405: 0x0000,
+    0x0500: 0x0000, 0x0501: 0x0000, 0x0502: 0x003E,
+    0x4000: 0x0000, 0x4100: 0x0000, 0x4101: 0x0001, 0x4102: 0x0000, 0x4103: 0x0006,
+    0x4200: 0x0000, 0x4201: 0x0000, 0x4202: 0x0008, 0x4203: 0x0000, 0x4204: 0x0008,
+    0x4300: 0x0000, 0x4301: 0x0000, 0x4302: 0x0000, 0x4303: 0x0000, 0x4304: 0x0040,
+    0x4305: 0x0000, 0x4400: 0x0064, 0x4500: 0x0000,
+}  # fmt: skip
+
+#: The opcodes in QEMU 10's CEL, in its order (reference capture, 26 entries).
+QEMU_CEL: tuple[int, ...] = (
+    0x0100, 0x0101, 0x0102, 0x0103, 0x0200, 0x0201, 0x0202, 0x0300, 0x0301,
+    0x0400, 0x0401, 0x0500, 0x0501, 0x0502, 0x4000, 0x4100, 0x4102, 0x4103,
+    0x4300, 0x4301, 0x4302, 0x4303, 0x4304, 0x4305, 0x4400, 0x4500,
+)  # fmt: skip
+
+
+@dataclass
+class DeviceConfig:
+    """What a simulated device is: capacities in bytes, identity, profile."""
+
+    volatile_bytes: int = 0
+    persistent_bytes: int = 256 * MiB
+    serial: int = 0x1234
+    lsa_size: int = 256 * MiB
+    payload_max: int = 2048
+    fw_revision: str = "BWFW VERSION 00"
+    slot_fw_revisions: tuple[str, ...] = ("BWFW VERSION 0",)
+    #: "full": every command cxlctl knows; "qemu": exactly QEMU 10's cxl-type3 CEL.
+    profile: str = "full"
+    host: str = "0000:0d:00.0"
+    numa_node: int = -1
+    cel: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.cel:
+            if self.profile == "qemu":
+                self.cel = QEMU_CEL
+            else:
+                self.cel = tuple(sorted(h for h in HANDLERS))
+
+
+Handler = Callable[["TypeThreeDevice", bytes], tuple[int, bytes]]
+HANDLERS: dict[int, Handler] = {}
+
+
+def handles(opcode: int) -> Callable[[Handler], Handler]:
+    def deco(fn: Handler) -> Handler:
+        HANDLERS[opcode] = fn
+        return fn
+
+    return deco
+
+
+class TypeThreeDevice:
+    """The device half: a CXL type-3 memory device's mailbox and state."""
+
+    def __init__(self, config: DeviceConfig, state_dir: str | None = None) -> None:
+        self.config = config
+        # an anonymous mapping: zero pages cost nothing until touched
+        self.lsa = mmap.mmap(-1, max(config.lsa_size, 1))
+        if state_dir and config.lsa_size:
+            # CXLCTL_SIM_STATE: the label area survives between processes (sparse file)
+            os.makedirs(state_dir, exist_ok=True)
+            path = os.path.join(state_dir, f"{config.serial:#x}.lsa")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                if os.fstat(fd).st_size != config.lsa_size:
+                    os.ftruncate(fd, config.lsa_size)
+                self.lsa = mmap.mmap(fd, config.lsa_size)
+            finally:
+                os.close(fd)
+        self.timestamp_base_ns = time.time_ns()  # the kernel sets it at probe
+        self.timestamp_set_at = time.monotonic_ns()
+        self.dirty_shutdown = False
+        self.dirty_shutdown_count = 0
+        self.life_used = 3
+        self.temperature = 37
+        self.alert = lay.AlertConfigOut(
+            valid_alerts=0,
+            programmable_alerts=0x1F,
+            life_used_critical_threshold=95,
+            device_over_temperature_critical_threshold=85,
+            device_under_temperature_critical_threshold=-10,
+        )
+        self.next_volatile = 0
+        self.next_persistent = 0
+        self.calls: list[tuple[int, bytes]] = []  # a log of what reached the device
+
+    @property
+    def cel(self) -> tuple[int, ...]:
+        return self.config.cel
+
+    def execute(self, opcode: int, payload: bytes) -> tuple[int, bytes]:
+        """Run one mailbox command: (return code, output payload)."""
+        self.calls.append((opcode, payload))
+        if opcode not in self.cel or opcode not in HANDLERS:
+            return RC.UNSUPPORTED, b""
+        cmd = mb.BY_OPCODE.get(opcode)
+        if cmd is not None and cmd.size_in is not None and len(payload) != cmd.size_in:
+            return RC.INVALID_PAYLOAD_LENGTH, b""
+        return HANDLERS[opcode](self, payload)
+
+    # -- helpers used by handlers --
+    def cel_bytes(self) -> bytes:
+        return b"".join(
+            bytes(lay.CelEntry(opcode=op, effect=_EFFECTS.get(op, 0))) for op in self.cel
+        )
+
+    def supported_logs(self) -> list[tuple[str, bytes]]:
+        return [(mb.CEL_UUID, self.cel_bytes())]
+
+    def now_ns(self) -> int:
+        return self.timestamp_base_ns + (time.monotonic_ns() - self.timestamp_set_at)
+
+
+def units(nbytes: int) -> int:
+    return nbytes // mb.CAPACITY_UNIT
