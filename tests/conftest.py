@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ def golden(name: str, text: str) -> None:
 
 
 @pytest.fixture
-def pmem() -> Iterator[SimDevice]:
+def pmem() -> SimDevice:
     """A simulated persistent device configured like the reference QEMU 10 device."""
     (dev,) = make_devices(["pmem"], profile="qemu")
-    yield dev
+    return dev
