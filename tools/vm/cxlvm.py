@@ -352,22 +352,33 @@ def _pip_download(dest: Path, log: Path) -> list[Path]:
     return wheels
 
 
+def _zstd_decompress(data: bytes, root: Path) -> bytes:
+    """Decompress the first zstd frame(s) of data (trailing garbage is ignored).
+
+    Uses the host's zstd if installed, else the one inside the trixie root.
+    """
+    cmds = [["zstd", "-q", "-d", "-c"]] if shutil.which("zstd") else []
+    cmds.append(["chroot", str(root), "/usr/bin/zstd", "-q", "-d", "-c"])
+    out, err = b"", b""
+    for cmd in cmds:
+        p = subprocess.run(cmd, input=data, capture_output=True)
+        out, err = p.stdout, p.stderr
+        if out:
+            break
+    if not out:
+        raise BuildError(f"zstd decompression failed: {err[-300:]!r}")
+    return out
+
+
 def _extract_vmlinux(vmlinuz: Path, out: Path, root: Path) -> None:
     data = vmlinuz.read_bytes()
     off = data.find(b"\x28\xb5\x2f\xfd")
     if off < 0:
         raise BuildError(f"no zstd payload in {vmlinuz}")
-    p = subprocess.run(["zstd", "-q", "-d", "-c"], input=data[off:], capture_output=True)
-    if not p.stdout.startswith(b"\x7fELF"):
-        # host zstd missing/failed: use the one in the trixie root
-        p = subprocess.run(
-            ["chroot", str(root), "zstd", "-q", "-d", "-c"],
-            input=data[off:],
-            capture_output=True,
-        )
-    if not p.stdout.startswith(b"\x7fELF"):
-        raise BuildError(f"could not decompress vmlinux: {p.stderr[-300:]!r}")
-    out.write_bytes(p.stdout)
+    raw = _zstd_decompress(data[off:], root)
+    if not raw.startswith(b"\x7fELF"):
+        raise BuildError("decompressed vmlinuz payload is not an ELF file")
+    out.write_bytes(raw)
 
 
 def _cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
@@ -436,9 +447,7 @@ def _build_initrd(root: Path, kver: str, out: Path) -> None:
         if rel.endswith(".xz"):
             raw = lzma.decompress(raw)
         elif rel.endswith(".zst"):
-            raw = subprocess.run(
-                ["zstd", "-q", "-d", "-c"], input=raw, stdout=subprocess.PIPE, check=True
-            ).stdout
+            raw = _zstd_decompress(raw, root)
         elif rel.endswith(".gz"):
             raw = gzip.decompress(raw)
         name = Path(rel).name.split(".ko")[0]
