@@ -22,7 +22,8 @@ class ExitCode(enum.IntEnum):
     PERMISSION = 5  #: not allowed: EACCES on open, EPERM on RAW
     NOT_FOUND = 6  #: no such memdev, or no CXL devices at all
     BUSY = 7  #: the kernel owns the resource (EBUSY) or the device is busy
-    INVALID_REQUEST = 8  #: the kernel rejected the request (EINVAL, ENOMEM, EFAULT)
+    INVALID_REQUEST = 8  #: the kernel rejected a field of the request (EINVAL, EFAULT)
+    BAD_SIZE = 9  #: the kernel rejected a payload size (ENOMEM: in.size/out.size vs its table)
     INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT)
     BROKEN_PIPE = 141  #: the reader of stdout went away (128 + SIGPIPE), no message
 
@@ -77,6 +78,12 @@ class InvalidRequest(CxlError):
     exit_code = ExitCode.INVALID_REQUEST
 
 
+class InvalidSize(InvalidRequest):
+    """The kernel rejected in.size or out.size for this command (ENOMEM)."""
+
+    exit_code = ExitCode.BAD_SIZE
+
+
 class TransportError(CxlError):
     """An ioctl or open failed with an errno that has no better class."""
 
@@ -103,44 +110,54 @@ class DecodeError(CxlError):
     exit_code = ExitCode.DEVICE_ERROR
 
 
-# errno -> (class, hint) for failures of the SEND/QUERY ioctls.
-_ERRNO_MAP: dict[int, tuple[type[CxlError], str]] = {
+# errno -> (class, cause, hint) for failures of open() and the two ioctls.
+_ERRNO_MAP: dict[int, tuple[type[CxlError], str, str]] = {
     _errno.ENOTTY: (
         UnsupportedCommand,
-        "command not supported by this kernel/device (see `cxlctl query`)",
+        "not supported by this kernel or device",
+        "see `cxlctl query` for what is enabled",
     ),
     _errno.EPERM: (
         PermissionDenied,
-        "RAW commands need a kernel built with CONFIG_CXL_MEM_RAW_COMMANDS "
-        "(and this opcode must not be on the kernel's deny list)",
+        "not permitted",
+        "RAW commands need a kernel built with CONFIG_CXL_MEM_RAW_COMMANDS, "
+        "and the kernel refuses some opcodes even then",
     ),
-    _errno.EACCES: (PermissionDenied, "the memdev node is root-only; run as root"),
+    _errno.EACCES: (
+        PermissionDenied,
+        "permission denied",
+        "the memdev node is root-only; run as root",
+    ),
     _errno.EBUSY: (
         DeviceBusy,
-        "the kernel owns this resource (e.g. labels while the nvdimm bridge is active); "
-        "disable the memdev first",
+        "the kernel has claimed this command for exclusive use",
+        "e.g. the label area while the nvdimm bridge is active; disable the memdev first",
     ),
-    _errno.EINVAL: (InvalidRequest, "a reserved field, flag or size was rejected by the kernel"),
-    _errno.ENOMEM: (
+    _errno.EINVAL: (
         InvalidRequest,
-        "payload size does not match what the kernel expects (see `cxlctl query`)",
+        "rejected by the kernel: a reserved field, flag or size is invalid",
+        "",
     ),
-    _errno.EFAULT: (InvalidRequest, "a payload buffer was not accessible"),
-    _errno.ENXIO: (DeviceNotFound, "the memdev went away (driver unbound?)"),
-    _errno.ENOENT: (DeviceNotFound, "no such device node; is cxl_mem loaded?"),
-    _errno.ENODEV: (DeviceNotFound, "no such device; is cxl_mem loaded?"),
+    _errno.ENOMEM: (
+        InvalidSize,
+        "rejected by the kernel: in.size or out.size does not fit the command",
+        "see size_in/size_out in `cxlctl query`",
+    ),
+    _errno.EFAULT: (InvalidRequest, "bad payload address", ""),
+    _errno.ENXIO: (DeviceNotFound, "the device went away", "was the driver unbound?"),
+    _errno.ENOENT: (DeviceNotFound, "no such device node", "is cxl_mem loaded?"),
+    _errno.ENODEV: (DeviceNotFound, "no such device", "is cxl_mem loaded?"),
 }
 
 
-def from_errno(err: int, what: str) -> CxlError:
-    """Build the right :class:`CxlError` for an errno, with a hint."""
+def from_errno(err: int, what: str, detail: str | None = None) -> CxlError:
+    """Build the right :class:`CxlError` for an errno: ``WHAT: CAUSE [ENAME]``."""
     name = _errno.errorcode.get(err, f"errno {err}")
-    cls, hint = _ERRNO_MAP.get(err, (TransportError, ""))
-    msg = f"{what}: {name} ({_strerror(err)})"
+    cls, cause, hint = _ERRNO_MAP.get(err, (TransportError, "", ""))
+    msg = f"{what}: {detail or cause or _strerror(err)} [{name}]"
     if cls is TransportError:
         return TransportError(msg, err, hint=hint or None)
-    exc = cls(msg, hint=hint or None)
-    return exc
+    return cls(msg, hint=hint or None)
 
 
 def _strerror(err: int) -> str:

@@ -50,15 +50,37 @@ class CommandInfo:
         return bool(self.flags & uapi.CXL_MEM_COMMAND_FLAG_EXCLUSIVE)
 
 
+#: The largest mailbox payload the CXL spec allows (payload_max is 2^n, n <= 20).
+MAX_PAYLOAD = 1 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class SendRequest:
-    """Everything that goes into one ``struct cxl_send_command``."""
+    """Everything that goes into one ``struct cxl_send_command``.
+
+    The reserved fields and ``in_size`` can be set for probing the kernel's checks;
+    buffers are always at least as large as the sizes the kernel is told.
+    """
 
     id: int
     payload: bytes = b""
     out_size: int = 0
     flags: int = 0
     raw_opcode: int = 0
+    in_size: int | None = None  #: in.size if not len(payload) (buffer is padded)
+    rsvd: int = 0
+    raw_rsvd: int = 0
+    in_rsvd: int = 0
+    out_rsvd: int = 0
+
+    def __post_init__(self) -> None:
+        for what, n in (("out.size", self.out_size), ("in.size", self.in_len)):
+            if not 0 <= n <= MAX_PAYLOAD:
+                raise ValueError(f"{what}={n} is outside 0..{MAX_PAYLOAD}")
+
+    @property
+    def in_len(self) -> int:
+        return len(self.payload) if self.in_size is None else self.in_size
 
     def struct(self, in_ptr: int = 0, out_ptr: int = 0) -> uapi.cxl_send_command:
         s = uapi.cxl_send_command()
@@ -66,9 +88,14 @@ class SendRequest:
         s.flags = self.flags
         if self.id == uapi.CommandId.RAW:
             s.raw.opcode = self.raw_opcode
-        s.in_.size = len(self.payload)
+            s.raw.rsvd = self.raw_rsvd
+        if self.rsvd:
+            s.rsvd = self.rsvd
+        s.in_.size = self.in_len
+        s.in_.rsvd = self.in_rsvd
         s.in_.payload = in_ptr
         s.out.size = self.out_size
+        s.out.rsvd = self.out_rsvd
         s.out.payload = out_ptr
         return s
 
@@ -103,7 +130,8 @@ def send(t: Transport, req: SendRequest) -> SendResult:
     The output buffer is exactly ``req.out_size`` bytes; the ``out.size`` the
     kernel writes back is checked against it before any byte is read.
     """
-    in_buf = ctypes.create_string_buffer(req.payload, len(req.payload)) if req.payload else None
+    n_in = max(len(req.payload), req.in_len)
+    in_buf = ctypes.create_string_buffer(req.payload, n_in) if n_in else None
     out_buf = ctypes.create_string_buffer(req.out_size) if req.out_size else None
     s = req.struct(
         ctypes.addressof(in_buf) if in_buf is not None else 0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -12,6 +13,7 @@ from .. import render as rd
 from .. import uapi
 from ..device import Memdev
 from ..errors import UsageError
+from ..transport import MAX_PAYLOAD, SendRequest
 from . import CONTEXT, App, F, app_of, fmt_of, output_option
 
 # --- send / raw ---------------------------------------------------------------------
@@ -49,7 +51,26 @@ def _int(value: str, what: str) -> int:
         raise UsageError(f"{what}: {value!r} is not a number") from None
 
 
+_FIELDS = {
+    "rsvd": "rsvd",
+    "raw.rsvd": "raw_rsvd",
+    "in.size": "in_size",
+    "in.rsvd": "in_rsvd",
+    "out.rsvd": "out_rsvd",
+}
+
+
 def payload_options(f: F) -> F:
+    f = click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="FIELD=VALUE",
+        help="Set a struct field to probe the kernel's checks: "
+        + ", ".join(_FIELDS)
+        + " (buffers grow to match).",
+    )(f)
+    f = click.option("--flags", metavar="N", help="The struct's flags field [default: 0].")(f)
     f = click.option(
         "--out-size",
         metavar="BYTES",
@@ -67,18 +88,50 @@ def payload_options(f: F) -> F:
     return f
 
 
-def _dry_run(name: str, req: Any, fmt: str) -> None:
+def _overrides(req: SendRequest, flags: str | None, sets: tuple[str, ...]) -> SendRequest:
+    changes: dict[str, int] = {}
+    if flags is not None:
+        changes["flags"] = _int(flags, "--flags")
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or key not in _FIELDS:
+            raise UsageError(
+                f"--set {item!r}: expected FIELD=VALUE with FIELD in {', '.join(_FIELDS)}"
+            )
+        changes[_FIELDS[key]] = _int(value, f"--set {key}")
+    for k, v in changes.items():
+        limit = {"in_size": MAX_PAYLOAD, "raw_rsvd": 0xFFFF}.get(k, 0xFFFFFFFF)
+        if not 0 <= v <= limit:
+            raise UsageError(f"{k.replace('_', '.', 1)}={v} is out of range (0..{limit})")
+    return SendRequest(
+        id=req.id,
+        payload=req.payload,
+        out_size=req.out_size,
+        raw_opcode=req.raw_opcode,
+        flags=changes.get("flags", req.flags),
+        in_size=changes.get("in_size", req.in_size),
+        rsvd=changes.get("rsvd", req.rsvd),
+        raw_rsvd=changes.get("raw_rsvd", req.raw_rsvd),
+        in_rsvd=changes.get("in_rsvd", req.in_rsvd),
+        out_rsvd=changes.get("out_rsvd", req.out_rsvd),
+    )
+
+
+def _dry_run(name: str, req: SendRequest, fmt: str) -> None:
     s = req.struct()
-    d = {
+    d: dict[str, Any] = {
         "memdev": name,
         "ioctl": uapi.CXL_MEM_SEND_COMMAND,
         "id": int(s.id),
         "flags": int(s.flags),
         "raw_opcode": int(s.raw.opcode),
+        "raw_rsvd": int(s.raw.rsvd),
         "rsvd": int(s.rsvd),
         "in_size": int(s.in_.size),
+        "in_rsvd": int(s.in_.rsvd),
         "in_payload": req.payload.hex(),
         "out_size": int(s.out.size),
+        "out_rsvd": int(s.out.rsvd),
         "struct": bytes(s).hex(),
     }
     if fmt == "json":
@@ -88,9 +141,19 @@ def _dry_run(name: str, req: Any, fmt: str) -> None:
     click.echo(
         f"  .id = {d['id']} ({uapi.COMMAND_NAMES.get(d['id'], '?')}), .flags = {d['flags']:#x},"
     )
-    click.echo(f"  .raw.opcode = {d['raw_opcode']:#06x}, .retval = 0,")
-    click.echo(f"  .in  = {{ .size = {d['in_size']}, .payload = <{d['in_size']} bytes> }},")
-    click.echo(f"  .out = {{ .size = {d['out_size']}, .payload = <{d['out_size']} bytes> }} }})")
+    if d["id"] == uapi.CommandId.RAW:
+        raw_f = f".opcode = {d['raw_opcode']:#06x}, .rsvd = {d['raw_rsvd']}"
+        click.echo(f"  .raw = {{ {raw_f} }}, .retval = 0,")
+    else:
+        click.echo(f"  .rsvd = {d['rsvd']:#x}, .retval = 0,")
+    click.echo(
+        f"  .in  = {{ .size = {d['in_size']}, .rsvd = {d['in_rsvd']},"
+        f" .payload = <{d['in_size']} bytes> }},"
+    )
+    click.echo(
+        f"  .out = {{ .size = {d['out_size']}, .rsvd = {d['out_rsvd']},"
+        f" .payload = <{d['out_size']} bytes> }} }})"
+    )
     click.echo(f"struct (payload pointers shown as 0): {d['struct']}")
     if req.payload:
         click.echo("input payload:")
@@ -127,28 +190,67 @@ def _emit_result(
     check_retval(name, what, retval)
 
 
+def _issue(
+    ctx: click.Context,
+    memdev: str,
+    build: Callable[[Memdev], SendRequest],
+    what: str,
+    cmd: mb.Command | None,
+    opts: dict[str, Any],
+) -> None:
+    app = app_of(ctx)
+    fmt = fmt_of(opts["output"], opts["as_json"])
+    name = app.backend.memdev(memdev).name
+    md = Memdev(app.backend, name)
+    try:
+        req = _overrides(build(md), opts["flags"], opts["sets"])
+        if opts["dry_run"]:
+            _dry_run(name, req, fmt)
+            return
+        res = md.submit(req, what)
+    finally:
+        md.close()
+    _emit_result(app, name, what, cmd, res.retval, res.out, fmt)
+
+
+def _out_size(opts: dict[str, Any]) -> int | None:
+    v = opts["out_size"]
+    if v is None:
+        return None
+    n = _int(v, "--out-size")
+    if not 0 <= n <= MAX_PAYLOAD:
+        raise UsageError(f"--out-size {n} is outside 0..{MAX_PAYLOAD} (the largest payload)")
+    return n
+
+
+def _command(spec: str) -> mb.Command:
+    """A catalogue command, or a bare numeric kernel id passed through unchecked."""
+    try:
+        return mb.lookup(spec)
+    except UsageError:
+        try:
+            n = int(spec, 0)
+        except ValueError:
+            raise
+        if not 0 <= n <= 0xFFFFFFFF:
+            raise
+        return mb.Command(f"id {n}", uapi.COMMAND_NAMES.get(n, "unknown"), 0, n, None, None)
+
+
 @click.command(context_settings=CONTEXT)
 @click.argument("memdev")
 @click.argument("command", metavar="COMMAND")
 @payload_options
 @output_option("table", "json", "hex", "raw")
 @click.pass_context
-def send(
-    ctx: click.Context,
-    memdev: str,
-    command: str,
-    hex_in: str | None,
-    input_file: str | None,
-    out_size: str | None,
-    dry_run: bool,
-    output: str,
-    as_json: bool,
-) -> None:
+def send(ctx: click.Context, /, memdev: str, command: str, **opts: Any) -> None:
     """Send a kernel command (CXL_MEM_SEND_COMMAND) by name or id.
 
     COMMAND is a name from `cxlctl query` (identify, get-fw-info, get-lsa, ...),
-    a kernel enum name (GET_LSA) or a numeric id. Output is decoded (table/json),
-    a hex dump, or the raw bytes (-o raw) to save and `decode` later.
+    a kernel enum name (GET_LSA) or a numeric id (any number is passed to the
+    kernel as is). Output is decoded (table/json), a hex dump, or the raw bytes
+    (-o raw) to save and `decode` later. --flags and --set write the struct's
+    other fields, to see what the kernel says.
 
     \b
     Examples:
@@ -156,22 +258,11 @@ def send(
       cxlctl --sim send mem0 identify -o raw > id.bin
       cxlctl --sim send mem0 get-lsa -i '00000000 40000000' -o hex
       cxlctl --sim send mem0 get-timestamp --dry-run
+      cxlctl --sim send mem0 identify --set in.rsvd=1
     """
-    app = app_of(ctx)
-    fmt = fmt_of(output, as_json)
-    cmd = mb.lookup(command)
-    payload = _read_input(hex_in, input_file)
-    name = app.backend.memdev(memdev).name
-    md = Memdev(app.backend, name)
-    try:
-        req = md.request(cmd, payload, None if out_size is None else _int(out_size, "--out-size"))
-        if dry_run:
-            _dry_run(name, req, fmt)
-            return
-        res = md.submit(req, cmd.name)
-    finally:
-        md.close()
-    _emit_result(app, name, cmd.name, cmd, res.retval, res.out, fmt)
+    cmd = _command(command)
+    payload = _read_input(opts["hex_in"], opts["input_file"])
+    _issue(ctx, memdev, lambda md: md.request(cmd, payload, _out_size(opts)), cmd.name, cmd, opts)
 
 
 @click.command(context_settings=CONTEXT)
@@ -180,17 +271,7 @@ def send(
 @payload_options
 @output_option("table", "json", "hex", "raw", default="hex")
 @click.pass_context
-def raw(
-    ctx: click.Context,
-    memdev: str,
-    opcode: str,
-    hex_in: str | None,
-    input_file: str | None,
-    out_size: str | None,
-    dry_run: bool,
-    output: str,
-    as_json: bool,
-) -> None:
+def raw(ctx: click.Context, /, memdev: str, opcode: str, **opts: Any) -> None:
     """Send any mailbox OPCODE through the kernel's RAW command.
 
     Stock kernels are built without CONFIG_CXL_MEM_RAW_COMMANDS and answer EPERM;
@@ -202,22 +283,10 @@ def raw(
       cxlctl --sim raw mem0 0x4000 --dry-run
       CXLCTL_SIM_RAW=1 cxlctl --sim raw mem0 0x4000 -o json
     """
-    app = app_of(ctx)
-    fmt = fmt_of(output, as_json)
     op = _int(opcode, "OPCODE")
-    payload = _read_input(hex_in, input_file)
-    name = app.backend.memdev(memdev).name
-    md = Memdev(app.backend, name)
-    cat = mb.BY_OPCODE.get(op) if 0 <= op <= 0xFFFF else None
+    if not 0 <= op <= 0xFFFF:
+        raise UsageError(f"OPCODE {opcode} does not fit in 16 bits")
+    payload = _read_input(opts["hex_in"], opts["input_file"])
+    cat = mb.BY_OPCODE.get(op)
     what = f"raw {op:#06x}" + (f" ({cat.name})" if cat else "")
-    try:
-        req = md.raw_request(
-            op, payload, None if out_size is None else _int(out_size, "--out-size")
-        )
-        if dry_run:
-            _dry_run(name, req, fmt)
-            return
-        res = md.submit(req, what)
-    finally:
-        md.close()
-    _emit_result(app, name, what, cat, res.retval, res.out, fmt)
+    _issue(ctx, memdev, lambda md: md.raw_request(op, payload, _out_size(opts)), what, cat, opts)
