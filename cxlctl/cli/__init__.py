@@ -3,6 +3,17 @@
 Subcommands live in sibling modules and are imported only when invoked (or when
 help lists them), so a pipeline calling ``cxlctl identify --json`` never pays for
 the code of forty other commands.  Register a new command in :data:`COMMANDS`.
+
+Shell completion comes from the parameters themselves (click ``shell_complete``
+callbacks in :mod:`cxlctl.cli.complete`): take MEMDEV arguments with the shared
+:data:`memdevs_argument` (or ``click.argument("memdev",
+shell_complete=complete.memdevs)`` for a single one) and they complete to the
+memdevs of the backend selected on the command line; ``complete.kernel_commands``,
+``complete.catalogue_commands``, ``complete.opcodes`` and ``complete.logs`` do the
+same for mailbox command names, opcodes and log UUIDs; ``click.Choice`` completes
+itself.  Give every command an ``Examples:`` block in its help, then run
+``python tools/gen_docs.py`` to regenerate completions/ and man/ (tests/test_docs.py
+fails until you do).
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from .. import __version__
 from .. import render as rd
 from ..device import Backend, open_backend
 from ..errors import CxlError, ExitCode
+from . import complete
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -55,6 +67,7 @@ COMMANDS: dict[str, str] = {
     "identify": "basic:identify",
     "send": "send:send",
     "raw": "send:raw",
+    "completion": "completion:completion",
 }
 
 
@@ -129,7 +142,9 @@ def fmt_of(output: str, as_json: bool) -> str:
     return "json" if as_json else output
 
 
-memdevs_argument = click.argument("memdevs", nargs=-1, metavar="[MEMDEV]...")
+memdevs_argument = click.argument(
+    "memdevs", nargs=-1, metavar="[MEMDEV]...", shell_complete=complete.memdevs
+)
 
 
 @click.group(cls=CxlGroup, context_settings=CONTEXT)

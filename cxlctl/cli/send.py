@@ -14,7 +14,7 @@ from .. import uapi
 from ..device import Memdev
 from ..errors import UsageError
 from ..transport import MAX_PAYLOAD, SendRequest
-from . import CONTEXT, App, F, app_of, fmt_of, output_option
+from . import CONTEXT, App, F, app_of, complete, fmt_of, output_option
 
 # --- send / raw ---------------------------------------------------------------------
 
@@ -238,8 +238,8 @@ def _command(spec: str) -> mb.Command:
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("memdev")
-@click.argument("command", metavar="COMMAND")
+@click.argument("memdev", shell_complete=complete.memdevs)
+@click.argument("command", metavar="COMMAND", shell_complete=complete.kernel_commands)
 @payload_options
 @output_option("table", "json", "hex", "raw")
 @click.pass_context
@@ -266,8 +266,8 @@ def send(ctx: click.Context, /, memdev: str, command: str, **opts: Any) -> None:
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("memdev")
-@click.argument("opcode")
+@click.argument("memdev", shell_complete=complete.memdevs)
+@click.argument("opcode", shell_complete=complete.opcodes)
 @payload_options
 @output_option("table", "json", "hex", "raw", default="hex")
 @click.pass_context
