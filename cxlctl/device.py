@@ -177,10 +177,13 @@ class KernelBackend(Backend):
         try:
             return tp.KernelTransport(name, dev_root=self.dev_root, sysfs_root=self.sysfs_root)
         except OSError as e:
+            err = e.errno or errno.EIO
+            if err == errno.EPERM:  # open() refused: a permission problem, not RAW policy
+                err = errno.EACCES
             path = os.path.join(self.dev_root, name)
-            if e.errno in (errno.EACCES, errno.EPERM):
-                raise from_errno(errno.EACCES, f"{name}: cannot open {path}") from e
-            raise from_errno(e.errno or errno.EIO, f"{name}: cannot open {path}") from e
+            # our own checks (ENODEV) carry the better explanation in strerror
+            detail = e.strerror if err == errno.ENODEV else None
+            raise from_errno(err, f"{name}: cannot open {path}", detail) from e
 
     def no_devices(self) -> CxlError:
         return DeviceNotFound(
