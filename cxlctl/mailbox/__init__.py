@@ -142,7 +142,15 @@ def _c(
 K = CommandId
 CATALOGUE: tuple[Command, ...] = (
     # Events (8.2.9.2)
-    _c("get-event-records", "Get Event Records", 0x0100, None, 1, VARIABLE),
+    _c(
+        "get-event-records",
+        "Get Event Records",
+        0x0100,
+        None,
+        1,
+        VARIABLE,
+        "events:decode_event_records",
+    ),
     _c("clear-event-records", "Clear Event Records", 0x0101, None, VARIABLE, 0, None, True),
     _c("get-event-interrupt-policy", "Get Event Interrupt Policy", 0x0102, None, 0, 5),
     _c(
@@ -257,7 +265,15 @@ CATALOGUE: tuple[Command, ...] = (
         "health:decode_shutdown_state",
     ),
     _c("set-shutdown-state", "Set Shutdown State", 0x4204, K.SET_SHUTDOWN_STATE, 1, 0, None, True),
-    _c("get-poison-list", "Get Poison List", 0x4300, None, 0x10, VARIABLE),
+    _c(
+        "get-poison-list",
+        "Get Poison List",
+        0x4300,
+        None,
+        0x10,
+        VARIABLE,
+        "media:decode_poison_list",
+    ),
     _c("inject-poison", "Inject Poison", 0x4301, None, 8, 0, None, True),
     _c("clear-poison", "Clear Poison", 0x4302, None, 0x48, 0, None, True),
     _c(
@@ -270,7 +286,15 @@ CATALOGUE: tuple[Command, ...] = (
         "generic:decode_scan_media_caps",
     ),
     _c("scan-media", "Scan Media", 0x4304, None, 0x11, 0, None, True),
-    _c("get-scan-media-results", "Get Scan Media Results", 0x4305, None, 0, VARIABLE),
+    _c(
+        "get-scan-media-results",
+        "Get Scan Media Results",
+        0x4305,
+        None,
+        0,
+        VARIABLE,
+        "media:decode_scan_media_results",
+    ),
     _c("sanitize", "Sanitize", 0x4400, None, 0, 0, None, True),
     _c("secure-erase", "Secure Erase", 0x4401, None, 0, 0, None, True),
     _c("get-security-state", "Get Security State", 0x4500, None, 0, 4),

@@ -237,3 +237,185 @@ def spec_uuid(raw: Any) -> str:
 
 
 # --- decoded values ------------------------------------------------------------
+
+
+# --- media and poison (8.2.9.9.4), events (8.2.9.2) --------------------------------
+
+
+class PoisonListIn(_Layout):
+    """Get Poison List input (8.2.9.9.4.1, Table 8-140): DPA, length in 64-byte units."""
+
+    _fields_ = [("address", ctypes.c_uint64), ("length", ctypes.c_uint64)]
+
+
+class PoisonListOutHeader(_Layout):
+    """Get Poison List output header (Table 8-141); Media Error Records follow."""
+
+    _fields_ = [
+        ("flags", ctypes.c_uint8),
+        ("reserved1", ctypes.c_uint8),
+        ("overflow_timestamp", ctypes.c_uint64),
+        ("count", ctypes.c_uint16),
+        ("reserved2", ctypes.c_uint8 * 20),
+    ]
+
+
+class MediaErrorRecord(_Layout):
+    """Media Error Record (Table 8-142): address bits 2:0 source, 63:6 DPA; 64-byte units."""
+
+    _fields_ = [
+        ("address", ctypes.c_uint64),
+        ("length", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+    ]
+
+
+class InjectPoisonIn(_Layout):
+    """Inject Poison input (8.2.9.9.4.2, Table 8-143)."""
+
+    _fields_ = [("address", ctypes.c_uint64)]
+
+
+class ClearPoisonIn(_Layout):
+    """Clear Poison input (8.2.9.9.4.3, Table 8-144): DPA and 64 bytes to write."""
+
+    _fields_ = [("address", ctypes.c_uint64), ("write_data", ctypes.c_uint8 * 64)]
+
+
+class ScanMediaIn(_Layout):
+    """Scan Media input (8.2.9.9.4.5, Table 8-147); length in 64-byte units."""
+
+    _fields_ = [
+        ("address", ctypes.c_uint64),
+        ("length", ctypes.c_uint64),
+        ("flags", ctypes.c_uint8),
+    ]
+
+
+class ScanMediaResultsHeader(_Layout):
+    """Get Scan Media Results output header (8.2.9.9.4.6, Table 8-148)."""
+
+    _fields_ = [
+        ("restart_address", ctypes.c_uint64),
+        ("restart_length", ctypes.c_uint64),
+        ("flags", ctypes.c_uint8),
+        ("reserved1", ctypes.c_uint8),
+        ("count", ctypes.c_uint16),
+        ("reserved2", ctypes.c_uint8 * 12),
+    ]
+
+
+class GetEventRecordsOutHeader(_Layout):
+    """Get Event Records output header (8.2.9.2.2, Table 8-50 / 3.1 Table 8-54)."""
+
+    _fields_ = [
+        ("flags", ctypes.c_uint8),
+        ("reserved1", ctypes.c_uint8),
+        ("overflow_error_count", ctypes.c_uint16),
+        ("first_overflow_timestamp", ctypes.c_uint64),
+        ("last_overflow_timestamp", ctypes.c_uint64),
+        ("record_count", ctypes.c_uint16),
+        ("reserved2", ctypes.c_uint8 * 10),
+    ]
+
+
+class EventRecordHeader(_Layout):
+    """Common Event Record header (8.2.9.2.1, Table 8-43 in 3.1); 80 bytes of data follow."""
+
+    _fields_ = [
+        ("uuid", ctypes.c_uint8 * 16),
+        ("length", ctypes.c_uint8),
+        ("flags", ctypes.c_uint8 * 3),
+        ("handle", ctypes.c_uint16),
+        ("related_handle", ctypes.c_uint16),
+        ("timestamp", ctypes.c_uint64),
+        ("maint_op_class", ctypes.c_uint8),
+        ("maint_op_sub_class", ctypes.c_uint8),
+        ("ld_id", ctypes.c_uint16),
+        ("head_id", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8 * 11),
+    ]
+
+
+class EventRecord(_Layout):
+    """One 128-byte event record: header + record-specific data."""
+
+    _fields_ = [("hdr", EventRecordHeader), ("data", ctypes.c_uint8 * 80)]
+
+
+class GeneralMediaRecord(_Layout):
+    """General Media Event Record (8.2.9.2.1.1, 3.1 Table 8-45)."""
+
+    _fields_ = [
+        ("hdr", EventRecordHeader),
+        ("phys_addr", ctypes.c_uint64),
+        ("descriptor", ctypes.c_uint8),
+        ("type", ctypes.c_uint8),
+        ("transaction_type", ctypes.c_uint8),
+        ("validity_flags", ctypes.c_uint16),
+        ("channel", ctypes.c_uint8),
+        ("rank", ctypes.c_uint8),
+        ("device", ctypes.c_uint8 * 3),
+        ("component_id", ctypes.c_uint8 * 16),
+        ("cme_threshold_ev_flags", ctypes.c_uint8),
+        ("cme_count", ctypes.c_uint8 * 3),
+        ("sub_type", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8 * 41),
+    ]
+
+
+class DramRecord(_Layout):
+    """DRAM Event Record (8.2.9.2.1.2, 3.1 Table 8-46)."""
+
+    _fields_ = [
+        ("hdr", EventRecordHeader),
+        ("phys_addr", ctypes.c_uint64),
+        ("descriptor", ctypes.c_uint8),
+        ("type", ctypes.c_uint8),
+        ("transaction_type", ctypes.c_uint8),
+        ("validity_flags", ctypes.c_uint16),
+        ("channel", ctypes.c_uint8),
+        ("rank", ctypes.c_uint8),
+        ("nibble_mask", ctypes.c_uint8 * 3),
+        ("bank_group", ctypes.c_uint8),
+        ("bank", ctypes.c_uint8),
+        ("row", ctypes.c_uint8 * 3),
+        ("column", ctypes.c_uint16),
+        ("correction_mask", ctypes.c_uint8 * 32),
+        ("component_id", ctypes.c_uint8 * 16),
+        ("sub_channel", ctypes.c_uint8),
+        ("cme_threshold_ev_flags", ctypes.c_uint8),
+        ("cvme_count", ctypes.c_uint8 * 3),
+        ("sub_type", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8),
+    ]
+
+
+class MemoryModuleRecord(_Layout):
+    """Memory Module Event Record (8.2.9.2.1.3, 3.1 Table 8-47); embeds Get Health Info."""
+
+    _fields_ = [
+        ("hdr", EventRecordHeader),
+        ("event_type", ctypes.c_uint8),
+        ("health", HealthInfoOut),
+        ("validity_flags", ctypes.c_uint16),
+        ("component_id", ctypes.c_uint8 * 16),
+        ("event_sub_type", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8 * 42),
+    ]
+
+
+class ClearEventRecordsIn(_Layout):
+    """Clear Event Records input header (8.2.9.2.3, Table 8-51); u16 handles follow."""
+
+    _fields_ = [
+        ("event_log", ctypes.c_uint8),
+        ("flags", ctypes.c_uint8),
+        ("count", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8 * 3),
+    ]
+
+
+def le24(raw: Any) -> int:
+    """A 3-byte little-endian field (``c_uint8 * 3``)."""
+    return int.from_bytes(bytes(raw), "little")

@@ -1,0 +1,135 @@
+"""Media and poison management (CXL 3.1 8.2.9.9.4): Get Poison List, Get Scan Media Results.
+
+Both outputs are a header followed by Media Error Records (Table 8-142): a DPA
+whose low bits carry the error source, and a length in 64-byte units (decoded
+here to bytes).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+from ..errors import DecodeError
+from .layouts import MediaErrorRecord, PoisonListOutHeader, ScanMediaResultsHeader, parse
+
+POISON_LEN_MULT = 64  #: Media Error Record lengths are in 64-byte units
+DPA_MASK = ~0x3F & 0xFFFF_FFFF_FFFF_FFFF  #: address bits 63:6
+SOURCE_MASK = 0x7  #: address bits 2:0
+
+#: Error source (Table 8-142); 4-6 are reserved (the kernel and cxl-cli print "Reserved").
+POISON_SOURCES: dict[int, str] = {
+    0: "Unknown",
+    1: "External",
+    2: "Internal",
+    3: "Injected",
+    7: "Vendor",
+}
+
+# Get Poison List output flags (Table 8-141)
+POISON_FLAG_MORE = 1 << 0
+POISON_FLAG_OVERFLOW = 1 << 1
+POISON_FLAG_SCANNING = 1 << 2
+
+# Get Scan Media Results flags (Table 8-148)
+SCAN_FLAG_MORE = 1 << 0
+SCAN_FLAG_STOPPED_PREMATURELY = 1 << 1
+
+
+def source_name(source: int) -> str:
+    return POISON_SOURCES.get(source, "Reserved")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaError:
+    """One Media Error Record."""
+
+    dpa: int  #: device physical address (bits 63:6 of the address field)
+    length: int  #: bytes (the record holds 64-byte units)
+    source: int  #: bits 2:0 of the address field
+    source_name: str
+    address_reserved: int  #: bits 5:3 of the address field (reserved, kept to show it)
+
+
+def _records(data: bytes, off: int, count: int, command: str) -> tuple[MediaError, ...]:
+    size = ctypes.sizeof(MediaErrorRecord)
+    need = off + count * size
+    if len(data) < need:
+        raise DecodeError(
+            f"{command}: payload is {len(data)} bytes, {count} media error records need {need}"
+        )
+    out = []
+    for i in range(count):
+        r = MediaErrorRecord.from_buffer_copy(data, off + i * size)
+        addr = int(r.address)
+        src = addr & SOURCE_MASK
+        out.append(
+            MediaError(
+                dpa=addr & DPA_MASK,
+                length=int(r.length) * POISON_LEN_MULT,
+                source=src,
+                source_name=source_name(src),
+                address_reserved=(addr >> 3) & 0x7,
+            )
+        )
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonList:
+    """Get Poison List output (Table 8-141)."""
+
+    flags: int
+    more_media_error_records: bool
+    poison_list_overflow: bool
+    scan_media_in_progress: bool
+    overflow_timestamp: int  #: ns since the epoch; meaningful only with the overflow flag
+    records: tuple[MediaError, ...]
+    trailing_bytes: int
+
+
+def decode_poison_list(data: bytes) -> PoisonList:
+    hdr, _ = parse(PoisonListOutHeader, data, "get-poison-list")
+    n = int(hdr.count)
+    off = ctypes.sizeof(PoisonListOutHeader)
+    records = _records(data, off, n, "get-poison-list")
+    flags = int(hdr.flags)
+    return PoisonList(
+        flags=flags,
+        more_media_error_records=bool(flags & POISON_FLAG_MORE),
+        poison_list_overflow=bool(flags & POISON_FLAG_OVERFLOW),
+        scan_media_in_progress=bool(flags & POISON_FLAG_SCANNING),
+        overflow_timestamp=int(hdr.overflow_timestamp),
+        records=records,
+        trailing_bytes=len(data) - off - n * ctypes.sizeof(MediaErrorRecord),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScanMediaResults:
+    """Get Scan Media Results output (Table 8-148)."""
+
+    restart_address: int  #: where a stopped scan would resume (DPA)
+    restart_length: int  #: bytes left to scan (the field holds 64-byte units)
+    flags: int
+    more_media_error_records: bool
+    scan_stopped_prematurely: bool
+    records: tuple[MediaError, ...]
+    trailing_bytes: int
+
+
+def decode_scan_media_results(data: bytes) -> ScanMediaResults:
+    hdr, _ = parse(ScanMediaResultsHeader, data, "get-scan-media-results")
+    n = int(hdr.count)
+    off = ctypes.sizeof(ScanMediaResultsHeader)
+    records = _records(data, off, n, "get-scan-media-results")
+    flags = int(hdr.flags)
+    return ScanMediaResults(
+        restart_address=int(hdr.restart_address) & DPA_MASK,
+        restart_length=int(hdr.restart_length) * POISON_LEN_MULT,
+        flags=flags,
+        more_media_error_records=bool(flags & SCAN_FLAG_MORE),
+        scan_stopped_prematurely=bool(flags & SCAN_FLAG_STOPPED_PREMATURELY),
+        records=records,
+        trailing_bytes=len(data) - off - n * ctypes.sizeof(MediaErrorRecord),
+    )
