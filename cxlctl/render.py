@@ -92,9 +92,29 @@ def humanize(data: Any) -> Any:
     return data
 
 
+def write_stdout(data: bytes | str) -> None:
+    """Write everything to stdout, or raise BrokenPipeError.
+
+    With ``PYTHONUNBUFFERED=1`` stdout's binary layer is unbuffered and a short
+    write (the reader went away mid-way) is silently dropped by ``TextIOWrapper``;
+    looping on the byte stream turns that into the EPIPE it really is.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    view = memoryview(raw)
+    while view:
+        n = out.write(view)
+        view = view[n if n is not None else 0 :]
+    out.flush()
+
+
 def dump_json(data: Any, stream: IO[str] | None = None) -> None:
-    out = stream or sys.stdout
-    out.write(json.dumps(data, indent=2) + "\n")
+    text = json.dumps(data, indent=2) + "\n"
+    if stream is not None:
+        stream.write(text)
+    else:
+        write_stdout(text)
 
 
 # --- tables ------------------------------------------------------------------------
@@ -157,21 +177,26 @@ def print_table(
     style.console().print(t)
 
 
+def flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    """Nested mappings/lists -> ``a.b[0].c`` rows for a field/value table."""
+    if isinstance(value, Mapping):
+        rows: list[tuple[str, Any]] = []
+        for k, v in value.items():
+            rows += flatten(f"{prefix}.{k}" if prefix else str(k), v)
+        return rows
+    if isinstance(value, list) and value and isinstance(value[0], (Mapping, list)):
+        rows = []
+        for i, item in enumerate(value):
+            rows += flatten(f"{prefix}[{i}]", item)
+        return rows
+    return [(prefix, value)]
+
+
 def print_fields(
     style: Style, title: str, fields: Mapping[str, Any], *, simulated: bool = False
 ) -> None:
     """A two-column field/value table for one decoded structure."""
-    rows = []
-    for k, v in fields.items():
-        if isinstance(v, Mapping):
-            for k2, v2 in v.items():
-                rows.append((f"{k}.{k2}", cell(k2, v2)))
-        elif isinstance(v, list) and v and isinstance(v[0], Mapping):
-            for i, item in enumerate(v):
-                for k2, v2 in item.items():
-                    rows.append((f"{k}[{i}].{k2}", cell(k2, v2)))
-        else:
-            rows.append((k, cell(k, v)))
+    rows = [(k, cell(k.rsplit(".", 1)[-1], v)) for k, v in flatten("", fields)]
     print_table(style, title, ("field", "value"), rows, simulated=simulated)
 
 

@@ -167,8 +167,7 @@ def _emit_result(
 
     if fmt == "raw":
         check_retval(name, what, retval)
-        sys.stdout.buffer.write(out)
-        sys.stdout.buffer.flush()
+        rd.write_stdout(out)
         return
     if fmt == "hex":
         check_retval(name, what, retval)
@@ -183,9 +182,9 @@ def _emit_result(
     }
     if retval == mb.ReturnCode.SUCCESS and out:
         d["decoded"] = rd.to_data(cmd.decode(out) if cmd else mb.BY_NAME["get-log"].decode(out))
-    if fmt == "json":
+    if fmt == "json":  # scripts get the return code in the JSON too
         rd.dump_json([d])
-    else:
+    elif retval == mb.ReturnCode.SUCCESS:
         rd.print_fields(app.style, f"{name}: {what}", d, simulated=app.backend.simulated)
     check_retval(name, what, retval)
 
@@ -227,13 +226,13 @@ def _command(spec: str) -> mb.Command:
     """A catalogue command, or a bare numeric kernel id passed through unchecked."""
     try:
         return mb.lookup(spec)
-    except UsageError:
+    except UsageError as unknown:
         try:
             n = int(spec, 0)
         except ValueError:
-            raise
+            raise unknown from None
         if not 0 <= n <= 0xFFFFFFFF:
-            raise
+            raise unknown from None
         return mb.Command(f"id {n}", uapi.COMMAND_NAMES.get(n, "unknown"), 0, n, None, None)
 
 
