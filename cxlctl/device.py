@@ -13,10 +13,12 @@ message names the device, the command and the cause.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import re
-from collections.abc import Sequence
+import uuid as _uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +37,9 @@ from .mailbox import layouts as lay
 
 if TYPE_CHECKING:
     from .mailbox.firmware import FwInfo
-    from .mailbox.health import HealthInfo
+    from .mailbox.generic import Timestamp
+    from .mailbox.health import AlertConfig, HealthInfo, ShutdownState
+    from .mailbox.logs import LogCaps, SupportedLogs
     from .mailbox.memdev import Identify, PartitionInfo
     from .sim import SimDevice
 
@@ -344,6 +348,86 @@ class Memdev:
         v: HealthInfo = self.decoded("get-health-info")
         return v
 
+    def alert_config(self) -> AlertConfig:
+        v: AlertConfig = self.decoded("get-alert-config")
+        return v
+
+    def shutdown_state(self) -> ShutdownState:
+        v: ShutdownState = self.decoded("get-shutdown-state")
+        return v
+
+    def timestamp(self) -> Timestamp:
+        v: Timestamp = self.decoded("get-timestamp")
+        return v
+
+    def supported_logs(self) -> SupportedLogs:
+        v: SupportedLogs = self.decoded("get-supported-logs")
+        return v
+
+    def log_caps(self, log_uuid: str) -> LogCaps:
+        v: LogCaps = self.decoded("get-log-caps", _uuid_bytes(log_uuid))
+        return v
+
+    def log_size(self, log_uuid: str) -> int:
+        """The size Get Supported Logs advertises for a log; UnsupportedCommand if absent."""
+        for e in self.supported_logs().logs:
+            if e.uuid == log_uuid:
+                return e.size
+        raise UnsupportedCommand(
+            f"{self.name}: get-log: the device does not list log {log_uuid} in Get Supported Logs",
+            hint=f"see `cxlctl logs {self.name}`",
+        )
+
+    def iter_log(
+        self, log_uuid: str, offset: int = 0, length: int | None = None
+    ) -> Iterator[bytes]:
+        """Get Log in payload_max pages, validated against the advertised size first:
+        a device may misbehave on offsets or lengths it never advertised."""
+        size = self.log_size(log_uuid)
+        if length is None:
+            length = size - offset
+        if offset < 0 or length <= 0 or offset + length > size:
+            raise UsageError(
+                f"{self.name}: get-log: range {offset}+{length} is outside the "
+                f"{size}-byte log {log_uuid}"
+            )
+        cmd = mb.BY_NAME["get-log"]
+        raw_uuid = _uuid_bytes(log_uuid)
+        done = 0
+        while done < length:
+            n = min(self.payload_max, length - done)
+            req = lay.GetLogIn(offset=offset + done, length=n)
+            ctypes.memmove(req.uuid, raw_uuid, 16)
+            chunk = self.run(cmd, bytes(req))[:n]
+            if not chunk:
+                raise MailboxError(
+                    f"{self.name}: get-log: device returned no data at offset {offset + done}", 0
+                )
+            done += len(chunk)
+            yield chunk
+
+    def iter_lsa(self, offset: int, length: int) -> Iterator[bytes]:
+        """Get LSA in payload_max chunks (never 0, never above payload_max), bounded
+        by the label storage size; yields each chunk as it arrives."""
+        size = self.info.label_storage_size
+        if offset < 0 or length <= 0 or offset + length > size:
+            raise UsageError(
+                f"{self.name}: label range {offset}+{length} is outside the "
+                f"{size}-byte label storage area"
+            )
+        cmd = mb.BY_NAME["get-lsa"]
+        done = 0
+        while done < length:
+            n = min(self.payload_max, length - done)
+            chunk = self.run(cmd, bytes(lay.GetLsaIn(offset=offset + done, length=n)))
+            if len(chunk) != n:
+                raise MailboxError(
+                    f"{self.name}: get-lsa: device returned {len(chunk)} bytes, asked for {n}",
+                    0,
+                )
+            done += n
+            yield chunk
+
     def read_lsa(self, offset: int, length: int) -> bytes:
         """Get LSA in payload_max chunks, bounded by the label area size."""
         size = self.info.label_storage_size
@@ -364,6 +448,14 @@ class Memdev:
                 )
             out += chunk
         return bytes(out)
+
+
+def _uuid_bytes(log_uuid: str) -> bytes:
+    """A log UUID in the spec's byte order (RFC 4122, big-endian)."""
+    try:
+        return _uuid.UUID(log_uuid).bytes
+    except ValueError:
+        raise UsageError(f"{log_uuid!r} is not a log UUID") from None
 
 
 def check_retval(name: str, what: str, rc: int) -> None:
