@@ -18,7 +18,15 @@ from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option
 # --- list -------------------------------------------------------------------------
 
 
-def memdev_json(app: App, name: str, *, partition: bool, firmware: bool) -> dict[str, Any]:
+def memdev_json(
+    app: App,
+    name: str,
+    *,
+    partition: bool,
+    firmware: bool,
+    health: bool = False,
+    alert_config: bool = False,
+) -> dict[str, Any]:
     """One memdev as ``cxl list -M`` prints it (raw integers)."""
     info = app.backend.info(name)
     d: dict[str, Any] = {"memdev": info.memdev}
@@ -26,12 +34,19 @@ def memdev_json(app: App, name: str, *, partition: bool, firmware: bool) -> dict
         d["pmem_size"] = info.pmem_size
     if info.ram_size:
         d["ram_size"] = info.ram_size
+    md = Memdev(app.backend, name)
+    if health or alert_config:  # cxl-cli puts these before "serial"
+        from .info import cxl_alert_config_json, cxl_health_json
+
+        if health:
+            _optional(d, "health", lambda: cxl_health_json(md))
+        if alert_config:
+            _optional(d, "alert_config", lambda: cxl_alert_config_json(md))
     d["serial"] = info.serial
     if info.numa_node >= 0:
         d["numa_node"] = info.numa_node
     d["host"] = info.host
     d["firmware_version"] = info.firmware_version
-    md = Memdev(app.backend, name)
     try:
         if partition:
             _optional(d, "partition_info", lambda: _partition_json(md))
@@ -95,6 +110,8 @@ def _firmware_json(md: Memdev) -> dict[str, Any]:
 @memdevs_argument
 @click.option("-I", "--partition", is_flag=True, help="Include partition information.")
 @click.option("-F", "--firmware", is_flag=True, help="Include firmware information.")
+@click.option("-H", "--health", is_flag=True, help="Include health information.")
+@click.option("-A", "--alert-config", is_flag=True, help="Include alert configuration.")
 @click.option("-u", "--human", is_flag=True, help="Human sizes and hex serials, as cxl -u.")
 @output_option("table", "json")
 @click.pass_context
@@ -103,6 +120,8 @@ def list_cmd(
     memdevs: Sequence[str],
     partition: bool,
     firmware: bool,
+    health: bool,
+    alert_config: bool,
     human: bool,
     output: str,
     as_json: bool,
@@ -116,11 +135,17 @@ def list_cmd(
     Examples:
       cxlctl --sim list
       cxlctl --sim list -I -F -u --json
+      cxlctl --sim list -H -A mem0 --json
       cxlctl list mem0 --json | jq '.[].serial'
     """
     app = app_of(ctx)
     names = app.backend.select(memdevs)
-    data = [memdev_json(app, n, partition=partition, firmware=firmware) for n in names]
+    data = [
+        memdev_json(
+            app, n, partition=partition, firmware=firmware, health=health, alert_config=alert_config
+        )
+        for n in names
+    ]
     if human:
         data = rd.humanize(data)
     if fmt_of(output, as_json) == "json":

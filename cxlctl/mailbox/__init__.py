@@ -82,12 +82,14 @@ KNOWN_LOGS: dict[str, str] = {
     "0da9c0b5-bf41-4b78-8f79-96b1623b3f17": "Command Effects Log (CEL)",
     "5e1819d9-11a9-400c-811f-d60719403d86": "Vendor Debug Log",
     "b3fab4cf-01b6-4332-943e-5e9962f23567": "Component State Dump Log",
-    "1c99e47e-e9a8-4f4c-a4a9-7e0f7e4d3c2f": "DDR5 Error Check Scrub (ECS) Log",
-    "f1720d2c-4ac2-45d0-9c53-25bb6b4d8c35": "Media Test Capability Log",
-    "0a0c6ce9-d1d0-4ec7-8f05-2c7c9d9b1a38": "Media Test Results Short Log",
-    "7faeb4fb-03a9-4e35-9ecf-2a3a5d0d6b2c": "Media Test Results Long Log",
 }
 CEL_UUID = "0da9c0b5-bf41-4b78-8f79-96b1623b3f17"
+#: Short names users type for the logs above (``cxlctl get-log cel``).
+LOG_ALIASES: dict[str, str] = {
+    "cel": CEL_UUID,
+    "vendor-debug": "5e1819d9-11a9-400c-811f-d60719403d86",
+    "component-state-dump": "b3fab4cf-01b6-4332-943e-5e9962f23567",
+}
 
 
 # --- the catalogue -------------------------------------------------------------
@@ -297,7 +299,15 @@ CATALOGUE: tuple[Command, ...] = (
     ),
     _c("sanitize", "Sanitize", 0x4400, None, 0, 0, None, True),
     _c("secure-erase", "Secure Erase", 0x4401, None, 0, 0, None, True),
-    _c("get-security-state", "Get Security State", 0x4500, None, 0, 4),
+    _c(
+        "get-security-state",
+        "Get Security State",
+        0x4500,
+        None,
+        0,
+        4,
+        "generic:decode_security_state",
+    ),
 )
 
 BY_NAME: dict[str, Command] = {c.name: c for c in CATALOGUE}

@@ -21,6 +21,8 @@ class FwInfo:
     active_slot: int
     staged_slot: int
     online_activate_capable: bool
+    fw_slot_info: int  #: raw FW Slot Info byte (active: bits 2:0, staged: bits 5:3)
+    fw_activation_caps: int  #: raw FW Activation Capabilities byte
     slots: tuple[FwSlot, ...]
     trailing_bytes: int
 
@@ -34,4 +36,5 @@ def decode_fw_info(data: bytes) -> FwInfo:
         FwSlot(i + 1, fixed_string(s.slot_fw_revision[i]), i + 1 == active, i + 1 == staged)
         for i in range(min(n, 4))
     )
-    return FwInfo(n, active, staged, bool(s.fw_activation_caps & 1), slots, trailing)
+    caps = int(s.fw_activation_caps)
+    return FwInfo(n, active, staged, bool(caps & 1), info, caps, slots, trailing)

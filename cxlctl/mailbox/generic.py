@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .layouts import ScanMediaCapsOut, TimestampOut, parse
+from .layouts import ScanMediaCapsOut, SecurityStateOut, TimestampOut, parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,27 @@ class ScanMediaCaps:
 def decode_scan_media_caps(data: bytes) -> ScanMediaCaps:
     s, trailing = parse(ScanMediaCapsOut, data, "get-scan-media-caps")
     return ScanMediaCaps(int(s.estimated_scan_media_time), trailing)
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityState:
+    """Get Security State (8.2.9.9.6.1): the device's view."""
+
+    security_state: int  #: raw 32-bit field
+    user_passphrase_set: bool
+    master_passphrase_set: bool
+    locked: bool
+    frozen: bool
+    user_passphrase_attempt_count_reached: bool
+    master_passphrase_attempt_count_reached: bool
+    trailing_bytes: int
+
+
+def decode_security_state(data: bytes) -> SecurityState:
+    s, trailing = parse(SecurityStateOut, data, "get-security-state")
+    v = int(s.security_state)
+    b = [bool(v & (1 << i)) for i in range(6)]
+    return SecurityState(v, b[0], b[1], b[2], b[3], b[4], b[5], trailing)
 
 
 @dataclass(frozen=True, slots=True)

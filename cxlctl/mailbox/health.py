@@ -6,43 +6,50 @@ from dataclasses import dataclass
 
 from .layouts import AlertConfigOut, HealthInfoOut, ShutdownStateOut, parse
 
+#: Media Status values (Table 8-134) -> cxl-cli's ``media_*`` key for that value.
 MEDIA_STATUS = {
     0: "normal",
     1: "not_ready",
-    2: "write_persistency_lost",
-    3: "all_data_lost",
-    4: "write_persistency_loss_on_power_loss",
-    5: "write_persistency_loss_on_shutdown",
-    6: "write_persistency_loss_imminent",
-    7: "all_data_loss_on_power_loss",
-    8: "all_data_loss_on_shutdown",
-    9: "all_data_loss_imminent",
+    2: "persistence_lost",
+    3: "data_lost",
+    4: "powerloss_persistence_loss",
+    5: "shutdown_persistence_loss",
+    6: "persistence_loss_imminent",
+    7: "powerloss_data_loss",
+    8: "shutdown_data_loss",
+    9: "data_loss_imminent",
 }
 _LEVEL = {0: "normal", 1: "warning", 2: "critical"}
+LIFE_USED_NOT_IMPLEMENTED = 0xFF
+TEMPERATURE_NOT_IMPLEMENTED = 0xFFFF
 
 
 @dataclass(frozen=True, slots=True)
 class HealthInfo:
-    health_status: int
+    """Get Health Info, every field (keys as cxl-cli's ``health`` block where they exist)."""
+
+    health_status: int  #: raw Health Status byte
     maintenance_needed: bool
     performance_degraded: bool
     hw_replacement_needed: bool
-    media_status: str
-    life_used_status: str
-    temperature_status: str
-    corrected_volatile_error_count_status: str
-    corrected_persistent_error_count_status: str
+    media_status: int  #: raw Media Status byte
+    media_status_name: str  #: normal, not_ready, ... or reserved(N)
+    additional_status: int  #: raw Additional Status byte
+    ext_life_used: str  #: normal / warning / critical / unknown
+    ext_temperature: str
+    ext_corrected_volatile: str  #: normal / warning
+    ext_corrected_persistent: str
     life_used_percent: int | None  #: None: not implemented (0xff)
-    temperature: int | None  #: degrees C, None: not implemented (0xffff)
+    temperature: int | None  #: degrees C (signed), None: not implemented (0xffff)
     dirty_shutdowns: int
-    volatile_errors: int
-    pmem_errors: int
+    volatile_errors: int  #: corrected volatile error count
+    pmem_errors: int  #: corrected persistent error count
     trailing_bytes: int
 
 
 def decode_health_info(data: bytes) -> HealthInfo:
     s, trailing = parse(HealthInfoOut, data, "get-health-info")
-    hs, add = int(s.health_status), int(s.additional_status)
+    hs, ms, add = int(s.health_status), int(s.media_status), int(s.additional_status)
     life = int(s.life_used)
     temp = int(s.device_temperature)
     return HealthInfo(
@@ -50,13 +57,15 @@ def decode_health_info(data: bytes) -> HealthInfo:
         maintenance_needed=bool(hs & 1),
         performance_degraded=bool(hs & 2),
         hw_replacement_needed=bool(hs & 4),
-        media_status=MEDIA_STATUS.get(int(s.media_status), f"reserved({int(s.media_status)})"),
-        life_used_status=_LEVEL.get(add & 3, "reserved"),
-        temperature_status=_LEVEL.get((add >> 2) & 3, "reserved"),
-        corrected_volatile_error_count_status="warning" if add & 0x10 else "normal",
-        corrected_persistent_error_count_status="warning" if add & 0x20 else "normal",
-        life_used_percent=None if life == 0xFF else life,
-        temperature=None if temp == -1 else temp,
+        media_status=ms,
+        media_status_name=MEDIA_STATUS.get(ms, f"reserved({ms})"),
+        additional_status=add,
+        ext_life_used=_LEVEL.get(add & 3, "unknown"),
+        ext_temperature=_LEVEL.get((add >> 2) & 3, "unknown"),
+        ext_corrected_volatile="warning" if add & 0x10 else "normal",
+        ext_corrected_persistent="warning" if add & 0x20 else "normal",
+        life_used_percent=None if life == LIFE_USED_NOT_IMPLEMENTED else life,
+        temperature=None if temp & 0xFFFF == TEMPERATURE_NOT_IMPLEMENTED else temp,
         dirty_shutdowns=int(s.dirty_shutdown_count),
         volatile_errors=int(s.corrected_volatile_error_count),
         pmem_errors=int(s.corrected_persistent_error_count),

@@ -207,6 +207,12 @@ class ScanMediaCapsOut(_Layout):
     _fields_ = [("estimated_scan_media_time", ctypes.c_uint32)]
 
 
+class SecurityStateOut(_Layout):
+    """Get Security State output (8.2.9.9.6.1)."""
+
+    _fields_ = [("security_state", ctypes.c_uint32)]
+
+
 LayoutT = TypeVar("LayoutT", bound=ctypes.Structure)
 
 

@@ -47,6 +47,8 @@ def decode_supported_logs(data: bytes) -> SupportedLogs:
     return SupportedLogs(tuple(logs), len(data) - off - n * esz)
 
 
+#: Command Effect bits of a CEL entry (CXL 3.1 Table 8-75; bits 9-11 as in Linux's
+#: ``CXL_CMD_EFFECTS_VALID``/``CONFIG_CHANGE_CONV_RESET``/``CONFIG_CHANGE_CXL_RESET``).
 CEL_EFFECTS = (
     "config_change_cold_reset",
     "config_change_immediate",
@@ -57,23 +59,52 @@ CEL_EFFECTS = (
     "background_operation",
     "secondary_mailbox_supported",
     "request_abort_background_op_supported",
-    "config_change_after_cold_reset_or_conventional_reset",  # bit 9 (3.1)
-    "config_change_after_cxl_reset",  # bit 10 (3.1)
+    "effects_10_11_valid",
+    "config_change_conventional_reset",
+    "config_change_cxl_reset",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class CelEffects:
+    """Every Command Effect bit of one CEL entry, by name."""
+
+    config_change_cold_reset: bool
+    config_change_immediate: bool
+    data_change_immediate: bool
+    policy_change_immediate: bool
+    log_change_immediate: bool
+    security_state_change: bool
+    background_operation: bool
+    secondary_mailbox_supported: bool
+    request_abort_background_op_supported: bool
+    effects_10_11_valid: bool
+    config_change_conventional_reset: bool
+    config_change_cxl_reset: bool
+    reserved_bits: int  #: bits 15:12, raw
 
 
 @dataclass(frozen=True, slots=True)
 class CelRecord:
     opcode: int
-    name: str
-    effect: int
-    effects: tuple[str, ...]
+    name: str | None  #: the catalogue's command name, None if cxlctl does not know it
+    title: str  #: spec name, or ``Opcode 0xNNNN``
+    effect: int  #: raw Command Effect field
+    effects: CelEffects
 
 
 @dataclass(frozen=True, slots=True)
 class Cel:
     entries: tuple[CelRecord, ...]
-    trailing_bytes: int
+    trailing_bytes: int  #: bytes after the last whole 4-byte entry
+
+
+def cel_effects(eff: int) -> CelEffects:
+    b = [bool(eff & (1 << bit)) for bit in range(len(CEL_EFFECTS))]
+    return CelEffects(
+        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+        eff >> len(CEL_EFFECTS),
+    )  # fmt: skip
 
 
 def decode_cel(data: bytes) -> Cel:
@@ -83,10 +114,17 @@ def decode_cel(data: bytes) -> Cel:
     for i in range(n):
         e = CelEntry.from_buffer_copy(data[i * esz : (i + 1) * esz])
         eff = int(e.effect)
-        names = tuple(name for bit, name in enumerate(CEL_EFFECTS) if eff & (1 << bit))
         op = int(e.opcode)
         cmd = BY_OPCODE.get(op)
-        recs.append(CelRecord(op, cmd.title if cmd else f"Opcode {op:#06x}", eff, names))
+        recs.append(
+            CelRecord(
+                op,
+                cmd.name if cmd else None,
+                cmd.title if cmd else f"Opcode {op:#06x}",
+                eff,
+                cel_effects(eff),
+            )
+        )
     return Cel(tuple(recs), len(data) - n * esz)
 
 

@@ -8,7 +8,7 @@ import time
 import uuid as _uuid
 
 from ..mailbox import layouts as lay
-from .model import RC, MiB, TypeThreeDevice, handles, units
+from .model import RC, VENDOR_DEBUG_UUID, MiB, TypeThreeDevice, handles, units
 
 
 @handles(0x4000)
@@ -50,7 +50,8 @@ def _get_log(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
         return RC.INVALID_INPUT, b""
     for u, data in dev.supported_logs():
         if u == want:
-            if offset >= len(data):
+            # QEMU reads its CEL at 4 x offset, past the log: teach the lesson instead
+            if offset >= len(data) or offset + length > len(data):
                 return RC.INVALID_INPUT, b""
             return RC.SUCCESS, data[offset : offset + length]
     return RC.INVALID_LOG, b""
@@ -61,7 +62,9 @@ def _log_caps(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     want = str(_uuid.UUID(bytes=p[:16]))
     if want not in {u for u, _ in dev.supported_logs()}:
         return RC.INVALID_LOG, b""
-    return RC.SUCCESS, bytes(lay.LogCapsOut(parameter_flags=0))
+    # the Vendor Debug Log can be cleared (Linux allows Clear Log only for it)
+    flags = 0x1 if want == VENDOR_DEBUG_UUID else 0
+    return RC.SUCCESS, bytes(lay.LogCapsOut(parameter_flags=flags))
 
 
 @handles(0x0403)
@@ -90,7 +93,12 @@ def _sup_log_sublist(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
 @handles(0x0200)
 def _fw_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     out = lay.FwInfoOut(fw_slots_supported=2, fw_slot_info=1, fw_activation_caps=1)
-    for i, rev in enumerate(dev.config.slot_fw_revisions[:4]):
+    revs = dev.config.slot_fw_revisions
+    if dev.config.profile == "full" and len(revs) == 1:
+        # a newer image waits in slot 2, staged for the next cold reset
+        revs = (*revs, "BWFW VERSION 1")
+        out.fw_slot_info = 1 | (2 << 3)
+    for i, rev in enumerate(revs[:4]):
         b = rev.encode()[:16]
         ctypes.memmove(out.slot_fw_revision[i], b, len(b))
     return RC.SUCCESS, bytes(out)
@@ -159,6 +167,8 @@ def _health_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
         life_used=dev.life_used,
         device_temperature=dev.temperature,
         dirty_shutdown_count=dev.dirty_shutdown_count,
+        corrected_volatile_error_count=dev.corrected_volatile_errors,
+        corrected_persistent_error_count=dev.corrected_persistent_errors,
     )
     return RC.SUCCESS, bytes(out)
 

@@ -112,6 +112,16 @@ class TypeThreeDevice:
         self.next_volatile = 0
         self.next_persistent = 0
         self.calls: list[tuple[int, bytes]] = []  # a log of what reached the device
+        self.corrected_volatile_errors = 0
+        self.corrected_persistent_errors = 0
+        if config.profile == "full":
+            # some deterministic history, so health/alert output has something to show
+            self.dirty_shutdown_count = 1
+            self.corrected_volatile_errors = 2 if config.volatile_bytes else 0
+            self.corrected_persistent_errors = 5 if config.persistent_bytes else 0
+            self.alert.valid_alerts = 0x03
+            self.alert.life_used_programmable_warning_threshold = 75
+            self.alert.device_over_temperature_programmable_warning_threshold = 70
 
     @property
     def cel(self) -> tuple[int, ...]:
@@ -134,10 +144,23 @@ class TypeThreeDevice:
         )
 
     def supported_logs(self) -> list[tuple[str, bytes]]:
-        return [(mb.CEL_UUID, self.cel_bytes())]
+        logs = [(mb.CEL_UUID, self.cel_bytes())]
+        if self.config.profile == "full":
+            # larger than payload_max, so reading it takes more than one Get Log
+            logs.append((VENDOR_DEBUG_UUID, vendor_debug_log(self.config.serial)))
+        return logs
 
     def now_ns(self) -> int:
         return self.timestamp_base_ns + (time.monotonic_ns() - self.timestamp_set_at)
+
+
+VENDOR_DEBUG_UUID = "5e1819d9-11a9-400c-811f-d60719403d86"
+
+
+def vendor_debug_log(serial: int) -> bytes:
+    """The full profile's Vendor Debug Log: 3000 deterministic bytes of text."""
+    line = f"cxlctl simulated device {serial:#x}: vendor debug log\n".encode()
+    return (line * (3000 // len(line) + 1))[:3000]
 
 
 def units(nbytes: int) -> int:

@@ -1,0 +1,73 @@
+"""Offline decoding: decode a saved output payload (what ``send -o raw`` wrote)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .. import mailbox as mb
+from .. import render as rd
+from ..errors import UsageError
+from . import CONTEXT, app_of, fmt_of, output_option
+
+_LIMIT = 1 << 20  # no mailbox payload exceeds 1 MiB
+
+
+def _decoder(command: str) -> tuple[str, Callable[[bytes], Any]]:
+    if command.strip().lower() in ("cel", "command-effects-log"):
+        from ..mailbox.logs import decode_cel
+
+        return "cel", decode_cel
+    cmd = mb.lookup(command)
+    if cmd.decoder is None:
+        raise UsageError(
+            f"{cmd.name}: cxlctl has no decoder for {cmd.title}",
+            hint="`cxlctl send ... -o hex` shows the bytes",
+        )
+    return cmd.name, cmd.decode
+
+
+def _read(file: str | None) -> bytes:
+    if file is None or file == "-":
+        data = click.get_binary_stream("stdin").read(_LIMIT + 1)
+        what = "stdin"
+    else:
+        try:
+            with open(file, "rb") as f:
+                data = f.read(_LIMIT + 1)
+        except OSError as e:
+            raise UsageError(f"{file}: {e.strerror}") from None
+        what = file
+    if len(data) > _LIMIT:
+        raise UsageError(f"{what}: larger than 1 MiB, not a mailbox payload")
+    return data
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("command")
+@click.argument("file", required=False)
+@output_option("table", "json")
+@click.pass_context
+def decode(ctx: click.Context, command: str, file: str | None, output: str, as_json: bool) -> None:
+    """Decode a saved output payload of COMMAND from FILE (stdin if none).
+
+    The same decoders as the live commands; COMMAND is a catalogue name or alias
+    (identify, get-fw-info, health, ...) or "cel" for a Command Effects Log read
+    with get-log. A short payload is an error; extra bytes are counted in
+    trailing_bytes.
+
+    \b
+    Examples:
+      cxlctl --sim send mem0 identify -o raw > id.bin && cxlctl decode identify id.bin
+      cxlctl --sim get-log cel mem0 -o raw | cxlctl decode cel --json
+    """
+    app = app_of(ctx)
+    name, fn = _decoder(command)
+    data = _read(file)
+    d = {"command": name, "length": len(data), "decoded": rd.to_data(fn(data))}
+    if fmt_of(output, as_json) == "json":
+        rd.dump_json(d)
+        return
+    rd.print_fields(app.style, f"decoded {name} ({len(data)} bytes)", d["decoded"])
