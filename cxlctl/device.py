@@ -13,7 +13,6 @@ message names the device, the command and the cause.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import re
@@ -396,9 +395,7 @@ class Memdev:
         done = 0
         while done < length:
             n = min(self.payload_max, length - done)
-            req = lay.GetLogIn(offset=offset + done, length=n)
-            ctypes.memmove(req.uuid, raw_uuid, 16)
-            chunk = self.run(cmd, bytes(req))[:n]
+            chunk = self.run(cmd, lay.get_log_in(raw_uuid, offset + done, n))[:n]
             if not chunk:
                 raise MailboxError(
                     f"{self.name}: get-log: device returned no data at offset {offset + done}", 0

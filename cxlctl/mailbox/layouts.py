@@ -227,6 +227,13 @@ def parse(layout: type[LayoutT], data: bytes, command: str) -> tuple[LayoutT, in
     return layout.from_buffer_copy(data[:need]), len(data) - need
 
 
+def get_log_in(log_uuid: bytes, offset: int, length: int) -> bytes:
+    """Get Log input payload for a log UUID given as its 16 spec-order bytes."""
+    req = GetLogIn(offset=offset, length=length)
+    ctypes.memmove(req.uuid, log_uuid, 16)
+    return bytes(req)
+
+
 def encode(obj: ctypes.Structure) -> bytes:
     return bytes(obj)
 
