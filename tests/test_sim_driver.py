@@ -199,3 +199,20 @@ def test_random_structs_never_crash(
     if got.errno == 0:
         assert got.out_size <= (2048 if out_size == 2**32 - 1 else out_size)
         assert 0 <= got.retval <= 0xFFFF
+
+
+def test_clear_log_is_for_vendor_debug_logs_only() -> None:
+    (dev,) = make_devices(["pmem"])  # full profile lists Clear Log in its CEL
+    cel = bytes.fromhex("0da9c0b5bf414b788f7996b1623b3f17")
+    assert issue(dev, K.CLEAR_LOG, data=cel).errno == errno.EBUSY
+    vendor = bytes.fromhex("5e1819d911a9400c811fd60719403d86")
+    assert issue(dev, K.CLEAR_LOG, data=vendor).errno == 0  # reaches the device
+
+
+def test_identify_supported_logs_and_get_log_are_force_enabled() -> None:
+    from cxlctl import transport as tp
+
+    dev = SimDevice("mem0", DeviceConfig(cel=(0x0200,)))  # a bogus, tiny CEL
+    enabled = {c.id for c in tp.query(dev) if c.enabled}
+    assert enabled == {K.IDENTIFY, K.GET_SUPPORTED_LOGS, K.GET_LOG, K.GET_FW_INFO}
+    assert issue(dev, K.IDENTIFY).retval == mb.ReturnCode.UNSUPPORTED

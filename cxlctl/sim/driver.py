@@ -15,7 +15,6 @@ import threading
 from dataclasses import dataclass
 
 from .. import uapi
-from ..mailbox import layouts as lay
 from ..uapi import CXL_VARIABLE_PAYLOAD as VAR
 from ..uapi import CommandId as K
 from .model import RC, TypeThreeDevice
@@ -135,6 +134,19 @@ DISABLED_RAW_OPCODES: frozenset[int] = frozenset(
 #: ``security_command_sets[]``: Sanitize, PMem security, security passthrough.
 SECURITY_COMMAND_SETS: frozenset[int] = frozenset({0x44, 0x45, 0x46})
 CXL_SET_PARTITION_IMMEDIATE_FLAG = 1
+#: CXL_CMD_FLAG_FORCE_ENABLE entries of cxl_mem_commands[]
+FORCE_ENABLED: frozenset[int] = frozenset({K.IDENTIFY, K.GET_SUPPORTED_LOGS, K.GET_LOG})
+#: DEFINE_CXL_VENDOR_DEBUG_UUID: the only log userspace may clear
+VENDOR_DEBUG_UUID = bytes.fromhex("5e1819d911a9400c811fd60719403d86")
+
+
+def payload_from_user_allowed(opcode: int, payload: bytes) -> bool:
+    """cxl_payload_from_user_allowed(): inputs the kernel refuses (with EBUSY)."""
+    if opcode == 0x4101:  # Set Partition Info: no immediate repartitioning
+        return not (len(payload) > 8 and payload[8] & CXL_SET_PARTITION_IMMEDIATE_FLAG)
+    if opcode == 0x0403:  # Clear Log: vendor debug logs only
+        return payload[:16] == VENDOR_DEBUG_UUID
+    return True
 
 
 class KernelDriver:
@@ -163,9 +175,10 @@ class KernelDriver:
         if raw_commands:
             table[K.RAW] = _RAW_ENTRY
         self.table: tuple[KernelCommand, ...] = tuple(table)
-        # cxl_walk_cel(): enable what the device's CEL lists
+        # cxl_walk_cel(): enable what the device's CEL lists; cxl_enumerate_cmds()
+        # force-enables the commands the driver itself needs, CEL or not
         cel = set(device.cel)
-        self.enabled = {c.id for c in KERNEL_COMMANDS if c.opcode in cel}
+        self.enabled = {c.id for c in KERNEL_COMMANDS if c.opcode in cel} | FORCE_ENABLED
         # cxl_pmem's nvdimm bridge claims the label area and the shutdown state
         if nvdimm_bridge is None:
             nvdimm_bridge = device.config.persistent_bytes > 0
@@ -250,12 +263,8 @@ class KernelDriver:
         opcode, size_in, size_out = self._validate(s)
         # cxl_mbox_cmd_ctor()
         payload = self.mem.copy_from_user(int(s.in_.payload), size_in) if size_in else b""
-        if (
-            opcode == 0x4101
-            and len(payload) >= ctypes.sizeof(lay.SetPartitionInfoIn)
-            and payload[8] & CXL_SET_PARTITION_IMMEDIATE_FLAG
-        ):
-            raise _err(errno.EBUSY)  # cxl_payload_from_user_allowed()
+        if payload and not payload_from_user_allowed(opcode, payload):
+            raise _err(errno.EBUSY)
         if size_out == VAR:
             size_out = self.payload_size
         # mbox_send: the device runs, the driver copies at most what fits
