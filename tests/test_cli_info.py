@@ -185,7 +185,8 @@ def test_list_has_every_cxl_cli_81_key_with_its_type(cli_json: CliJson) -> None:
 def test_list_qemu_profile_leaves_out_what_the_device_lacks(cli_json: CliJson) -> None:
     """Same as `cxl list -M -H -A -I -F -u` on the reference VM."""
     (dev,) = cli_json("list", "mem0", "-H", "-A", "-I", "-F", "-u", "--json", env=QEMU)
-    assert "health" not in dev and "alert_config" not in dev
+    assert "health" not in dev
+    assert "alert_config" not in dev
     assert dev["partition_info"] == {
         "total_size": "256.00 MiB (268.44 MB)",
         "volatile_only_size": 0,
@@ -211,8 +212,10 @@ def test_list_without_flags_has_no_blocks(cli_json: CliJson) -> None:
 
 def test_health_full_profile_state(cli_json: CliJson) -> None:
     h = {d["memdev"]: d for d in cli_json("health", "--json")}
-    assert h["mem0"]["pmem_errors"] == 5 and h["mem0"]["volatile_errors"] == 0
-    assert h["mem1"]["volatile_errors"] == 2 and h["mem1"]["pmem_errors"] == 0
+    assert h["mem0"]["pmem_errors"] == 5
+    assert h["mem0"]["volatile_errors"] == 0
+    assert h["mem1"]["volatile_errors"] == 2
+    assert h["mem1"]["pmem_errors"] == 0
     assert h["mem2"]["dirty_shutdowns"] == 1
     assert h["mem0"]["temperature"] == 37
 
@@ -361,7 +364,8 @@ def test_read_labels_closed_pipe_ends_quietly() -> None:
         stderr=subprocess.PIPE,
         env=env,
     )
-    assert p.stdout is not None and p.stderr is not None
+    assert p.stdout is not None
+    assert p.stderr is not None
     p.stdout.read(4096)
     p.stdout.close()
     rc = p.wait(timeout=60)
@@ -379,7 +383,8 @@ def test_decode_round_trip_with_send_raw(cli: Cli, tmp_path: Path) -> None:
     r = cli("decode", "identify", str(f), "--json")
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)
-    assert d["command"] == "identify" and d["length"] == len(raw)
+    assert d["command"] == "identify"
+    assert d["length"] == len(raw)
     assert d["decoded"]["fw_revision"] == "BWFW VERSION 00"
     r = cli("decode", "fw-info", input=raw[:10])
     assert r.exit_code == ExitCode.DEVICE_ERROR
@@ -395,17 +400,29 @@ def test_decode_cel_from_stdin(cli: Cli) -> None:
 
 def test_decode_table_and_errors(cli: Cli) -> None:
     r = cli("decode", "timestamp", input=bytes(8))
-    assert r.exit_code == 0 and "timestamp" in r.stdout
+    assert r.exit_code == 0
+    assert "timestamp" in r.stdout
     assert cli("decode", "set-lsa", input=b"").exit_code == ExitCode.USAGE
     assert cli("decode", "bogus", input=b"").exit_code == ExitCode.USAGE
     assert cli("decode", "identify", "/nonexistent").exit_code == ExitCode.USAGE
 
 
 def test_help_has_examples(cli: Cli) -> None:
-    for cmd in (
-        "health partition fw-info alert-config shutdown-state timestamp security-state "
-        "logs cel get-log log-caps read-labels decode"
-    ).split():
+    for cmd in [
+        "health",
+        "partition",
+        "fw-info",
+        "alert-config",
+        "shutdown-state",
+        "timestamp",
+        "security-state",
+        "logs",
+        "cel",
+        "get-log",
+        "log-caps",
+        "read-labels",
+        "decode",
+    ]:
         r = cli(cmd, "--help")
         assert r.exit_code == 0
         assert "Examples:" in r.stdout, cmd

@@ -3,6 +3,7 @@ spec tables, trailing bytes, and fuzzing (a value or DecodeError, nothing else).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 
 import pytest
@@ -154,7 +155,8 @@ def test_fw_info_staged_slot() -> None:
     raw[1] = 1 | (2 << 3)
     v = decode_fw_info(bytes(raw))
     assert v.staged_slot == 2
-    assert v.slots[1].staged and not v.slots[0].staged
+    assert v.slots[1].staged
+    assert not v.slots[0].staged
 
 
 def test_supported_logs_reference() -> None:
@@ -223,7 +225,9 @@ def _health(
 
 def test_health_info_every_field() -> None:
     v = decode_health_info(_health(hs=5, ms=6, add=0b111001, temp=-5))
-    assert v.maintenance_needed and not v.performance_degraded and v.hw_replacement_needed
+    assert v.maintenance_needed
+    assert not v.performance_degraded
+    assert v.hw_replacement_needed
     assert (v.media_status, v.media_status_name) == (6, "persistence_loss_imminent")
     assert v.ext_life_used == "warning"
     assert v.ext_temperature == "critical"
@@ -238,7 +242,8 @@ def test_health_info_not_implemented_and_reserved() -> None:
     assert v.life_used_percent is None
     assert v.temperature is None
     assert v.media_status_name == "reserved(32)"
-    assert v.ext_life_used == "unknown" and v.ext_temperature == "unknown"
+    assert v.ext_life_used == "unknown"
+    assert v.ext_temperature == "unknown"
 
 
 def test_alert_config_fields() -> None:
@@ -264,10 +269,13 @@ def test_shutdown_security_logcaps() -> None:
     assert decode_shutdown_state(b"\x01").dirty
     assert decode_shutdown_state(b"\x00").state == "clean"
     s = decode_security_state(bytes([0b101100, 0, 0, 0]))
-    assert s.locked and s.frozen and s.master_passphrase_attempt_count_reached
+    assert s.locked
+    assert s.frozen
+    assert s.master_passphrase_attempt_count_reached
     assert not s.user_passphrase_set
     c = decode_log_caps(bytes([0b1010, 0, 0, 0]))
-    assert c.populate_log_supported and c.persistent_across_cold_reset
+    assert c.populate_log_supported
+    assert c.persistent_across_cold_reset
     assert not c.clear_log_supported
 
 
@@ -309,7 +317,5 @@ def test_identify_trailing_after_the_cxl3_field() -> None:
 @given(data=st.binary(max_size=300))
 def test_fuzz_decoders_value_or_decode_error(spec: str, data: bytes) -> None:
     fn = mb._resolve(spec)
-    try:
+    with contextlib.suppress(DecodeError):
         fn(data)
-    except DecodeError:
-        pass
