@@ -72,7 +72,7 @@ def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any
 
     def run(*args: str, profile: str = "full") -> tuple[Result, list[Sent]]:
         (dev,) = make_devices(["pmem"], profile=profile)
-        root = tmp_path / profile
+        root = tmp_path / f"{profile}{len(list(tmp_path.iterdir()))}"
         _sysfs(root, dev)
         sent: list[Sent] = []
 
