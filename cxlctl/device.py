@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import uuid as _uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -460,3 +459,5 @@ def check_retval(name: str, what: str, rc: int) -> None:
         raise MailboxError(
             f"{name}: {what}: device returned {mb.return_code_name(rc)} ({rc:#x})", rc
         )
+    import uuid as _uuid  # not at import time: start-up matters
+
