@@ -448,6 +448,8 @@ class Memdev:
 
 def _uuid_bytes(log_uuid: str) -> bytes:
     """A log UUID in the spec's byte order (RFC 4122, big-endian)."""
+    import uuid as _uuid  # not at import time: start-up matters
+
     try:
         return _uuid.UUID(log_uuid).bytes
     except ValueError:
@@ -459,5 +461,3 @@ def check_retval(name: str, what: str, rc: int) -> None:
         raise MailboxError(
             f"{name}: {what}: device returned {mb.return_code_name(rc)} ({rc:#x})", rc
         )
-    import uuid as _uuid  # not at import time: start-up matters
-
