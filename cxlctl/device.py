@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .mailbox.logs import LogCaps, SupportedLogs
     from .mailbox.memdev import Identify, PartitionInfo
     from .sim import SimDevice
+    from .tracefs import Tracing
 
 _MEMDEV_RE = re.compile(r"^(?:/dev/cxl/)?(mem\d+)$")
 
@@ -136,6 +137,20 @@ class Backend:
         (name,) = self.select([spec])
         return Memdev(self, name)
 
+    # -- what Linux runs itself and reports through tracefs (see cxlctl.tracefs) --
+    def tracing(self) -> Tracing:
+        raise UnsupportedCommand(f"the {self.name} backend has no tracefs")
+
+    def trigger_poison_list(self, name: str) -> list[dict[str, Any]]:
+        """``cxl_poison`` trace events after writing 1 to ``memN/trigger_poison_list``."""
+        return self.tracing().trigger_poison_list(name, self.sysfs(name).get("host", ""))
+
+    def inject_poison(self, name: str, dpa: int) -> None:
+        self.tracing().debugfs_poison(name, "inject_poison", dpa)
+
+    def clear_poison(self, name: str, dpa: int) -> None:
+        self.tracing().debugfs_poison(name, "clear_poison", dpa)
+
 
 class KernelBackend(Backend):
     """Memdevs of the running kernel: ``/sys/bus/cxl/devices/memN`` and ``/dev/cxl/memN``."""
@@ -145,6 +160,7 @@ class KernelBackend(Backend):
     def __init__(self, sysfs_root: str = tp.SYSFS_CXL_DEVICES, dev_root: str = tp.DEV_CXL) -> None:
         self.sysfs_root = sysfs_root
         self.dev_root = dev_root
+        self._tracing: Tracing | None = None
 
     def names(self) -> list[str]:
         try:
@@ -187,6 +203,13 @@ class KernelBackend(Backend):
             detail = e.strerror if err == errno.ENODEV else None
             raise from_errno(err, f"{name}: cannot open {path}", detail) from e
 
+    def tracing(self) -> Tracing:
+        if self._tracing is None:
+            from .tracefs import KernelTracing
+
+            self._tracing = KernelTracing(self.sysfs_root)
+        return self._tracing
+
     def no_devices(self) -> CxlError:
         return DeviceNotFound(
             f"no CXL memdevs found in {self.sysfs_root}",
@@ -217,6 +240,14 @@ class SimBackend(Backend):
             except ValueError as e:
                 raise UsageError(f"CXLCTL_SIM_DEVICES: {e}") from e
         self.devices = {d.name: d for d in devices}
+        self._tracing: Tracing | None = None
+
+    def tracing(self) -> Tracing:
+        if self._tracing is None:
+            from .sim.kernel import SimTracing
+
+            self._tracing = SimTracing(self.devices)
+        return self._tracing
 
     def names(self) -> list[str]:
         return list(self.devices)

@@ -133,3 +133,10 @@ def decode_scan_media_results(data: bytes) -> ScanMediaResults:
         records=records,
         trailing_bytes=len(data) - off - n * ctypes.sizeof(MediaErrorRecord),
     )
+
+
+def scan_media_caps_input(dpa: int, length: int) -> bytes:
+    """Get Scan Media Capabilities input (Table 8-145) for ``length`` bytes at ``dpa``."""
+    from .layouts import ScanMediaCapsIn
+
+    return bytes(ScanMediaCapsIn(dpa=dpa, length=length // POISON_LEN_MULT))

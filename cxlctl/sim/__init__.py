@@ -22,6 +22,8 @@ from collections.abc import Iterable
 
 from .. import mailbox as mb
 from . import commands as _commands  # registers the handlers
+from . import events as _events  # noqa: F401  (registers the handlers)
+from . import media as _media  # noqa: F401  (registers the handlers)
 from .driver import KernelDriver, UserMemory
 from .model import QEMU_CEL, DeviceConfig, TypeThreeDevice
 
