@@ -202,6 +202,10 @@ def app_of(ctx: click.Context) -> App:
 
 def run() -> None:
     """Console-script entry point."""
+    if "_CXLCTL_COMPLETE" in os.environ:  # a shell asks for completions
+        from .completion import register
+
+        register()
     try:
         main(prog_name="cxlctl")
     except BrokenPipeError:  # pragma: no cover - raised while click writes usage

@@ -18,12 +18,58 @@ PROG = "cxlctl"
 COMPLETE_VAR = "_CXLCTL_COMPLETE"
 
 
+# click 8.4.0 and 8.4.1 ship a fish script that cannot work (pallets/click#3502:
+# its unquoted \n splits the script, and fish flattens the newline-separated
+# records); this is the protocol click 8.4.2 went back to.  Registering it under
+# "fish" makes every click version produce and answer the same, working script.
+_SOURCE_FISH = """\
+function %(complete_func)s;
+    set -l response (env %(complete_var)s=fish_complete COMP_WORDS=(commandline -cp) \\
+COMP_CWORD=(commandline -t) %(prog_name)s);
+
+    for completion in $response;
+        set -l metadata (string split -m 1 "," $completion);
+
+        if test $metadata[1] = "dir";
+            __fish_complete_directories $metadata[2];
+        else if test $metadata[1] = "file";
+            __fish_complete_path $metadata[2];
+        else if test $metadata[1] = "plain";
+            echo $metadata[2];
+        end;
+    end;
+end;
+
+complete --no-files --command %(prog_name)s --arguments \\
+"(%(complete_func)s)";
+"""
+
+
+def register() -> None:
+    """Install the fixed fish support; call before click answers a completion
+    request (``run()`` does when ``_CXLCTL_COMPLETE`` is set)."""
+    from click.shell_completion import CompletionItem, FishComplete, add_completion_class
+
+    class Fish(FishComplete):
+        source_template = _SOURCE_FISH
+
+        def format_completion(self, item: CompletionItem) -> str:
+            # one line per candidate: "type,value" then a tab and the description
+            value = str(item.value).replace("\n", " ")
+            if item.help:
+                return f"{item.type},{value}\t{' '.join(item.help.split())}"
+            return f"{item.type},{value}"
+
+    add_completion_class(Fish, "fish")
+
+
 def script(shell: str) -> str:
     """The completion script for ``shell`` (bash, zsh or fish)."""
     from click.shell_completion import get_completion_class
 
     from . import main
 
+    register()
     cls = get_completion_class(shell)
     if cls is None:  # pragma: no cover - click.Choice already refused it
         raise click.BadParameter(f"unsupported shell {shell!r}")
