@@ -83,9 +83,18 @@ def test_log_uuids_by_prefix_or_name() -> None:
     ctx = click.Context(main)
     param = click.Option(["--log"])
     assert [c.value for c in complete.logs(ctx, param, "0da9")] == [mb.CEL_UUID]
-    assert [c.value for c in complete.logs(ctx, param, "cel")] == [mb.CEL_UUID]
-    assert len(complete.logs(ctx, param, "")) == len(mb.KNOWN_LOGS)
+    assert [c.value for c in complete.logs(ctx, param, "ce")] == ["cel"]
+    assert [c.value for c in complete.logs(ctx, param, "effects")] == [mb.CEL_UUID]
+    assert len(complete.logs(ctx, param, "")) == len(mb.KNOWN_LOGS) + len(mb.LOG_ALIASES)
     assert complete.logs(ctx, param, "zzz") == []
+
+
+def test_other_commands_use_the_callbacks() -> None:
+    assert candidates("--sim", "get-log", "vendor") == ["vendor-debug"]
+    assert candidates("--sim", "get-log", "cel", "mem2") == ["mem2"]
+    assert candidates("decode", "partition") == ["partition", "partition-info"]
+    assert "get-event-records" in candidates("decode", "get-ev")  # no kernel id needed
+    assert candidates("--sim", "read-labels", "mem") == ["mem0", "mem1", "mem2"]
 
 
 def test_choices_and_subcommands() -> None:

@@ -110,13 +110,23 @@ def opcodes(ctx: click.Context, param: click.Parameter, incomplete: str) -> Cand
 
 @_safe
 def logs(ctx: click.Context, param: click.Parameter, incomplete: str) -> Candidates:
-    """Known log UUIDs, with the log's name as help.  A word that is not a UUID
-    prefix matches the names instead (``cel`` completes to the CEL's UUID)."""
+    """Log names (``cel``, ``vendor-debug``...) and known log UUIDs, with the log's
+    spec name as help.  A word that prefixes neither matches the spec names
+    instead (``effects`` completes to the CEL's UUID)."""
     from .. import mailbox as mb
 
-    pairs = sorted(mb.KNOWN_LOGS.items())
+    names = sorted((a, mb.KNOWN_LOGS.get(u, u)) for a, u in mb.LOG_ALIASES.items())
+    pairs = names + sorted(mb.KNOWN_LOGS.items())
     found = _items(pairs, incomplete.lower())
     if found or not incomplete:
         return found
     word = incomplete.lower()
-    return _items(((u, n) for u, n in pairs if word in n.lower()), "")
+    return _items(((u, n) for u, n in mb.KNOWN_LOGS.items() if word in n.lower()), "")
+
+
+@_safe
+def files(ctx: click.Context, param: click.Parameter, incomplete: str) -> Candidates:
+    """Let the shell complete file names (what ``click.Path`` does)."""
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(incomplete, type="file")]

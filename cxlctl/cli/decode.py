@@ -10,7 +10,7 @@ import click
 from .. import mailbox as mb
 from .. import render as rd
 from ..errors import UsageError
-from . import CONTEXT, app_of, fmt_of, output_option
+from . import CONTEXT, app_of, complete, fmt_of, output_option
 
 _LIMIT = 1 << 20  # no mailbox payload exceeds 1 MiB
 
@@ -46,8 +46,8 @@ def _read(file: str | None) -> bytes:
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("command")
-@click.argument("file", required=False)
+@click.argument("command", shell_complete=complete.catalogue_commands)
+@click.argument("file", required=False, shell_complete=complete.files)
 @output_option("table", "json")
 @click.pass_context
 def decode(ctx: click.Context, command: str, file: str | None, output: str, as_json: bool) -> None:

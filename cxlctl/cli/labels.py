@@ -13,7 +13,7 @@ import click
 
 from ..device import Memdev
 from ..errors import UsageError
-from . import CONTEXT, app_of
+from . import CONTEXT, app_of, complete
 
 _SIZE_RE = re.compile(r"^(0x[0-9a-f]+|\d+)([kmg]?)(i?b)?$")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -64,7 +64,7 @@ def write_atomic(path: str, chunks: Iterable[bytes]) -> int:
 
 
 @click.command("read-labels", context_settings=CONTEXT)
-@click.argument("memdev")
+@click.argument("memdev", shell_complete=complete.memdevs)
 @click.option("-s", "--size", metavar="SIZE", help="Bytes to read [default: to the end].")
 @click.option("-O", "--offset", metavar="OFFSET", default="0", help="Start offset [default: 0].")
 @click.option(

@@ -12,7 +12,7 @@ from .. import mailbox as mb
 from .. import render as rd
 from ..device import Memdev
 from ..errors import UsageError
-from . import CONTEXT, app_of, fmt_of, memdevs_argument, output_option
+from . import CONTEXT, app_of, complete, fmt_of, memdevs_argument, output_option
 from .info import Row, each_memdev, emit
 
 
@@ -44,7 +44,7 @@ def _parse_int(value: str | None, what: str) -> int | None:
     return n
 
 
-log_argument = click.argument("log", metavar="LOG")
+log_argument = click.argument("log", metavar="LOG", shell_complete=complete.logs)
 
 
 @click.command(context_settings=CONTEXT)
