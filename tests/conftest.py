@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from goldens import CLI_ENV
 
 from cxlctl.cli import main
 from cxlctl.sim import SimDevice, make_devices
-
-GOLDEN = Path(__file__).parent / "golden"
-REGEN = os.environ.get("CXLCTL_REGEN_GOLDEN") == "1"
-
-CLI_ENV = {
-    "NO_COLOR": "1",
-    "COLUMNS": "120",
-    "CXLCTL_BACKEND": "sim",
-    "CXLCTL_SIM_DEVICES": "",
-    "CXLCTL_SIM_PROFILE": "",
-    "CXLCTL_SIM_RAW": "",
-    "CXLCTL_SIM_STATE": "",
-    "CXLCTL_DEBUG": "",
-}
 
 
 @pytest.fixture
@@ -52,17 +37,6 @@ def cli_json(cli: Callable[..., Result]) -> Callable[..., Any]:
         return json.loads(r.stdout)
 
     return run
-
-
-def golden(name: str, text: str) -> None:
-    """Compare ``text`` with tests/golden/NAME (CXLCTL_REGEN_GOLDEN=1 rewrites it)."""
-    path = GOLDEN / name
-    if REGEN or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        if not REGEN:
-            pytest.fail(f"golden file {name} was missing and has been written; re-run")
-    assert text == path.read_text(), f"output differs from tests/golden/{name}"
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from conftest import golden
+from goldens import golden
 
 from cxlctl import uapi
 

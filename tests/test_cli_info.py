@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from conftest import golden
+from goldens import golden
 
 from cxlctl.errors import ExitCode
 from cxlctl.sim.model import vendor_debug_log
