@@ -81,6 +81,10 @@ COMMANDS: dict[str, str] = {
     "read-labels": "labels:read_labels",
     "decode": "decode:decode",
     "completion": "completion:completion",
+    "poison": "media:poison",
+    "scan-media-caps": "media:scan_media_caps",
+    "events": "events:events",
+    "monitor": "events:monitor",
 }
 
 

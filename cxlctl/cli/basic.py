@@ -26,6 +26,7 @@ def memdev_json(
     firmware: bool,
     health: bool = False,
     alert_config: bool = False,
+    media_errors: bool = False,
 ) -> dict[str, Any]:
     """One memdev as ``cxl list -M`` prints it (raw integers)."""
     info = app.backend.info(name)
@@ -52,6 +53,12 @@ def memdev_json(
             _optional(d, "partition_info", lambda: _partition_json(md))
         if firmware:
             _optional(d, "firmware", lambda: _firmware_json(md))
+        if media_errors:  # cxl-cli: trigger_poison_list + cxl_poison events; none: no key
+            from .media import media_errors_json
+
+            _optional(d, "media_errors", lambda: media_errors_json(app, name) or None)
+            if d.get("media_errors") is None:
+                d.pop("media_errors", None)
     finally:
         md.close()
     d["payload_max"] = info.payload_max
@@ -112,6 +119,9 @@ def _firmware_json(md: Memdev) -> dict[str, Any]:
 @click.option("-F", "--firmware", is_flag=True, help="Include firmware information.")
 @click.option("-H", "--health", is_flag=True, help="Include health information.")
 @click.option("-A", "--alert-config", is_flag=True, help="Include alert configuration.")
+@click.option(
+    "-L", "--media-errors", is_flag=True, help="Include media errors (the poison list; root)."
+)
 @click.option("-u", "--human", is_flag=True, help="Human sizes and hex serials, as cxl -u.")
 @output_option("table", "json")
 @click.pass_context
@@ -122,6 +132,7 @@ def list_cmd(
     firmware: bool,
     health: bool,
     alert_config: bool,
+    media_errors: bool,
     human: bool,
     output: str,
     as_json: bool,
@@ -136,13 +147,20 @@ def list_cmd(
       cxlctl --sim list
       cxlctl --sim list -I -F -u --json
       cxlctl --sim list -H -A mem0 --json
+      cxlctl --sim list -L -u mem0 --json
       cxlctl list mem0 --json | jq '.[].serial'
     """
     app = app_of(ctx)
     names = app.backend.select(memdevs)
     data = [
         memdev_json(
-            app, n, partition=partition, firmware=firmware, health=health, alert_config=alert_config
+            app,
+            n,
+            partition=partition,
+            firmware=firmware,
+            health=health,
+            alert_config=alert_config,
+            media_errors=media_errors,
         )
         for n in names
     ]

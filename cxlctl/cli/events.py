@@ -1,0 +1,277 @@
+"""Event records: ``events`` (per memdev, per log) and ``monitor`` (stream trace events)."""
+
+from __future__ import annotations
+
+import json
+import select
+import sys
+import time
+from collections.abc import Sequence
+from typing import IO, Any
+
+import click
+
+from .. import render as rd
+from .. import uapi
+from ..device import Memdev, check_retval
+from ..errors import PermissionDenied, UsageError
+from ..tracefs import LOG_CLI_NAMES, RECORD_EVENTS
+from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option
+
+LOGS = ("info", "warn", "fail", "fatal")
+_NOT_RECORD = ("system", "memdev", "host", "serial", "log")
+
+
+def _raw_available(md: Memdev) -> bool:
+    """The kernel was built with CONFIG_CXL_MEM_RAW_COMMANDS (RAW is in its table)."""
+    return any(ci.id == uapi.CommandId.RAW for ci in md.query())
+
+
+def _mailbox_logs(md: Memdev, logs: Sequence[str]) -> list[dict[str, Any]]:
+    """Get Event Records through RAW (not on the kernel's deny list); nothing is cleared."""
+    from ..mailbox.events import LOG_NAMES, decode_event_records
+
+    out = []
+    for log in logs:
+        res = md.submit(md.raw_request(0x0100, bytes([LOG_NAMES[log]])), "get-event-records")
+        check_retval(md.name, "get-event-records", res.retval)
+        v = decode_event_records(res.out)
+        out.append(
+            {
+                "log": log,
+                "more_records": v.more_records,
+                "overflow": v.overflow,
+                "overflow_count": v.overflow_error_count,
+                "first_overflow_timestamp": v.first_overflow_timestamp,
+                "last_overflow_timestamp": v.last_overflow_timestamp,
+                "records": rd.to_data(list(v.records)),
+            }
+        )
+    return out
+
+
+def _trace_logs(
+    app: App, name: str, logs: Sequence[str], events: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The records the kernel read, cleared and traced (cxl_* events in tracefs)."""
+    out = []
+    for log in logs:
+        mine = [
+            e
+            for e in events
+            if e.get("memdev") == name and LOG_CLI_NAMES.get(str(e.get("log", ""))) == log
+        ]
+        over = [e for e in mine if e["event"] == "cxl_overflow"]
+        out.append(
+            {
+                "log": log,
+                "more_records": None,  # the kernel keeps reading until the log is empty
+                "overflow": bool(over),
+                "overflow_count": sum(int(e.get("count", 0)) for e in over),
+                "first_overflow_timestamp": over[0].get("first_ts", 0) if over else 0,
+                "last_overflow_timestamp": over[-1].get("last_ts", 0) if over else 0,
+                "records": [
+                    {k: v for k, v in e.items() if k not in _NOT_RECORD}
+                    for e in mine
+                    if e["event"] in RECORD_EVENTS
+                ],
+            }
+        )
+    return out
+
+
+def _row(rec: dict[str, Any]) -> tuple[Any, ...]:
+    """(handle, timestamp, type, flags, dpa, what) for either record shape."""
+    if "header" in rec:  # decoded from the mailbox
+        h = rec["header"]
+        what = rec.get("type_name") or rec.get("event_type_name") or rec.get("data", "")[:16]
+        return (
+            h["handle"],
+            h["timestamp"],
+            h["record_type"],
+            ", ".join(h["flag_names"]) or "-",
+            rec.get("dpa"),
+            what,
+        )
+    what = rec.get("type") or rec.get("event_type") or rec.get("data", "")
+    return (
+        rec.get("hdr_handle"),
+        rec.get("hdr_timestamp"),
+        rec["event"].removeprefix("cxl_"),
+        rec.get("hdr_flags") or "-",
+        rec.get("dpa"),
+        str(what)[:40],
+    )
+
+
+@click.command(context_settings=CONTEXT)
+@memdevs_argument
+@click.option(
+    "-l",
+    "--log",
+    "logs",
+    type=click.Choice(LOGS),
+    multiple=True,
+    help="Only this event log (repeatable; default: all four).",
+)
+@output_option("table", "json")
+@click.pass_context
+def events(
+    ctx: click.Context, memdevs: Sequence[str], logs: Sequence[str], output: str, as_json: bool
+) -> None:
+    """Show event records, decoded per type (General Media, DRAM, Memory Module, other).
+
+    Linux has no ioctl command id for Get Event Records: the driver reads each
+    log itself (at probe and on event interrupts), clears it, and reports every
+    record as a trace event. So cxlctl reads those events from tracefs
+    ("source": "trace", needs root and the cxl events enabled when they
+    happened; an overflow shows as a cxl_overflow event). On a kernel built with
+    CONFIG_CXL_MEM_RAW_COMMANDS it sends Get Event Records itself through RAW
+    ("source": "mailbox"), shows the device's More/Overflow flags, and clears
+    nothing.
+
+    \b
+    Examples:
+      cxlctl --sim events mem0
+      cxlctl --sim events mem0 --log warn --json
+      CXLCTL_SIM_RAW=1 cxlctl --sim events mem0 --json
+    """
+    app = app_of(ctx)
+    want = list(logs) or list(LOGS)
+    out: list[dict[str, Any]] = []
+    snapshot: list[dict[str, Any]] | None = None
+    for name in app.backend.select(memdevs):
+        md = Memdev(app.backend, name)
+        try:
+            entry: list[dict[str, Any]] | None = None
+            if _raw_available(md):
+                try:
+                    entry, source = _mailbox_logs(md, want), "mailbox"
+                except PermissionDenied:  # RAW compiled in but refused (lockdown)
+                    entry = None
+        finally:
+            md.close()
+        if entry is None:
+            if snapshot is None:
+                snapshot = app.backend.tracing().snapshot()
+            entry, source = _trace_logs(app, name, want, snapshot), "trace"
+        out.append({"memdev": name, "source": source, "logs": entry})
+    if fmt_of(output, as_json) == "json":
+        rd.dump_json(out)
+        return
+    for d in out:
+        for lg in d["logs"]:
+            flags = [
+                f"more: {'yes' if lg['more_records'] else 'no'}"
+                if lg["more_records"] is not None
+                else "",
+                f"overflow: {lg['overflow_count']} lost" if lg["overflow"] else "overflow: no",
+            ]
+            title = (
+                f"{d['memdev']} {lg['log']} log ({d['source']}; {'; '.join(f for f in flags if f)})"
+            )
+            rows = [_row(r) for r in lg["records"]]
+            rd.print_table(
+                app.style,
+                title,
+                ("handle", "timestamp", "record", "flags", "dpa", "what"),
+                rows,
+                simulated=app.backend.simulated,
+            )
+
+
+# --- monitor ------------------------------------------------------------------------
+
+
+def _reader_gone(stream: IO[str]) -> bool:
+    """True once the reading end of a pipe on ``stream`` has closed (POLLERR on the
+    writing end), so an idle monitor notices ``| head -1`` going away."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    p = select.poll()
+    p.register(fd, 0)  # POLLERR/POLLHUP are always reported
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(0))
+
+
+@click.command(context_settings=CONTEXT)
+@click.option(
+    "-l",
+    "--log",
+    "log_file",
+    metavar="FILE|standard",
+    help="Append the JSON lines to FILE instead of stdout ('standard': stdout).",
+)
+@click.option("--count", type=click.IntRange(min=1), help="Stop after N events.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Stop after S seconds.")
+@click.option(
+    "-m",
+    "--memdev",
+    "memdevs",
+    multiple=True,
+    metavar="MEMDEV",
+    help="Only events of this memdev (repeatable).",
+)
+@click.pass_context
+def monitor(
+    ctx: click.Context,
+    log_file: str | None,
+    count: int | None,
+    timeout: float | None,
+    memdevs: Sequence[str],
+) -> None:
+    """Stream CXL trace events as JSON lines, like `cxl monitor`.
+
+    On a real system cxlctl enables the cxl trace events in a private tracefs
+    instance and follows its trace_pipe (needs root); on the simulator it streams
+    what the simulated kernel logs from the simulated devices. Each line is one
+    event: {"system": "cxl", "event": ..., "timestamp": ns, fields...}. Runs until
+    --count events, --timeout seconds, Ctrl-C (exit 130) or a closed pipe (exit
+    141), and always disables the events it enabled.
+
+    \b
+    Examples:
+      cxlctl --sim monitor --count 3
+      cxlctl --sim monitor -m mem1 --timeout 1
+      cxlctl monitor -l /var/log/cxl-events.jsonl
+    """
+    app = app_of(ctx)
+    names = set(app.backend.select(memdevs)) if memdevs else None
+    if log_file is not None and not log_file:
+        raise UsageError("--log needs a file name (or 'standard')")
+    to_file = log_file not in (None, "standard")
+    stream: IO[str] = sys.stdout
+    if to_file:
+        try:
+            stream = open(log_file or "", "a")  # noqa: SIM115 - closed below
+        except OSError as e:
+            raise UsageError(f"--log {log_file}: {e.strerror}") from e
+    deadline = None if timeout is None else time.monotonic() + timeout
+    n = 0
+
+    def stop() -> bool:
+        if deadline is not None and time.monotonic() >= deadline:
+            return True
+        if count is not None and n >= count:
+            return True
+        if not to_file and _reader_gone(sys.stdout):
+            raise BrokenPipeError
+        return False
+
+    try:
+        for ev in app.backend.tracing().stream(stop=stop):
+            if names is not None and ev.get("memdev") not in names:
+                continue
+            line = json.dumps(ev) + "\n"
+            if to_file:
+                stream.write(line)
+                stream.flush()
+            else:
+                rd.write_stdout(line)
+            n += 1
+            if count is not None and n >= count:
+                break
+    finally:
+        if to_file:
+            stream.close()
