@@ -406,7 +406,7 @@ def _summary(cmd: click.Command) -> str:
 
 
 def main_page(warn: list[str]) -> str:
-    ctx = click.Context(main, info_name=PROG)
+    ctx = click.Context(main, info_name=PROG, **main.context_settings)
     h = parse_help(main.help)
     lines = _header(PROG, _summary(main))
     lines += [
@@ -430,10 +430,10 @@ def main_page(warn: list[str]) -> str:
 
 
 def command_page(name: str, warn: list[str]) -> str:
-    root = click.Context(main, info_name=PROG)
+    root = click.Context(main, info_name=PROG, **main.context_settings)
     cmd = main.get_command(root, name)
     assert cmd is not None, name
-    ctx = click.Context(cmd, info_name=name, parent=root)
+    ctx = click.Context(cmd, info_name=name, parent=root, **cmd.context_settings)
     h = parse_help(cmd.help)
     pieces = " ".join(cmd.collect_usage_pieces(ctx))
     usage = re.sub(r"([A-Z][A-Z_]+)", r"\\fI\1\\fR", esc(pieces))
@@ -474,7 +474,7 @@ def generate(out: Path) -> list[str]:
     man.mkdir(parents=True, exist_ok=True)
     for fname in COMPLETION_FILES:
         (comp / fname).write_text(completion_text(fname))
-    root = click.Context(main, info_name=PROG)
+    root = click.Context(main, info_name=PROG, **main.context_settings)
     for name in COMMANDS:  # import every command before the threads start
         main.get_command(root, name)
     # pages are independent and mostly wait on example subprocesses: build in parallel
