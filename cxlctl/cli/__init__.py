@@ -29,7 +29,7 @@ import click
 from .. import __version__
 from .. import render as rd
 from ..device import Backend, open_backend
-from ..errors import CxlError, ExitCode
+from ..errors import CxlError, ExitCode, UsageError
 from . import complete
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -130,6 +130,27 @@ def _quiet_broken_pipe() -> NoReturn:
     except (OSError, ValueError):
         pass
     raise click.exceptions.Exit(int(ExitCode.BROKEN_PIPE))
+
+
+#: No mailbox payload exceeds 1 MiB (the largest payload_max the spec allows).
+PAYLOAD_LIMIT = 1 << 20
+
+
+def read_payload(path: str | None, what: str) -> bytes:
+    """A payload from PATH, or stdin for ``None``/``-``; at most 1 MiB."""
+    if path is None or path == "-":
+        data = click.get_binary_stream("stdin").read(PAYLOAD_LIMIT + 1)
+        source = "stdin"
+    else:
+        try:
+            with open(path, "rb") as f:
+                data = f.read(PAYLOAD_LIMIT + 1)
+        except OSError as e:
+            raise UsageError(f"{what}: {path}: {e.strerror}") from None
+        source = path
+    if len(data) > PAYLOAD_LIMIT:
+        raise UsageError(f"{what}: {source}: larger than 1 MiB, not a mailbox payload")
+    return data
 
 
 def output_option(*choices: str, default: str = "table") -> Callable[[F], F]:

@@ -10,9 +10,7 @@ import click
 from .. import mailbox as mb
 from .. import render as rd
 from ..errors import UsageError
-from . import CONTEXT, app_of, complete, fmt_of, output_option
-
-_LIMIT = 1 << 20  # no mailbox payload exceeds 1 MiB
+from . import CONTEXT, app_of, complete, fmt_of, output_option, read_payload
 
 
 def _decoder(command: str) -> tuple[str, Callable[[bytes], Any]]:
@@ -27,22 +25,6 @@ def _decoder(command: str) -> tuple[str, Callable[[bytes], Any]]:
             hint="`cxlctl send ... -o hex` shows the bytes",
         )
     return cmd.name, cmd.decode
-
-
-def _read(file: str | None) -> bytes:
-    if file is None or file == "-":
-        data = click.get_binary_stream("stdin").read(_LIMIT + 1)
-        what = "stdin"
-    else:
-        try:
-            with open(file, "rb") as f:
-                data = f.read(_LIMIT + 1)
-        except OSError as e:
-            raise UsageError(f"{file}: {e.strerror}") from None
-        what = file
-    if len(data) > _LIMIT:
-        raise UsageError(f"{what}: larger than 1 MiB, not a mailbox payload")
-    return data
 
 
 @click.command(context_settings=CONTEXT)
@@ -65,7 +47,7 @@ def decode(ctx: click.Context, command: str, file: str | None, output: str, as_j
     """
     app = app_of(ctx)
     name, fn = _decoder(command)
-    data = _read(file)
+    data = read_payload(file, "decode")
     d = {"command": name, "length": len(data), "decoded": rd.to_data(fn(data))}
     if fmt_of(output, as_json) == "json":
         rd.dump_json(d)

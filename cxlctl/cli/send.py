@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +13,7 @@ from .. import uapi
 from ..device import Memdev
 from ..errors import UsageError
 from ..transport import MAX_PAYLOAD, SendRequest
-from . import CONTEXT, App, F, app_of, complete, fmt_of, output_option
+from . import CONTEXT, App, F, app_of, complete, fmt_of, output_option, read_payload
 
 # --- send / raw ---------------------------------------------------------------------
 
@@ -29,18 +28,7 @@ def _read_input(hex_in: str | None, file_in: str | None) -> bytes:
         except ValueError:
             raise UsageError(f"--input: {hex_in!r} is not hex bytes") from None
     if file_in is not None:
-        limit = 1 << 20  # no payload exceeds 1 MiB (payload_max's maximum)
-        if file_in == "-":
-            data = sys.stdin.buffer.read(limit + 1)
-        else:
-            try:
-                with open(file_in, "rb") as f:
-                    data = f.read(limit + 1)
-            except OSError as e:
-                raise UsageError(f"--input-file: {file_in}: {e.strerror}") from None
-        if len(data) > limit:
-            raise UsageError(f"--input-file: {file_in}: larger than 1 MiB")
-        return data
+        return read_payload(file_in, "--input-file")
     return b""
 
 
