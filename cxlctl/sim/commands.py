@@ -46,10 +46,12 @@ def _get_log(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     req = lay.GetLogIn.from_buffer_copy(p)
     want = str(_uuid.UUID(bytes=bytes(req.uuid)))
     offset, length = int(req.offset), int(req.length)
-    if length == 0 or length > dev.config.payload_max:
+    if length > dev.config.payload_max:
         return RC.INVALID_INPUT, b""
     for u, data in dev.supported_logs():
         if u == want:
+            if length == 0:
+                return RC.INVALID_INPUT, b""
             # QEMU reads its CEL at 4 x offset, past the log: teach the lesson instead
             if offset >= len(data) or offset + length > len(data):
                 return RC.INVALID_INPUT, b""
@@ -222,10 +224,14 @@ def _scan_media_caps(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     req = lay.ScanMediaCapsIn.from_buffer_copy(p)
     start, length = int(req.dpa), int(req.length) * 64
     size = dev.config.volatile_bytes + dev.config.persistent_bytes
-    if start % 64 or length == 0 or start + length > size:
-        return RC.INVALID_PHYSICAL_ADDRESS if start % 64 else RC.INVALID_INPUT, b""
-    # 1 ms per MiB, at least 1 ms
-    return RC.SUCCESS, bytes(lay.ScanMediaCapsOut(estimated_scan_media_time=max(1, length // MiB)))
+    # QEMU 10's order: alignment (Invalid Input), then range (Invalid PA); length 0 is fine
+    if start % 64:
+        return RC.INVALID_INPUT, b""
+    if start + length > size:
+        return RC.INVALID_PHYSICAL_ADDRESS, b""
+    # qemu: 500 ns per 64-byte line, as QEMU estimates; full: 1 ms per MiB; at least 1 ms
+    ms = length // 128000 if dev.config.profile == "qemu" else length // MiB
+    return RC.SUCCESS, bytes(lay.ScanMediaCapsOut(estimated_scan_media_time=max(1, ms)))
 
 
 @handles(0x4500)

@@ -267,6 +267,9 @@ class KernelDriver:
             raise _err(errno.EBUSY)
         if size_out == VAR:
             size_out = self.payload_size
+        # the bounce buffer never exceeds payload_max, whatever out.size says
+        # (Linux 6.12 on QEMU: out.size -2 or payload_max+1 -> at most payload_max)
+        size_out = min(size_out, self.payload_size)
         # mbox_send: the device runs, the driver copies at most what fits
         rc, out = self.device.execute(opcode, payload)
         if rc == RC.SUCCESS:
