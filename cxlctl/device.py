@@ -233,12 +233,12 @@ class SimBackend(Backend):
             try:
                 devices = sim.make_devices(
                     kinds or sim.DEFAULT_KINDS,
-                    profile=os.environ.get("CXLCTL_SIM_PROFILE", "full"),
+                    profile=os.environ.get("CXLCTL_SIM_PROFILE") or "full",
                     raw_commands=os.environ.get("CXLCTL_SIM_RAW", "") == "1",
                     state_dir=os.environ.get("CXLCTL_SIM_STATE") or None,
                 )
             except ValueError as e:
-                raise UsageError(f"CXLCTL_SIM_DEVICES: {e}") from e
+                raise UsageError(f"simulator configuration: {e}") from e
         self.devices = {d.name: d for d in devices}
         self._tracing: Tracing | None = None
 
