@@ -41,7 +41,9 @@ def issue(
 ) -> Outcome:
     n_in = len(data) if in_size is None else in_size
     in_buf = ctypes.create_string_buffer(data, max(n_in, len(data), 1))
-    out_buf = ctypes.create_string_buffer(max(out_size, 1) if out_size <= 1 << 20 else 1 << 20)
+    # the kernel never writes more than out.size, nor more than payload_max (<= 1 MiB)
+    # when out.size is huge or "negative": size the buffer for the worst case
+    out_buf = ctypes.create_string_buffer(out_size if 0 < out_size <= 1 << 20 else 1 << 20)
     s = uapi.cxl_send_command()
     s.id, s.flags = cmd_id, flags
     if rsvd:
