@@ -337,6 +337,8 @@ def _th(name: str) -> str:
 def _options(cmd: click.Command, ctx: click.Context) -> list[str]:
     out: list[str] = []
     for p in cmd.get_params(ctx):
+        if not isinstance(p, click.Option):  # arguments are in the SYNOPSIS (and
+            continue  # click >= 8.5 would give them help records of their own)
         rec = p.get_help_record(ctx)
         if rec is None:
             continue

@@ -139,7 +139,7 @@ PAYLOAD_LIMIT = 1 << 20
 def read_payload(path: str | None, what: str) -> bytes:
     """A payload from PATH, or stdin for ``None``/``-``; at most 1 MiB."""
     if path is None or path == "-":
-        data = click.get_binary_stream("stdin").read(PAYLOAD_LIMIT + 1)
+        data = sys.stdin.buffer.read(PAYLOAD_LIMIT + 1)
         source = "stdin"
     else:
         try:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import click
 
+from .. import render as rd
 from ..device import Memdev
 from ..errors import UsageError
 from . import CONTEXT, app_of, complete
@@ -102,10 +103,8 @@ def read_labels(
             raise UsageError("--size: must be at least 1")
         chunks = md.iter_lsa(off, n)  # validates the range before sending anything
         if output_file is None or output_file == "-":
-            out = click.get_binary_stream("stdout")
             for c in chunks:
-                out.write(c)
-            out.flush()
+                rd.write_stdout(c)
         else:
             write_atomic(output_file, chunks)
     finally:

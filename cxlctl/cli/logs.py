@@ -167,11 +167,9 @@ def get_log(
         if len(names) != 1:
             raise UsageError("-o raw needs exactly one MEMDEV")
         md = Memdev(app.backend, names[0])
-        out = click.get_binary_stream("stdout")
         try:
             for chunk in md.iter_log(log_uuid, off, ln):
-                out.write(chunk)
-            out.flush()
+                rd.write_stdout(chunk)
         finally:
             md.close()
         return
