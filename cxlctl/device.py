@@ -25,8 +25,10 @@ from . import transport as tp
 from . import uapi
 from .errors import (
     CxlError,
+    DeviceBusy,
     DeviceNotFound,
     MailboxError,
+    PermissionDenied,
     UnsupportedCommand,
     UsageError,
     from_errno,
@@ -137,6 +139,29 @@ class Backend:
         (name,) = self.select([spec])
         return Memdev(self, name)
 
+    # -- the memdev's binding to cxl_mem (cxl disable-memdev / enable-memdev) --
+    def enabled(self, name: str) -> bool:
+        """cxl_mem is bound to the memdev (libcxl: ``memN/driver`` is a link)."""
+        raise NotImplementedError
+
+    def labels_owned(self, name: str) -> bool:
+        """The nvdimm bridge owns the label area: the memdev's ``pmemN`` child is
+        bound to cxl_nvdimm (libcxl's ``cxl_memdev_nvdimm_bridge_active()``)."""
+        raise NotImplementedError
+
+    def decoders_committed(self, name: str) -> int | None:
+        """Committed decoders of the memdev's endpoint port (part of an active
+        region); None when no endpoint port can be found."""
+        raise NotImplementedError
+
+    def disable(self, name: str) -> None:
+        """Unbind the memdev from cxl_mem."""
+        raise NotImplementedError
+
+    def enable(self, name: str) -> None:
+        """Bind the memdev to cxl_mem."""
+        raise NotImplementedError
+
     # -- what Linux runs itself and reports through tracefs (see cxlctl.tracefs) --
     def tracing(self) -> Tracing:
         raise UnsupportedCommand(f"the {self.name} backend has no tracefs")
@@ -190,6 +215,80 @@ class KernelBackend(Backend):
                 pass
         out["host"] = os.path.basename(os.path.dirname(os.path.realpath(base)))
         return out
+
+    # -- cxl_mem binding, as libcxl does it --
+    def enabled(self, name: str) -> bool:
+        return os.path.islink(os.path.join(self.sysfs_root, name, "driver"))
+
+    def labels_owned(self, name: str) -> bool:
+        base = os.path.join(self.sysfs_root, name)
+        if not self.enabled(name):
+            return False
+        try:
+            children = os.listdir(base)
+        except OSError:
+            return False
+        return any(
+            re.fullmatch(r"pmem\d+", c) and os.path.islink(os.path.join(base, c, "driver"))
+            for c in children
+        )
+
+    def decoders_committed(self, name: str) -> int | None:
+        try:
+            entries = os.listdir(self.sysfs_root)
+        except OSError:
+            return None
+        for e in entries:
+            if not re.fullmatch(r"endpoint\d+", e):
+                continue
+            port = os.path.join(self.sysfs_root, e)
+            if os.path.basename(os.path.realpath(os.path.join(port, "uport"))) != name:
+                continue
+            try:
+                with open(os.path.join(port, "decoders_committed")) as f:
+                    return int(f.read().strip(), 0)
+            except (OSError, ValueError):
+                return None
+        return None
+
+    def disable(self, name: str) -> None:
+        # libcxl's util_unbind(): the device name into memN/driver/unbind
+        self._write_attr(name, os.path.join(self.sysfs_root, name, "driver", "unbind"))
+        self._settle(name, enabled=False)
+
+    def enable(self, name: str) -> None:
+        path = os.path.join(os.path.dirname(self.sysfs_root), "drivers", "cxl_mem", "bind")
+        if not os.path.exists(path):
+            raise DeviceNotFound(
+                f"{name}: cannot enable: {path} is missing",
+                hint="is cxl_mem loaded? modprobe cxl_mem",
+            )
+        self._write_attr(name, path)
+        self._settle(name, enabled=True)
+
+    def _write_attr(self, name: str, path: str) -> None:
+        try:
+            with open(path, "w") as f:
+                f.write(name)
+        except OSError as e:
+            err = e.errno or errno.EIO
+            if err in (errno.EACCES, errno.EPERM):
+                raise PermissionDenied(
+                    f"{name}: cannot write {path}: permission denied", hint="run as root"
+                ) from e
+            raise from_errno(err, f"{name}: writing {path}", e.strerror) from e
+
+    def _settle(self, name: str, *, enabled: bool) -> None:
+        """The kernel binds and unbinds synchronously; allow a moment anyway, then
+        say so if the memdev did not change (libcxl: "failed to disable")."""
+        import time
+
+        for _ in range(50):
+            if self.enabled(name) == enabled:
+                return
+            time.sleep(0.02)
+        what = "enable" if enabled else "disable"
+        raise DeviceBusy(f"{name}: failed to {what}: the driver binding did not change")
 
     def open(self, name: str) -> tp.Transport:
         try:
@@ -254,6 +353,22 @@ class SimBackend(Backend):
 
     def sysfs(self, name: str) -> dict[str, str]:
         return self.devices[name].sysfs()
+
+    def enabled(self, name: str) -> bool:
+        return self.devices[name].bound
+
+    def labels_owned(self, name: str) -> bool:
+        dev = self.devices[name]
+        return dev.bound and dev.driver.nvdimm_bridge
+
+    def decoders_committed(self, name: str) -> int | None:
+        return self.devices[name].decoders_committed
+
+    def disable(self, name: str) -> None:
+        self.devices[name].unbind()
+
+    def enable(self, name: str) -> None:
+        self.devices[name].bind()
 
     def open(self, name: str) -> tp.Transport:
         return self.devices[name]
@@ -475,6 +590,59 @@ class Memdev:
                 )
             out += chunk
         return bytes(out)
+
+    # -- writing the label area (cxl write-labels / zero-labels) --
+    def labels_owned(self) -> bool:
+        """The kernel owns the label area: the nvdimm bridge is bound (sysfs), or
+        QUERY marks Set LSA exclusive. Set LSA would answer EBUSY."""
+        if self.backend.labels_owned(self.name):
+            return True
+        return any(c.id == uapi.CommandId.SET_LSA and c.exclusive for c in self.query())
+
+    def labels_busy(self) -> DeviceBusy:
+        return DeviceBusy(
+            f"{self.name}: label area is owned by the nvdimm bridge; "
+            f"run `cxlctl disable-memdev {self.name}` first"
+        )
+
+    def iter_write_lsa(self, offset: int, length: int, data: bytes | None = None) -> Iterator[int]:
+        """Set LSA over ``offset..offset+length`` from ``data`` (zeros if None), in
+        commands of at most payload_max bytes (8-byte header + payload_max - 8 data
+        bytes, as libcxl), bounded by the label storage size. Yields the data bytes
+        of each command once the device accepted it; EBUSY means the kernel owns
+        the labels."""
+        size = self.info.label_storage_size
+        if offset < 0 or length <= 0 or offset + length > size:
+            raise UsageError(
+                f"{self.name}: label range {offset}+{length} is outside the "
+                f"{size}-byte label storage area"
+            )
+        if data is not None and len(data) != length:
+            raise UsageError(f"{self.name}: {len(data)} bytes of data for a {length}-byte write")
+        step = self.payload_max - len(bytes(lay.SetLsaIn()))
+        if step <= 0:
+            raise UsageError(f"{self.name}: payload_max {self.payload_max} cannot carry Set LSA")
+        cmd = mb.BY_NAME["set-lsa"]
+        zeros = bytes(min(step, length)) if data is None else b""
+        done = 0
+        while done < length:
+            n = min(step, length - done)
+            chunk = zeros[:n] if data is None else data[done : done + n]
+            try:
+                self.run(cmd, bytes(lay.SetLsaIn(offset=offset + done)) + chunk)
+            except DeviceBusy as e:
+                raise self.labels_busy() from e
+            done += n
+            yield n
+
+    # -- alert configuration (cxl set-alert-config) --
+    def set_alert_config(self, valid: int, enable: int, thresholds: dict[str, int]) -> None:
+        """Set Alert Configuration: VALID/ENABLE are the action bit masks, THRESHOLDS
+        the input fields (``life_used_programmable_warning_threshold``, ...) to set."""
+        s = lay.SetAlertConfigIn(valid_alert_actions=valid, enable_alert_actions=enable)
+        for field_name, value in thresholds.items():
+            setattr(s, field_name, value)
+        self.run("set-alert-config", bytes(s))
 
 
 def _uuid_bytes(log_uuid: str) -> bytes:

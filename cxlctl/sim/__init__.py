@@ -25,7 +25,7 @@ from . import commands as _commands  # registers the handlers
 from . import events as _events  # noqa: F401  (registers the handlers)
 from . import media as _media  # noqa: F401  (registers the handlers)
 from .driver import KernelDriver, UserMemory
-from .model import QEMU_CEL, DeviceConfig, TypeThreeDevice
+from .model import QEMU_CEL, DeviceConfig, TypeThreeDevice, load_state, save_state
 
 __all__ = [
     "DEFAULT_KINDS",
@@ -67,6 +67,28 @@ class SimDevice:
             locked_down=locked_down,
             nvdimm_bridge=nvdimm_bridge,
         )
+        self.state_dir = state_dir
+        #: committed endpoint decoders (an active region); the simulator makes none
+        self.decoders_committed = 0
+        if load_state(state_dir, self.config.serial).get("cxl_mem_bound") is False:
+            self.driver.unbind()  # `disable-memdev` in an earlier process
+
+    @property
+    def bound(self) -> bool:
+        """cxl_mem is bound (sysfs ``memN/driver``); ``disable-memdev`` unbinds it."""
+        return self.driver.bound
+
+    def unbind(self) -> None:
+        """``echo memN > /sys/bus/cxl/drivers/cxl_mem/unbind``: the nvdimm bridge goes
+        away and with it the exclusive claim on Set LSA. /dev/cxl/memN stays and
+        answers as before (cxl_pci owns it), as Linux 6.12 does."""
+        self.driver.unbind()
+        save_state(self.state_dir, self.config.serial, cxl_mem_bound=False)
+
+    def bind(self) -> None:
+        """``echo memN > /sys/bus/cxl/drivers/cxl_mem/bind``."""
+        self.driver.bind()
+        save_state(self.state_dir, self.config.serial, cxl_mem_bound=True)
 
     def ioctl(self, request: int, arg: bytearray) -> int:
         """Behave like ``fcntl.ioctl(fd, request, arg, True)`` on a real memdev."""

@@ -182,13 +182,28 @@ def _get_alert_config(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
 
 @handles(0x4202)
 def _set_alert_config(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
+    """CXL 3.1 8.2.9.9.3.3: a threshold changes only where its Valid Alert Actions
+    bit is set (Enable Alert Actions bits without it are ignored). Invalid Input
+    for reserved bits, a threshold the device does not make programmable, a life
+    used warning above 100 % or not below the critical threshold, and a
+    temperature warning outside the (under, over) critical thresholds."""
     req = lay.SetAlertConfigIn.from_buffer_copy(p)
     valid, enable = int(req.valid_alert_actions), int(req.enable_alert_actions)
-    if valid & ~0x1F or enable & ~valid & 0x1F:
-        return RC.INVALID_INPUT, b""
     a = dev.alert
-    if valid & 1 and req.life_used_programmable_warning_threshold > a.life_used_critical_threshold:
+    if (valid | enable) & ~0x1F or valid & ~int(a.programmable_alerts):
         return RC.INVALID_INPUT, b""
+    lo = int(a.device_under_temperature_critical_threshold)
+    hi = int(a.device_over_temperature_critical_threshold)
+    on = valid & enable
+    life = int(req.life_used_programmable_warning_threshold)
+    if on & 1 and (life > 100 or life >= int(a.life_used_critical_threshold)):
+        return RC.INVALID_INPUT, b""
+    for bit, temp in (
+        (2, int(req.device_over_temperature_programmable_warning_threshold)),
+        (4, int(req.device_under_temperature_programmable_warning_threshold)),
+    ):
+        if on & bit and not lo < temp < hi:
+            return RC.INVALID_INPUT, b""
     names = (
         "life_used_programmable_warning_threshold",
         "device_over_temperature_programmable_warning_threshold",
@@ -203,6 +218,7 @@ def _set_alert_config(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
                 a.valid_alerts |= 1 << bit
             else:
                 a.valid_alerts &= ~(1 << bit)
+    dev.persist(alert_config=bytes(a).hex())
     return RC.SUCCESS, b""
 
 

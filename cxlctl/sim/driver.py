@@ -136,6 +136,8 @@ SECURITY_COMMAND_SETS: frozenset[int] = frozenset({0x44, 0x45, 0x46})
 CXL_SET_PARTITION_IMMEDIATE_FLAG = 1
 #: CXL_CMD_FLAG_FORCE_ENABLE entries of cxl_mem_commands[]
 FORCE_ENABLED: frozenset[int] = frozenset({K.IDENTIFY, K.GET_SUPPORTED_LOGS, K.GET_LOG})
+#: what cxl_pmem's cxl_nvdimm_probe() claims (set_exclusive_cxl_commands())
+BRIDGE_EXCLUSIVE: frozenset[int] = frozenset({K.SET_LSA, K.SET_SHUTDOWN_STATE})
 #: DEFINE_CXL_VENDOR_DEBUG_UUID: the only log userspace may clear
 VENDOR_DEBUG_UUID = bytes.fromhex("5e1819d911a9400c811fd60719403d86")
 
@@ -167,7 +169,12 @@ class KernelDriver:
         self.raw_allow_all = raw_allow_all
         self.locked_down = locked_down
         self.payload_size = device.config.payload_max
+        # cxl_pci holds the char device: while it is attached (cxlmd->cxlds set) the
+        # ioctls work; without it they fail with ENXIO (cxl_memdev_ioctl())
         self.attached = True
+        # cxl_mem bound to the memdev (`cxl disable-memdev` unbinds it). The ioctls
+        # do not depend on it: only the nvdimm bridge below it claims commands
+        self.bound = True
         self.mem = memory or _user_memory()
         table = [_ZERO] * K.MAX
         for c in KERNEL_COMMANDS:
@@ -182,7 +189,21 @@ class KernelDriver:
         # cxl_pmem's nvdimm bridge claims the label area and the shutdown state
         if nvdimm_bridge is None:
             nvdimm_bridge = device.config.persistent_bytes > 0
-        self.exclusive = {K.SET_LSA, K.SET_SHUTDOWN_STATE} if nvdimm_bridge else set()
+        self.nvdimm_bridge = nvdimm_bridge
+        self.exclusive = set(BRIDGE_EXCLUSIVE) if nvdimm_bridge else set()
+
+    # -- cxl_mem unbind/bind (sysfs drivers/cxl_mem/unbind, bind) --
+    def unbind(self) -> None:
+        """cxl_mem unbound: its devm actions remove the cxl_nvdimm child, whose
+        remove clears the exclusive bits (clear_exclusive_cxl_commands())."""
+        self.bound = False
+        self.exclusive = set()
+
+    def bind(self) -> None:
+        """cxl_mem_probe(): a device with pmem gets its cxl_nvdimm again, whose
+        probe claims the label and shutdown-state commands."""
+        self.bound = True
+        self.exclusive = set(BRIDGE_EXCLUSIVE) if self.nvdimm_bridge else set()
 
     # -- ioctl entry (cxl_memdev_ioctl) --
     def ioctl(self, request: int, arg: bytearray) -> int:

@@ -6,11 +6,13 @@ sibling modules (``commands``, ...), all imported by the package.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .. import mailbox as mb
 from ..mailbox import layouts as lay
@@ -122,6 +124,15 @@ class TypeThreeDevice:
             self.alert.valid_alerts = 0x03
             self.alert.life_used_programmable_warning_threshold = 75
             self.alert.device_over_temperature_programmable_warning_threshold = 70
+        self.state_dir = state_dir
+        saved = load_state(state_dir, config.serial).get("alert_config")
+        if isinstance(saved, str):  # what Set Alert Configuration left (CXLCTL_SIM_STATE)
+            with contextlib.suppress(ValueError):
+                self.alert = lay.AlertConfigOut.from_buffer_copy(bytes.fromhex(saved))
+
+    def persist(self, **updates: Any) -> None:
+        """Keep device state between processes when CXLCTL_SIM_STATE is set."""
+        save_state(self.state_dir, self.config.serial, **updates)
 
     @property
     def cel(self) -> tuple[int, ...]:
@@ -165,3 +176,39 @@ def vendor_debug_log(serial: int) -> bytes:
 
 def units(nbytes: int) -> int:
     return nbytes // mb.CAPACITY_UNIT
+
+
+# --- state kept between processes (CXLCTL_SIM_STATE) ----------------------------------
+
+
+def _state_path(state_dir: str, serial: int) -> str:
+    return os.path.join(state_dir, f"{serial:#x}.json")
+
+
+def load_state(state_dir: str | None, serial: int) -> dict[str, Any]:
+    """The saved state of one simulated memdev (``{}`` without a state directory)."""
+    if not state_dir:
+        return {}
+    import json
+
+    try:
+        with open(_state_path(state_dir, serial)) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_state(state_dir: str | None, serial: int, **updates: Any) -> None:
+    """Merge ``updates`` into the saved state (written to a temp file, then renamed)."""
+    if not state_dir:
+        return
+    import json
+
+    os.makedirs(state_dir, exist_ok=True)
+    data = {**load_state(state_dir, serial), **updates}
+    path = _state_path(state_dir, serial)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, sort_keys=True)
+    os.replace(tmp, path)
