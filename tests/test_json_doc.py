@@ -74,7 +74,7 @@ def test_every_new_command_is_documented() -> None:
 def test_doc_keys_match_output(
     cli: Callable[..., Result], title: str, args: list[str], keys: dict[str, bool]
 ) -> None:
-    stdin = bytes(8) if args[0] == "decode" else None
+    stdin = bytes(8) if args[0] in ("decode", "write-labels") else None
     r = cli(*args, input=stdin)
     assert r.exit_code == 0, r.stderr
     data = json.loads(r.stdout)

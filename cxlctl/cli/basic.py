@@ -48,6 +48,8 @@ def memdev_json(
         d["numa_node"] = info.numa_node
     d["host"] = info.host
     d["firmware_version"] = info.firmware_version
+    if not app.backend.enabled(name):  # cxl-cli: unbound from cxl_mem
+        d["state"] = "disabled"
     try:
         if partition:
             _optional(d, "partition_info", lambda: _partition_json(md))

@@ -1,4 +1,4 @@
-"""Label storage area: read-labels."""
+"""Label storage area: read-labels, write-labels, zero-labels."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import contextlib
 import os
 import re
 import stat
+import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import click
 
 from .. import render as rd
 from ..device import Memdev
-from ..errors import UsageError
+from ..errors import CxlError, UsageError
 from . import CONTEXT, app_of, complete
 
 _SIZE_RE = re.compile(r"^(0x[0-9a-f]+|\d+)([kmg]?)(i?b)?$")
@@ -109,3 +111,238 @@ def read_labels(
             write_atomic(output_file, chunks)
     finally:
         md.close()
+
+
+# --- writing: write-labels, zero-labels ------------------------------------------------
+
+
+def read_labels_input(path: str | None, size: int | None, room: int) -> bytes:
+    """The bytes to write: exactly SIZE bytes if given (a shorter input is an
+    error, more is ignored, as cxl-cli), else the whole input, which must fit in
+    ROOM bytes. Everything is checked before anything is sent."""
+    want = size if size is not None else room
+    if path is None or path == "-":
+        if sys.stdin is None or sys.stdin.closed:
+            raise UsageError("write-labels: no input: stdin is closed (use -i FILE)")
+        if sys.stdin.isatty():
+            raise UsageError("write-labels: refusing to read labels from a terminal; use -i FILE")
+        source = "stdin"
+        data = _read_upto(sys.stdin.buffer, want + 1, source)
+    else:
+        source = path
+        try:
+            with open(path, "rb") as f:
+                data = _read_upto(f, want + 1, source)
+        except OSError as e:
+            raise UsageError(f"write-labels: {path}: {e.strerror}") from None
+    if size is not None:
+        if len(data) < size:
+            raise UsageError(f"write-labels: short input: {source} has {len(data)} of {size} bytes")
+        return data[:size]
+    if len(data) > room:
+        raise UsageError(
+            f"write-labels: {source} is larger than the {room} bytes of label area "
+            "from the offset; nothing was written"
+        )
+    if not data:
+        raise UsageError(f"write-labels: {source} is empty: nothing to write")
+    return data
+
+
+def _read_upto(f: Any, limit: int, source: str) -> bytes:
+    out = bytearray()
+    try:
+        while len(out) < limit:
+            chunk = f.read(min(limit - len(out), 1 << 20))
+            if not chunk:
+                break
+            out += chunk
+    except (OSError, ValueError) as e:
+        raise UsageError(f"write-labels: cannot read {source}: {e}") from None
+    return bytes(out)
+
+
+def _range(md: Memdev, offset: str, size: str | None) -> tuple[int, int | None, int]:
+    """(offset, size or None, label area size), checked against the area."""
+    lsa = md.info.label_storage_size
+    if lsa == 0:
+        raise UsageError(f"{md.name}: the device has no label storage area")
+    off = parse_size(offset, "--offset")
+    if off >= lsa:
+        raise UsageError(f"{md.name}: --offset {off} is beyond the {lsa}-byte label area")
+    n = parse_size(size, "--size") if size is not None else None
+    if n == 0:
+        raise UsageError("--size: must be at least 1")
+    if n is not None and off + n > lsa:
+        raise UsageError(
+            f"{md.name}: --offset {off} --size {n} goes past the {lsa}-byte label area"
+        )
+    return off, n, lsa
+
+
+def _write(md: Memdev, off: int, length: int, data: bytes | None, verify: bool) -> dict[str, Any]:
+    """Set LSA over the range; on a failure, say how much was already written."""
+    done = commands = 0
+    try:
+        for n in md.iter_write_lsa(off, length, data):
+            done += n
+            commands += 1
+    except CxlError:
+        if done:
+            click.echo(
+                f"cxlctl: {md.name}: {done} of {length} bytes at offset {off} were "
+                "written before the error below",
+                err=True,
+            )
+        raise
+    if verify:
+        pos = off
+        for chunk in md.iter_lsa(off, length):
+            want = data[pos - off : pos - off + len(chunk)] if data is not None else None
+            if chunk != (want if want is not None else bytes(len(chunk))):
+                bad = next(
+                    i for i, b in enumerate(chunk) if b != (want[i] if want is not None else 0)
+                )
+                raise CxlError(
+                    f"{md.name}: verify failed: the label area differs from what was "
+                    f"written at offset {pos + bad:#x}"
+                )
+            pos += len(chunk)
+    return {
+        "memdev": md.name,
+        "offset": off,
+        "length": length,
+        "commands": commands,
+        "verified": verify,
+    }
+
+
+def _report(row: dict[str, Any], verb: str) -> None:
+    n = row["commands"]
+    click.echo(
+        f"cxlctl: {row['memdev']}: {verb} {row['length']} bytes at offset {row['offset']} "
+        f"({n} Set LSA command{'s' if n != 1 else ''}){', verified' if row['verified'] else ''}",
+        err=True,
+    )
+
+
+_verify_option = click.option(
+    "--verify", is_flag=True, help="Read the range back (Get LSA) and compare."
+)
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print what was done as a JSON array on stdout."
+)
+
+
+@click.command("write-labels", context_settings=CONTEXT)
+@click.argument("memdev", shell_complete=complete.memdevs)
+@click.option(
+    "-i",
+    "--input",
+    "input_file",
+    metavar="FILE",
+    shell_complete=complete.files,
+    help="Read the labels from FILE ('-': stdin) [default: stdin].",
+)
+@click.option("-s", "--size", metavar="SIZE", help="Bytes to write [default: the whole input].")
+@click.option("-O", "--offset", metavar="OFFSET", default="0", help="Start offset [default: 0].")
+@_verify_option
+@_json_option
+@click.pass_context
+def write_labels(
+    ctx: click.Context,
+    memdev: str,
+    input_file: str | None,
+    size: str | None,
+    offset: str,
+    verify: bool,
+    as_json: bool,
+) -> None:
+    """DESTRUCTIVE: overwrite the label storage area (Set LSA, opcode 0x4103).
+
+    Overwrites namespace labels: keep a copy first (read-labels). Reads FILE or
+    stdin, all of it before anything is sent: an input larger than the label area
+    from the offset, a short input (fewer than --size bytes), an empty input or a
+    closed stdin is a usage error (exit 2). Writes in Set LSA commands of at most
+    payload_max bytes (8-byte header + data), bounded by label_storage_size.
+    Refused while the kernel owns the labels (exit 7): the nvdimm bridge of a
+    memdev with persistent capacity claims Set LSA, so run `disable-memdev`
+    first and `enable-memdev` after, as with cxl-cli. Reports the bytes written
+    on stderr; --json prints it on stdout; --verify reads the range back.
+
+    \b
+    Examples:
+      cxlctl --sim read-labels mem1 -s 4K -o labels.bin
+      cxlctl --sim write-labels mem1 -i labels.bin --verify --json
+      cxlctl --sim write-labels mem1 -O 0x10000 -s 256 -i labels.bin
+      cxlctl disable-memdev mem0 && cxlctl write-labels mem0 -i labels.bin
+    """
+    app = app_of(ctx)
+    md = app.backend.memdev(memdev)
+    try:
+        off, n, lsa = _range(md, offset, size)
+        data = read_labels_input(input_file, n, lsa - off)
+        if md.labels_owned():
+            raise md.labels_busy()
+        row = _write(md, off, len(data), data, verify)
+        _report(row, "wrote")
+    finally:
+        md.close()
+    if as_json:
+        rd.dump_json([row])
+
+
+@click.command("zero-labels", context_settings=CONTEXT)
+@click.argument(
+    "memdevs", nargs=-1, required=True, metavar="MEMDEV...", shell_complete=complete.memdevs
+)
+@click.option("-s", "--size", metavar="SIZE", help="Bytes to zero [default: to the end].")
+@click.option("-O", "--offset", metavar="OFFSET", default="0", help="Start offset [default: 0].")
+@_verify_option
+@_json_option
+@click.pass_context
+def zero_labels(
+    ctx: click.Context,
+    memdevs: Sequence[str],
+    size: str | None,
+    offset: str,
+    verify: bool,
+    as_json: bool,
+) -> None:
+    """DESTRUCTIVE: zero the label storage area (Set LSA, opcode 0x4103).
+
+    Erases namespace labels, from --offset for --size bytes (default: the whole
+    area). Every memdev is checked before any is written: refused while the
+    kernel owns the labels (exit 7), so run `disable-memdev` first, as with
+    cxl-cli. Written in Set LSA commands of at most payload_max bytes; the whole
+    256 MiB area of a simulated device is about 130000 commands. `all` selects
+    every memdev.
+
+    \b
+    Examples:
+      cxlctl --sim zero-labels mem1 -s 4K
+      cxlctl --sim zero-labels mem1 -O 0x10000 -s 64K --verify --json
+      cxlctl disable-memdev mem0 && cxlctl zero-labels mem0 && cxlctl enable-memdev mem0
+    """
+    from .admin import targets
+
+    app = app_of(ctx)
+    mds = [Memdev(app.backend, name) for name in targets(app, memdevs)]
+    rows = []
+    try:
+        plan = []
+        for md in mds:
+            off, n, lsa = _range(md, offset, size)
+            plan.append((md, off, n if n is not None else lsa - off))
+        for md in mds:
+            if md.labels_owned():
+                raise md.labels_busy()
+        for md, off, length in plan:
+            row = _write(md, off, length, None, verify)
+            _report(row, "zeroed")
+            rows.append(row)
+    finally:
+        for md in mds:
+            md.close()
+    if as_json:
+        rd.dump_json(rows)

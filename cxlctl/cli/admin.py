@@ -1,0 +1,292 @@
+"""Memdev administration: disable-memdev, enable-memdev, set-alert-config.
+
+Like cxl-cli: disable/enable unbind and bind the memdev from cxl_mem through sysfs,
+refusing (without --force) to disable a memdev whose endpoint decoders are
+committed; set-alert-config takes cxl-cli's option names and its rules.
+Per-memdev results go to stderr; ``--json`` prints them on stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from .. import render as rd
+from ..device import Memdev
+from ..errors import DeviceBusy, UnsupportedCommand, UsageError
+from . import CONTEXT, App, app_of, complete
+
+Row = dict[str, Any]
+
+#: MEMDEV... for commands that change something: at least one, ``all`` for every memdev.
+memdevs_required = click.argument(
+    "memdevs", nargs=-1, required=True, metavar="MEMDEV...", shell_complete=complete.memdevs
+)
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print what was done as a JSON array on stdout."
+)
+
+
+def targets(app: App, memdevs: Sequence[str]) -> list[str]:
+    """The named memdevs; ``all`` means every memdev (as in cxl-cli)."""
+    if list(memdevs) == ["all"]:
+        return app.backend.select(())
+    return app.backend.select(memdevs)
+
+
+def note(message: str) -> None:
+    click.echo(f"cxlctl: {message}", err=True)
+
+
+def finish(rows: list[Row], as_json: bool) -> None:
+    if as_json:
+        rd.dump_json(rows)
+
+
+# --- disable-memdev / enable-memdev ---------------------------------------------------
+
+
+def _active_region_check(app: App, name: str, force: bool) -> None:
+    """libcxl: a memdev whose endpoint port has committed decoders is part of an
+    active region; disabling it takes the region's memory away."""
+    committed = app.backend.decoders_committed(name)
+    if committed == 0:
+        return
+    if committed is None:
+        why = f"{name}: no endpoint port found: cannot tell whether it is part of an active region"
+    else:
+        why = f"{name} is part of an active region ({committed} committed endpoint decoders)"
+    if not force:
+        raise DeviceBusy(
+            why, hint="--force disables it anyway (DANGEROUS: the region's memory goes away)"
+        )
+    note(f"{why}; DANGEROUS: disabling anyway (--force)")
+
+
+@click.command("disable-memdev", context_settings=CONTEXT)
+@memdevs_required
+@click.option(
+    "-f",
+    "--force",
+    is_flag=True,
+    help="DANGEROUS: disable even a memdev that is part of an active region.",
+)
+@json_option
+@click.pass_context
+def disable_memdev(ctx: click.Context, memdevs: Sequence[str], force: bool, as_json: bool) -> None:
+    """Unbind memdevs from the cxl_mem driver (state change), like `cxl disable-memdev`.
+
+    Writes the name to /sys/bus/cxl/devices/memN/driver/unbind (root). This takes
+    down the memdev's endpoint port and nvdimm bridge, so the label area is no
+    longer owned by the kernel and write-labels/zero-labels can run;
+    /dev/cxl/memN keeps answering commands. A memdev whose endpoint decoders are
+    committed (part of an active region) is refused unless --force, which is
+    DANGEROUS: the region's memory goes away. Every memdev is checked before any
+    is disabled; one already disabled is left alone. `list` shows
+    "state": "disabled" until `enable-memdev`. On --sim the state lasts for the
+    process, or between runs with CXLCTL_SIM_STATE set.
+
+    \b
+    Examples:
+      cxlctl --sim disable-memdev mem0
+      cxlctl --sim disable-memdev mem0 mem2 --json
+      cxlctl --sim enable-memdev mem0 mem2
+      cxlctl disable-memdev mem0
+    """
+    app = app_of(ctx)
+    names = targets(app, memdevs)
+    todo = [n for n in names if app.backend.enabled(n)]
+    for name in todo:
+        _active_region_check(app, name, force)
+    rows: list[Row] = []
+    for name in names:
+        changed = name in todo
+        if changed:
+            app.backend.disable(name)
+        note(f"{name}: {'disabled' if changed else 'already disabled'}")
+        rows.append({"memdev": name, "state": "disabled", "changed": changed})
+    finish(rows, as_json)
+
+
+@click.command("enable-memdev", context_settings=CONTEXT)
+@memdevs_required
+@json_option
+@click.pass_context
+def enable_memdev(ctx: click.Context, memdevs: Sequence[str], as_json: bool) -> None:
+    """Bind memdevs to the cxl_mem driver again (state change), like `cxl enable-memdev`.
+
+    Writes the name to /sys/bus/cxl/drivers/cxl_mem/bind (root); the kernel probes
+    the memdev again and, for a device with persistent capacity, the nvdimm
+    bridge claims the label area again. A memdev already enabled is left alone.
+
+    \b
+    Examples:
+      cxlctl --sim enable-memdev mem0
+      cxlctl --sim enable-memdev all --json
+      cxlctl enable-memdev mem0
+    """
+    app = app_of(ctx)
+    rows: list[Row] = []
+    for name in targets(app, memdevs):
+        changed = not app.backend.enabled(name)
+        if changed:
+            app.backend.enable(name)
+        note(f"{name}: {'enabled' if changed else 'already enabled'}")
+        rows.append({"memdev": name, "state": "enabled", "changed": changed})
+    finish(rows, as_json)
+
+
+# --- set-alert-config --------------------------------------------------------------
+
+#: (option stem, Set Alert Configuration input field, threshold range), in bit order
+ALERTS: tuple[tuple[str, str, click.IntRange], ...] = (
+    ("life_used", "life_used_programmable_warning_threshold", click.IntRange(0, 100)),
+    (
+        "over_temperature",
+        "device_over_temperature_programmable_warning_threshold",
+        click.IntRange(-32768, 32767),
+    ),
+    (
+        "under_temperature",
+        "device_under_temperature_programmable_warning_threshold",
+        click.IntRange(-32768, 32767),
+    ),
+    (
+        "volatile_mem_err",
+        "corrected_volatile_mem_error_programmable_warning_threshold",
+        click.IntRange(0, 65535),
+    ),
+    (
+        "pmem_err",
+        "corrected_persistent_mem_error_programmable_warning_threshold",
+        click.IntRange(0, 65535),
+    ),
+)
+_LETTERS = {"life_used": "-L", "over_temperature": "-O", "under_temperature": "-U"}
+_LETTERS |= {"volatile_mem_err": "-V", "pmem_err": "-P"}
+_WHAT = {
+    "life_used": "life used (percent)",
+    "over_temperature": "device over-temperature (degrees C)",
+    "under_temperature": "device under-temperature (degrees C)",
+    "volatile_mem_err": "corrected volatile memory error count",
+    "pmem_err": "corrected persistent memory error count",
+}
+
+
+def _opt(stem: str) -> str:
+    return stem.replace("_", "-")
+
+
+def alert_actions(params: dict[str, Any]) -> tuple[int, int, dict[str, int]]:
+    """cxl-cli's rules: a threshold needs its alert ``on``; ``on`` needs a threshold;
+    ``off`` takes none; something must be turned on or off. -> (valid, enable, fields)."""
+    valid = enable = 0
+    fields: dict[str, int] = {}
+    for bit, (stem, field_name, _) in enumerate(ALERTS):
+        threshold, alert = params[f"{stem}_threshold"], params[f"{stem}_alert"]
+        opt = _opt(stem)
+        if alert is None:
+            if threshold is not None:
+                raise UsageError(f"Action not specified: --{opt}-threshold needs --{opt}-alert on")
+            continue
+        if alert == "on":
+            if threshold is None:
+                raise UsageError(
+                    f"Threshold not specified: --{opt}-alert on needs --{opt}-threshold"
+                )
+            fields[field_name] = threshold
+            enable |= 1 << bit
+        elif threshold is not None:
+            raise UsageError(f"--{opt}-alert off takes no threshold (drop --{opt}-threshold)")
+        valid |= 1 << bit
+    if not valid:
+        raise UsageError(
+            "Action not specified: turn an alert on or off "
+            "(e.g. --life-used-alert on --life-used-threshold 80)"
+        )
+    return valid, enable, fields
+
+
+def _alert_options(f: Any) -> Any:
+    for stem, _, rng in reversed(ALERTS):
+        opt = _opt(stem)
+        f = click.option(
+            f"--{opt}-alert",
+            f"{stem}_alert",
+            type=click.Choice(["on", "off"]),
+            help=f"Turn the {_WHAT[stem]} warning alert on (needs a threshold) or off.",
+        )(f)
+        f = click.option(
+            _LETTERS[stem],
+            f"--{opt}-threshold",
+            f"{stem}_threshold",
+            type=rng,
+            metavar="N",
+            help=f"Warning threshold: {_WHAT[stem]}.",
+        )(f)
+    return f
+
+
+@click.command("set-alert-config", context_settings=CONTEXT)
+@memdevs_required
+@_alert_options
+@json_option
+@click.pass_context
+def set_alert_config(
+    ctx: click.Context, /, memdevs: Sequence[str], as_json: bool, **params: Any
+) -> None:
+    """Set the device's programmable warning thresholds (Set Alert Configuration,
+    opcode 0x4202; device configuration), with cxl-cli's options.
+
+    To enable a warning alert give its threshold and `on` (--life-used-threshold
+    80 --life-used-alert on); to disable it give only `off`. Anything else is a
+    usage error ("Action not specified"), as in cxl-cli. Only the alerts named
+    change. The device answers Invalid Input (exit 3) for a threshold it does not
+    make programmable, a life used warning not below the critical threshold, or a
+    temperature warning outside the critical ones; `alert-config` shows the
+    result. Linux enables the command only when the device lists it (QEMU's
+    cxl-type3 does not: exit 4). On --sim the change lasts for the process, or
+    between runs with CXLCTL_SIM_STATE set.
+
+    \b
+    Examples:
+      cxlctl --sim set-alert-config mem0 -L 80 --life-used-alert on
+      cxlctl --sim set-alert-config mem0 -O 60 --over-temperature-alert on --json
+      cxlctl --sim set-alert-config mem0 -P 100 --pmem-err-alert on
+      cxlctl --sim set-alert-config mem0 --over-temperature-alert off
+      cxlctl set-alert-config mem0 -V 20 --volatile-mem-err-alert on
+    """
+    from .info import cxl_alert_config_json
+
+    valid, enable, fields = alert_actions(params)
+    app = app_of(ctx)
+    rows: list[Row] = []
+    for name in targets(app, memdevs):
+        md = Memdev(app.backend, name)
+        try:
+            try:
+                md.set_alert_config(valid, enable, fields)
+            except UnsupportedCommand as e:
+                raise UnsupportedCommand(
+                    f"{name}: set-alert-config: Set Alert Configuration (opcode 0x4202) is "
+                    "not enabled for this device [ENOTTY]",
+                    hint="Linux enables it only when the device's Command Effects Log lists "
+                    f"it (QEMU's cxl-type3 does not); see `cxlctl query {name}`",
+                ) from e
+            note(f"{name}: alert configuration set")
+            row: Row = {
+                "memdev": name,
+                "valid_alert_actions": valid,
+                "enable_alert_actions": enable,
+            }
+            # no Get Alert Configuration: leave the block out, as cxl-cli does
+            with contextlib.suppress(UnsupportedCommand, DeviceBusy):
+                row["alert_config"] = cxl_alert_config_json(md)
+            rows.append(row)
+        finally:
+            md.close()
+    finish(rows, as_json)
