@@ -1,0 +1,523 @@
+"""write-labels, zero-labels, disable-memdev, enable-memdev, set-alert-config: golden
+output on the simulator, error paths with their exit codes, and -- on the kernel
+backend over a fake sysfs tree -- the exact SEND requests and sysfs writes."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from goldens import golden
+
+from cxlctl import uapi
+from cxlctl.cli import main
+from cxlctl.device import KernelBackend, Memdev, SimBackend
+from cxlctl.sim import SimDevice, make_devices
+from cxlctl.transport import Transport
+
+K = uapi.CommandId
+ROOT = Path(__file__).resolve().parent.parent
+LABELS = bytes(range(256)) * 20  # 5120 bytes: three Set LSA commands at payload_max 2048
+
+
+# --- golden output on the simulator -----------------------------------------------------
+
+GOLDEN_CASES = [
+    ("write-labels.json", ["write-labels", "mem1", "-O", "100", "--verify", "--json"], LABELS),
+    ("zero-labels.json", ["zero-labels", "mem1", "-s", "4K", "-O", "0x1000", "--json"], None),
+    ("disable-memdev.json", ["disable-memdev", "mem0", "mem2", "--json"], None),
+    ("enable-memdev.json", ["enable-memdev", "all", "--json"], None),
+    (
+        "set-alert-config.json",
+        ["set-alert-config", "mem0", "-L", "80", "--life-used-alert", "on",
+         "--over-temperature-alert", "off", "-P", "100", "--pmem-err-alert", "on", "--json"],
+        None,
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "args", "stdin"), GOLDEN_CASES, ids=[c[0] for c in GOLDEN_CASES])
+def test_golden(
+    cli: Callable[..., Result], name: str, args: list[str], stdin: bytes | None
+) -> None:
+    r = cli(*args, input=stdin)
+    assert r.exit_code == 0, r.stderr
+    golden(f"admin/{name}", r.stdout)
+
+
+def test_messages_go_to_stderr_and_stdout_stays_empty(cli: Callable[..., Result]) -> None:
+    r = cli("write-labels", "mem1", "-O", "100", input=LABELS)
+    assert (r.exit_code, r.stdout) == (0, "")
+    assert r.stderr == "cxlctl: mem1: wrote 5120 bytes at offset 100 (3 Set LSA commands)\n"
+    r = cli("zero-labels", "mem1", "-s", "64", "--verify")
+    assert r.stderr == "cxlctl: mem1: zeroed 64 bytes at offset 0 (1 Set LSA command), verified\n"
+    r = cli("disable-memdev", "mem0")
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "cxlctl: mem0: disabled\n")
+    r = cli("enable-memdev", "mem0")
+    assert (r.exit_code, r.stderr) == (0, "cxlctl: mem0: already enabled\n")
+
+
+# --- the cxl-cli workflow across processes (CXLCTL_SIM_STATE) ---------------------------
+
+BUSY = (
+    "cxlctl: mem0: label area is owned by the nvdimm bridge; "
+    "run `cxlctl disable-memdev mem0` first\n"
+)
+
+
+def test_labels_need_disable_memdev(cli: Callable[..., Result], tmp_path: Path) -> None:
+    env = {"CXLCTL_SIM_STATE": str(tmp_path)}
+    data = b"cxlctl label test" * 10
+    r = cli("write-labels", "mem0", "-O", "4096", input=data, env=env)
+    assert (r.exit_code, r.stderr) == (7, BUSY)
+    assert cli("zero-labels", "mem0", "mem1", "-s", "64", env=env).exit_code == 7
+
+    assert cli("disable-memdev", "mem0", env=env).exit_code == 0
+    listed = json.loads(cli("list", "--json", env=env).stdout)
+    assert [d.get("state") for d in listed] == ["disabled", None, None]
+    query = json.loads(cli("query", "mem0", "--json", env=env).stdout)[0]["commands"]
+    assert not any(c["exclusive"] for c in query)  # the bridge's claim went with it
+
+    r = cli("write-labels", "mem0", "-O", "4096", "--verify", input=data, env=env)
+    assert r.exit_code == 0, r.stderr
+    back = cli("read-labels", "mem0", "-O", "4096", "-s", str(len(data)), env=env)
+    assert back.stdout_bytes == data
+
+    r = cli("disable-memdev", "mem0", "--json", env=env)
+    assert json.loads(r.stdout) == [{"memdev": "mem0", "state": "disabled", "changed": False}]
+    assert cli("enable-memdev", "mem0", env=env).exit_code == 0
+    assert "state" not in json.loads(cli("list", "mem0", "--json", env=env).stdout)[0]
+    assert cli("write-labels", "mem0", input=data, env=env).exit_code == 7
+
+
+def test_without_state_each_process_starts_fresh(cli: Callable[..., Result]) -> None:
+    assert cli("disable-memdev", "mem0").exit_code == 0
+    assert "state" not in json.loads(cli("list", "mem0", "--json").stdout)[0]
+
+
+def test_unbound_sim_memdev_still_answers_ioctls() -> None:
+    """Linux 6.12: cxl_memdev_ioctl() needs only cxlmd->cxlds (cxl_pci), so with
+    cxl_mem unbound the node answers and Set LSA reaches the device (the kernel
+    tier's label round trip does exactly this)."""
+    (dev,) = make_devices(["pmem"])
+    md = Memdev(SimBackend([dev]), "mem0")
+    assert md.labels_owned()
+    dev.unbind()
+    assert not md.labels_owned()
+    assert list(md.iter_write_lsa(0, 16, b"\x5a" * 16)) == [16]
+    assert md.read_lsa(0, 16) == b"\x5a" * 16
+    dev.bind()
+    assert md.labels_owned()
+
+
+# --- set-alert-config ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-L", "50"], "Action not specified: --life-used-threshold needs --life-used-alert on"),
+        ([], "Action not specified: turn an alert on or off"),
+        (["--life-used-alert", "on"], "Threshold not specified"),
+        (["-P", "3", "--pmem-err-alert", "off"], "--pmem-err-alert off takes no threshold"),
+        (["-L", "101", "--life-used-alert", "on"], "101 is not in the range 0<=x<=100"),
+        (["-U", "x", "--under-temperature-alert", "on"], "'x' is not a valid integer"),
+    ],
+)
+def test_set_alert_config_usage(cli: Callable[..., Result], args: list[str], message: str) -> None:
+    r = cli("set-alert-config", "mem0", *args)
+    assert r.exit_code == 2
+    assert message in r.stderr
+
+
+def test_set_alert_config_needs_a_memdev(cli: Callable[..., Result]) -> None:
+    r = cli("set-alert-config", "-L", "50", "--life-used-alert", "on")
+    assert r.exit_code == 2
+    assert "Missing argument 'MEMDEV...'" in r.stderr
+
+
+def test_set_alert_config_not_enabled_on_qemu(cli: Callable[..., Result]) -> None:
+    r = cli("set-alert-config", "mem0", "-L", "80", "--life-used-alert", "on",
+            env={"CXLCTL_SIM_PROFILE": "qemu"})  # fmt: skip
+    assert r.exit_code == 4
+    assert "Set Alert Configuration (opcode 0x4202) is not enabled for this device [ENOTTY]" in (
+        r.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-O", "90", "--over-temperature-alert", "on"],  # above the 85 C critical threshold
+        ["-U", "-20", "--under-temperature-alert", "on"],  # below the -10 C critical one
+        ["-L", "95", "--life-used-alert", "on"],  # not below the 95 % critical one
+    ],
+)
+def test_set_alert_config_invalid_input(cli: Callable[..., Result], args: list[str]) -> None:
+    r = cli("set-alert-config", "mem0", *args)
+    assert r.exit_code == 3
+    assert "device returned Invalid Input" in r.stderr
+
+
+def test_alert_config_shows_the_change(cli: Callable[..., Result], tmp_path: Path) -> None:
+    env = {"CXLCTL_SIM_STATE": str(tmp_path)}
+    r = cli("set-alert-config", "mem1", "-V", "7", "--volatile-mem-err-alert", "on", env=env)
+    assert r.exit_code == 0, r.stderr
+    (after,) = json.loads(cli("alert-config", "mem1", "--json", env=env).stdout)
+    assert after["corrected_volatile_mem_err_prog_warn_threshold_valid"] is True
+    assert after["corrected_volatile_mem_err_prog_warn_threshold"] == 7
+    assert after["life_used_prog_warn_threshold"] == 75  # untouched
+    r = cli("set-alert-config", "mem1", "--volatile-mem-err-alert", "off", env=env)
+    (after,) = json.loads(cli("alert-config", "mem1", "--json", env=env).stdout)
+    assert after["corrected_volatile_mem_err_prog_warn_threshold_valid"] is False
+    (fresh,) = json.loads(cli("alert-config", "mem1", "--json").stdout)
+    assert fresh["corrected_volatile_mem_err_prog_warn_threshold"] == 0
+
+
+# --- write-labels input errors ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        ([], b"", "stdin is empty: nothing to write"),
+        (["-s", "100"], b"x" * 10, "short input: stdin has 10 of 100 bytes"),
+        (["-O", str((256 << 20) - 16)], b"x" * 17, "is larger than the 16 bytes of label area"),
+        (["-O", "256M"], b"x", "beyond the 268435456-byte label area"),
+        (["-O", "0x100", "-s", "256M"], b"x", "goes past the 268435456-byte label area"),
+        (["-s", "0"], b"x", "--size: must be at least 1"),
+        (["-i", "/nonexistent/labels.bin"], None, "/nonexistent/labels.bin: No such file"),
+    ],
+)
+def test_write_labels_input_errors(
+    cli: Callable[..., Result], args: list[str], stdin: bytes | None, message: str
+) -> None:
+    r = cli("write-labels", "mem1", *args, input=stdin)
+    assert r.exit_code == 2, r.stderr
+    assert message in r.stderr
+
+
+def test_write_labels_size_takes_a_prefix_like_cxl_cli(
+    cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    f = tmp_path / "in.bin"
+    f.write_bytes(LABELS)
+    r = cli("write-labels", "mem1", "-i", str(f), "-s", "300", "--json")
+    assert json.loads(r.stdout)[0]["length"] == 300
+
+
+def test_write_labels_closed_stdin() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CXLCTL_BACKEND": "sim", "NO_COLOR": "1"}
+    env.pop("CXLCTL_SIM_STATE", None)
+    p = subprocess.run(
+        ["bash", "-c", f'exec "{sys.executable}" -m cxlctl write-labels mem1 <&-'],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert p.returncode == 2
+    assert "no input: stdin is closed" in p.stderr
+
+
+def test_zero_labels_needs_a_memdev(cli: Callable[..., Result]) -> None:
+    r = cli("zero-labels")
+    assert r.exit_code == 2
+    assert "Missing argument 'MEMDEV...'" in r.stderr
+
+
+# --- the kernel backend over a fake sysfs tree ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Sent:
+    id: int
+    payload: bytes
+    out_size: int
+
+
+class Recorder:
+    """A Transport that records SEND requests and delegates to a SimDevice."""
+
+    def __init__(self, dev: SimDevice, log: list[Sent]) -> None:
+        self.name = dev.name
+        self.dev = dev
+        self.log = log
+
+    def ioctl(self, request: int, arg: bytearray) -> int:
+        if request == uapi.CXL_MEM_SEND_COMMAND:
+            s = uapi.cxl_send_command.from_buffer_copy(bytes(arg))
+            n = int(s.in_.size)
+            data = ctypes.string_at(int(s.in_.payload), n) if n else b""
+            self.log.append(Sent(int(s.id), data, int(s.out.size)))
+        return self.dev.ioctl(request, arg)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class FakeSysfs:
+    """/sys/bus/cxl as the kernel lays it out for one memdev, with the cxl_mem driver's
+    bind/unbind as FIFOs served by a thread that acts like the kernel."""
+
+    root: Path
+    dev: SimDevice
+    writes: list[tuple[str, str]] = field(default_factory=list)
+    sent: list[Sent] = field(default_factory=list)
+
+    @property
+    def mem(self) -> Path:
+        return self.root / "devices" / "pci0000:0c" / "0000:0c:00.0" / "0000:0d:00.0" / "mem0"
+
+    @property
+    def drivers(self) -> Path:
+        return self.root / "bus" / "cxl" / "drivers"
+
+    def set_bound(self, bound: bool) -> None:
+        links = [(self.mem / "driver", self.drivers / "cxl_mem")]
+        if self.dev.driver.nvdimm_bridge:
+            links.append((self.mem / "pmem0" / "driver", self.drivers / "cxl_nvdimm"))
+        for link, target in links:
+            if bound:
+                link.symlink_to(target)
+            else:
+                link.unlink()
+        if bound:
+            self.dev.bind()
+        else:
+            self.dev.unbind()
+
+    def serve(self, fifo: Path) -> None:
+        while True:
+            with open(fifo) as f:
+                data = f.read()
+            if data == "\0stop":
+                return
+            self.writes.append((str(fifo.relative_to(self.root)), data))
+            if data == "mem0":
+                self.set_bound(fifo.name == "bind")
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FakeSysfs]]:
+    fifos: list[Path] = []
+
+    def make(*, bridge: bool = True, committed: int | None = 0, profile: str = "full") -> FakeSysfs:
+        (dev,) = make_devices(["pmem"], profile=profile)
+        dev.driver.nvdimm_bridge = bridge
+        dev.driver.bind()
+        fs = FakeSysfs(tmp_path, dev)
+        mem = fs.mem
+        for key, value in dev.sysfs().items():
+            if key != "host":
+                (mem / key).parent.mkdir(parents=True, exist_ok=True)
+                (mem / key).write_text(value + "\n")
+        (mem / "dev").write_text("250:0\n")
+        for d in ("cxl_mem", "cxl_nvdimm"):
+            (fs.drivers / d).mkdir(parents=True)
+        if bridge:
+            (mem / "pmem0").mkdir()
+        devices = tmp_path / "bus" / "cxl" / "devices"
+        devices.mkdir(parents=True)
+        (devices / "mem0").symlink_to(mem)
+        if committed is not None:
+            ep = mem.parent.parent / "endpoint2"
+            ep.mkdir()
+            (ep / "uport").symlink_to(mem)
+            (ep / "decoders_committed").write_text(f"{committed}\n")
+            (devices / "endpoint2").symlink_to(ep)
+        for name in ("bind", "unbind"):
+            fifo = fs.drivers / "cxl_mem" / name
+            os.mkfifo(fifo)
+            fifos.append(fifo)
+            threading.Thread(target=fs.serve, args=(fifo,), daemon=True).start()
+        (mem / "driver").symlink_to(fs.drivers / "cxl_mem")
+        if bridge:
+            (mem / "pmem0" / "driver").symlink_to(fs.drivers / "cxl_nvdimm")
+
+        def init(self: KernelBackend, *a: Any, **k: Any) -> None:
+            self.sysfs_root = str(devices)
+            self.dev_root = str(tmp_path / "dev")
+
+        def open_(self: KernelBackend, name: str) -> Transport:
+            return Recorder(dev, fs.sent)
+
+        monkeypatch.setattr(KernelBackend, "__init__", init)
+        monkeypatch.setattr(KernelBackend, "open", open_)
+        return fs
+
+    yield make
+    for fifo in fifos:  # stop the threads: they may be between two opens, so retry
+        for _ in range(200):
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader yet
+                time.sleep(0.01)
+                continue
+            os.write(fd, b"\0stop")
+            os.close(fd)
+            break
+
+
+def kernel(*args: str, input: bytes | None = None) -> Result:
+    env = {"CXLCTL_BACKEND": "kernel", "NO_COLOR": "1", "CXLCTL_DEBUG": ""}
+    return CliRunner().invoke(main, list(args), env=env, input=input)
+
+
+def _set_lsa(offset: int, data: bytes) -> Sent:
+    return Sent(K.SET_LSA, offset.to_bytes(4, "little") + bytes(4) + data, 0)
+
+
+def test_seam_write_labels_chunks(fake: Callable[..., FakeSysfs]) -> None:
+    fs = fake(bridge=False)
+    r = kernel("write-labels", "mem0", "-O", "100", input=LABELS)
+    assert r.exit_code == 0, r.stderr
+    assert fs.sent == [
+        _set_lsa(100, LABELS[:2040]),
+        _set_lsa(2140, LABELS[2040:4080]),
+        _set_lsa(4180, LABELS[4080:]),
+    ]
+    assert all(len(s.payload) <= 2048 for s in fs.sent)
+    assert fs.dev.device.lsa[100 : 100 + len(LABELS)] == LABELS
+
+
+def test_seam_write_labels_verify_reads_back(fake: Callable[..., FakeSysfs]) -> None:
+    fs = fake(bridge=False)
+    r = kernel("write-labels", "mem0", "-s", "3000", "--verify", input=LABELS)
+    assert r.exit_code == 0, r.stderr
+    assert [s.id for s in fs.sent] == [K.SET_LSA, K.SET_LSA, K.GET_LSA, K.GET_LSA]
+    assert fs.sent[2:] == [
+        Sent(K.GET_LSA, (0).to_bytes(4, "little") + (2048).to_bytes(4, "little"), 2048),
+        Sent(K.GET_LSA, (2048).to_bytes(4, "little") + (952).to_bytes(4, "little"), 2048),
+    ]
+
+
+def test_seam_zero_labels_chunks(fake: Callable[..., FakeSysfs]) -> None:
+    fs = fake(bridge=False)
+    fs.dev.device.lsa[0:8192] = b"\xff" * 8192
+    r = kernel("zero-labels", "mem0", "-s", "5000", "-O", "0x10")
+    assert r.exit_code == 0, r.stderr
+    assert fs.sent == [
+        _set_lsa(0x10, bytes(2040)),
+        _set_lsa(0x10 + 2040, bytes(2040)),
+        _set_lsa(0x10 + 4080, bytes(920)),
+    ]
+    assert fs.dev.device.lsa[0:0x10] == b"\xff" * 0x10
+    assert fs.dev.device.lsa[0x10 : 0x10 + 5000] == bytes(5000)
+
+
+def test_seam_labels_refused_while_the_bridge_is_bound(fake: Callable[..., FakeSysfs]) -> None:
+    fs = fake(bridge=True)
+    r = kernel("write-labels", "mem0", input=LABELS)
+    assert (r.exit_code, r.stderr) == (7, BUSY)
+    r = kernel("zero-labels", "mem0", "-s", "64")
+    assert (r.exit_code, r.stderr) == (7, BUSY)
+    assert fs.sent == []  # refused up front: nothing reached the kernel
+
+
+def test_seam_labels_refused_when_query_says_exclusive(fake: Callable[..., FakeSysfs]) -> None:
+    fs = fake(bridge=True)
+    (fs.mem / "pmem0" / "driver").unlink()  # sysfs does not show it; QUERY does
+    r = kernel("write-labels", "mem0", input=LABELS)
+    assert (r.exit_code, r.stderr) == (7, BUSY)
+    assert fs.sent == []
+
+
+def test_seam_ebusy_from_set_lsa(
+    fake: Callable[..., FakeSysfs], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fs = fake(bridge=True)
+    monkeypatch.setattr(Memdev, "labels_owned", lambda self: False)  # a race: bound meanwhile
+    r = kernel("write-labels", "mem0", input=LABELS)
+    assert (r.exit_code, r.stderr) == (7, BUSY)
+    assert [s.id for s in fs.sent] == [K.SET_LSA]  # the kernel said EBUSY to the first
+
+
+def test_seam_partial_write_is_reported(fake: Callable[..., FakeSysfs]) -> None:
+    fs = fake(bridge=False)
+    fs.dev.config.lsa_size = 4096  # the device's area is smaller than sysfs claims
+    r = kernel("write-labels", "mem0", "-O", "100", input=LABELS)
+    assert r.exit_code == 3
+    assert "mem0: 2040 of 5120 bytes at offset 100 were written before the error" in r.stderr
+    assert "set-lsa: device returned Invalid Input" in r.stderr
+    assert len(fs.sent) == 2
+
+
+def test_seam_input_larger_than_the_area_sends_nothing(fake: Callable[..., FakeSysfs]) -> None:
+    fs = fake(bridge=False)
+    r = kernel("write-labels", "mem0", "-O", str((256 << 20) - 100), input=bytes(101))
+    assert r.exit_code == 2
+    assert fs.sent == []
+
+
+def test_seam_disable_and_enable_write_sysfs(fake: Callable[..., FakeSysfs]) -> None:
+    fs = fake()
+    r = kernel("disable-memdev", "mem0", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout) == [{"memdev": "mem0", "state": "disabled", "changed": True}]
+    assert fs.writes == [("bus/cxl/drivers/cxl_mem/unbind", "mem0")]
+    (listed,) = json.loads(kernel("list", "--json").stdout)
+    assert listed["state"] == "disabled"
+    # the bridge is gone: labels can be written now
+    assert kernel("write-labels", "mem0", "-s", "16", input=LABELS).exit_code == 0
+    assert kernel("disable-memdev", "mem0").stderr == "cxlctl: mem0: already disabled\n"
+
+    r = kernel("enable-memdev", "mem0")
+    assert (r.exit_code, r.stderr) == (0, "cxlctl: mem0: enabled\n")
+    assert fs.writes[1:] == [("bus/cxl/drivers/cxl_mem/bind", "mem0")]
+    assert "state" not in json.loads(kernel("list", "--json").stdout)[0]
+    assert kernel("enable-memdev", "mem0").stderr == "cxlctl: mem0: already enabled\n"
+    assert len(fs.writes) == 2
+
+
+def test_seam_disable_refuses_an_active_region(fake: Callable[..., FakeSysfs]) -> None:
+    fs = fake(committed=1)
+    r = kernel("disable-memdev", "mem0")
+    assert r.exit_code == 7
+    assert "mem0 is part of an active region (1 committed endpoint decoders)" in r.stderr
+    assert "--force" in r.stderr
+    assert fs.writes == []
+    r = kernel("disable-memdev", "mem0", "-f")
+    assert r.exit_code == 0, r.stderr
+    assert "DANGEROUS: disabling anyway (--force)" in r.stderr
+    assert fs.writes == [("bus/cxl/drivers/cxl_mem/unbind", "mem0")]
+
+
+def test_seam_disable_refuses_without_an_endpoint(fake: Callable[..., FakeSysfs]) -> None:
+    fs = fake(committed=None)
+    r = kernel("disable-memdev", "mem0")
+    assert r.exit_code == 7
+    assert "no endpoint port found" in r.stderr
+    assert fs.writes == []
+
+
+def test_seam_set_alert_config_request(fake: Callable[..., FakeSysfs]) -> None:
+    fs = fake()
+    r = kernel("set-alert-config", "mem0", "-L", "80", "--life-used-alert", "on",
+               "--over-temperature-alert", "off", "-U", "-5", "--under-temperature-alert", "on",
+               "-P", "258", "--pmem-err-alert", "on")  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    payload = bytes([0b10111, 0b10101, 80, 0]) + (0).to_bytes(2, "little")
+    payload += (-5).to_bytes(2, "little", signed=True) + bytes(2) + (258).to_bytes(2, "little")
+    assert fs.sent[0] == Sent(K.SET_ALERT_CONFIG, payload, 0)
+    assert [s.id for s in fs.sent[1:]] == [K.GET_ALERT_CONFIG]
+
+
+def test_seam_set_alert_config_enotty_on_qemu(fake: Callable[..., FakeSysfs]) -> None:
+    fs = fake(profile="qemu")
+    r = kernel("set-alert-config", "mem0", "-L", "80", "--life-used-alert", "on")
+    assert r.exit_code == 4
+    assert "[ENOTTY]" in r.stderr
+    assert [s.id for s in fs.sent] == [K.SET_ALERT_CONFIG]
