@@ -154,7 +154,7 @@ def test_other_read_commands_do_not_crash(pmem: Memdev) -> None:
         "completion", "decode", "log-caps", "help",
     }  # fmt: skip
     writes = re.compile(r"set|clear|inject|write|update|sanit|activ|transfer|delete|disable|enable|"
-                        r"scan|erase|create|destroy|reset|wait|monitor|watch")  # fmt: skip
+                        r"scan|erase|zero|create|destroy|reset|wait|monitor|watch")  # fmt: skip
     tried = []
     for cmd in cli_commands():
         if cmd in known or writes.search(cmd):

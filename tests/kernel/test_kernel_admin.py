@@ -1,0 +1,85 @@
+"""The write-side verbs against the real driver: disable-memdev -> write-labels ->
+read-labels -> enable-memdev (restoring the label bytes), and set-alert-config,
+which Linux does not enable for QEMU's cxl-type3."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Memdev, cli_commands, cxlctl
+
+OFFSET = 0x20000  # away from the namespace index blocks, and from test_kernel_labels'
+
+
+def _bytes(*args: str) -> bytes:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CXLCTL_")}
+    env.update(PYTHONPATH=str(REPO), CXLCTL_BACKEND="kernel")
+    p = subprocess.run(
+        [sys.executable, "-m", "cxlctl", *args], capture_output=True, env=env, timeout=120
+    )
+    assert p.returncode == 0, (args, p.returncode, p.stderr)
+    return p.stdout
+
+
+def _needs(cmd: str) -> None:
+    if cmd not in cli_commands():
+        pytest.skip(f"this cxlctl has no {cmd}")
+
+
+def test_disable_write_read_enable(pmem: Memdev) -> None:
+    _needs("write-labels")
+    m = pmem
+    assert m.bound
+    data = bytes((i * 7 + 3) & 0xFF for i in range(3 * m.payload_max))  # several commands
+    n = str(len(data))
+    before = _bytes("read-labels", m.name, "-O", str(OFFSET), "-s", n)
+    with tempfile.TemporaryDirectory() as tmp:
+        new, old = Path(tmp) / "new.bin", Path(tmp) / "old.bin"
+        new.write_bytes(data)
+        old.write_bytes(before)
+
+        r = cxlctl("write-labels", m.name, "-O", str(OFFSET), "-i", str(new))
+        assert r.returncode == 7, r
+        assert "label area is owned by the nvdimm bridge" in r.stderr
+
+        r = cxlctl("disable-memdev", m.name)
+        assert r.returncode == 0, r
+        try:
+            assert not m.bound
+            (listed,) = json.loads(cxlctl("list", m.name, "--json").stdout)
+            assert listed["state"] == "disabled"
+            (q,) = json.loads(cxlctl("query", m.name, "--json").stdout)
+            set_lsa = next(c for c in q["commands"] if c["id"] == 10)
+            assert not set_lsa["exclusive"]  # the nvdimm bridge's claim went with cxl_mem
+
+            r = cxlctl("write-labels", m.name, "-O", str(OFFSET), "-i", str(new), "--verify")
+            assert r.returncode == 0, r
+            assert _bytes("read-labels", m.name, "-O", str(OFFSET), "-s", n) == data
+            r = cxlctl("write-labels", m.name, "-O", str(OFFSET), "-i", str(old), "--verify")
+            assert r.returncode == 0, r
+        finally:
+            r = cxlctl("enable-memdev", m.name)
+            if r.returncode != 0:  # leave the VM usable for the other tests
+                Path("/sys/bus/cxl/drivers/cxl_mem/bind").write_text(m.name)
+            assert r.returncode == 0, r
+        assert m.bound
+        assert "state" not in json.loads(cxlctl("list", m.name, "--json").stdout)[0]
+        assert _bytes("read-labels", m.name, "-O", str(OFFSET), "-s", n) == before
+        r = cxlctl("zero-labels", m.name, "-O", str(OFFSET), "-s", "64")
+        assert r.returncode == 7, r  # the bridge owns the labels again
+
+
+def test_set_alert_config_not_enabled_on_qemu(pmem: Memdev) -> None:
+    _needs("set-alert-config")
+    r = cxlctl("set-alert-config", pmem.name, "-L", "80", "--life-used-alert", "on")
+    assert r.returncode == 4, r
+    assert "[ENOTTY]" in r.stderr
+    r = cxlctl("set-alert-config", pmem.name, "-L", "80")
+    assert r.returncode == 2, r
+    assert "Action not specified" in r.stderr
