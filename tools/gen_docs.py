@@ -22,6 +22,7 @@ import datetime as dt
 import filecmp
 import inspect
 import itertools
+import json
 import os
 import re
 import shlex
@@ -490,19 +491,41 @@ def generate(out: Path) -> list[str]:
             stale.unlink()
     for fname, text in pages.items():
         (man / fname).write_text(text)
+    summaries = out / SUMMARIES
+    summaries.parent.mkdir(parents=True, exist_ok=True)
+    summaries.write_text(summaries_text(root))
     return warn
 
 
+#: First help paragraph of every command, so `cxlctl --help` lists the commands
+#: without importing all of them (cxlctl/cli/__init__.py: CxlGroup.format_commands).
+SUMMARIES = Path("cxlctl") / "cli" / "summaries.json"
+
+
+def summaries_text(root: click.Context) -> str:
+    out: dict[str, str] = {}
+    for name in sorted(COMMANDS):
+        cmd = main.get_command(root, name)
+        assert cmd is not None, name
+        text = cmd.short_help or cmd.help or ""
+        out[name] = text.split("\n\n", 1)[0].strip()
+    return json.dumps(out, indent=1, sort_keys=True) + "\n"
+
+
 def differences(a: Path, b: Path) -> list[str]:
-    """Files under completions/ and man/ that differ between trees a and b."""
-    bad = []
+    """Files under completions/ and man/, and the summaries, that differ between trees."""
+    bad = [] if _same(a / SUMMARIES, b / SUMMARIES) else [str(SUMMARIES)]
     for sub in ("completions", "man"):
         names = {p.name for p in (a / sub).glob("*")} | {p.name for p in (b / sub).glob("*")}
         for n in sorted(names):
             pa, pb = a / sub / n, b / sub / n
-            if not (pa.is_file() and pb.is_file() and filecmp.cmp(pa, pb, shallow=False)):
+            if not _same(pa, pb):
                 bad.append(f"{sub}/{n}")
     return bad
+
+
+def _same(pa: Path, pb: Path) -> bool:
+    return pa.is_file() and pb.is_file() and filecmp.cmp(pa, pb, shallow=False)
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -93,12 +93,41 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def _summaries() -> dict[str, str]:
+    import json
+
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "summaries.json")) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
 class CxlGroup(click.Group):
     """Lazy subcommands; translates every :class:`CxlError` into one stderr line
     and its exit code."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The Commands section of --help from summaries.json (written by
+        tools/gen_docs.py, drift-tested), importing no command module; falls back
+        to click's own way if a command has no summary."""
+        names = self.list_commands(ctx)
+        summaries = _summaries()
+        if not names or any(n not in summaries and n not in self.commands for n in names):
+            super().format_commands(ctx, formatter)
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for n in names:
+            # a stand-in Command shortens the summary exactly as click would
+            cmd = self.commands.get(n) or click.Command(n, help=summaries[n])
+            rows.append((n, cmd.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS and cmd_name not in self.commands:
