@@ -62,3 +62,33 @@ def issue(
     done = uapi.cxl_send_command.from_buffer(arg)
     n = int(done.out.size)
     return Outcome(0, int(done.retval), n, out_buf.raw[: min(n, len(out_buf))])
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One SEND request as a Recorder saw it."""
+
+    id: int
+    payload: bytes
+    out_size: int
+    flags: int = 0
+
+
+class Recorder:
+    """A Transport that records SEND requests and delegates to another (a SimDevice)."""
+
+    def __init__(self, dev: Transport, log: list[Sent]) -> None:
+        self.name = dev.name
+        self.dev = dev
+        self.log = log
+
+    def ioctl(self, request: int, arg: bytearray) -> int:
+        if request == uapi.CXL_MEM_SEND_COMMAND:
+            s = uapi.cxl_send_command.from_buffer_copy(bytes(arg))
+            n = int(s.in_.size)
+            data = ctypes.string_at(int(s.in_.payload), n) if n else b""
+            self.log.append(Sent(int(s.id), data, int(s.out.size), int(s.flags)))
+        return self.dev.ioctl(request, arg)
+
+    def close(self) -> None:
+        self.dev.close()

@@ -4,7 +4,6 @@ backend over a fake sysfs tree -- the exact SEND requests and sysfs writes."""
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from goldens import golden
+from simio import Recorder, Sent
 
 from cxlctl import uapi
 from cxlctl.cli import main
@@ -238,33 +238,6 @@ def test_zero_labels_needs_a_memdev(cli: Callable[..., Result]) -> None:
 
 
 # --- the kernel backend over a fake sysfs tree ----------------------------------------
-
-
-@dataclass(frozen=True)
-class Sent:
-    id: int
-    payload: bytes
-    out_size: int
-
-
-class Recorder:
-    """A Transport that records SEND requests and delegates to a SimDevice."""
-
-    def __init__(self, dev: SimDevice, log: list[Sent]) -> None:
-        self.name = dev.name
-        self.dev = dev
-        self.log = log
-
-    def ioctl(self, request: int, arg: bytearray) -> int:
-        if request == uapi.CXL_MEM_SEND_COMMAND:
-            s = uapi.cxl_send_command.from_buffer_copy(bytes(arg))
-            n = int(s.in_.size)
-            data = ctypes.string_at(int(s.in_.payload), n) if n else b""
-            self.log.append(Sent(int(s.id), data, int(s.out.size)))
-        return self.dev.ioctl(request, arg)
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass

@@ -4,15 +4,14 @@ simulated device, while sysfs is a directory tree like /sys/bus/cxl/devices."""
 
 from __future__ import annotations
 
-import ctypes
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from simio import Recorder, Sent
 
 from cxlctl import uapi
 from cxlctl.cli import main
@@ -23,34 +22,6 @@ from cxlctl.transport import Transport
 
 K = uapi.CommandId
 VENDOR_DEBUG = "5e1819d9-11a9-400c-811f-d60719403d86"
-
-
-@dataclass(frozen=True)
-class Sent:
-    id: int
-    payload: bytes
-    out_size: int
-    flags: int
-
-
-class Recorder:
-    """A Transport that records SEND requests and delegates to a SimDevice."""
-
-    def __init__(self, dev: SimDevice, log: list[Sent]) -> None:
-        self.name = dev.name
-        self.dev = dev
-        self.log = log
-
-    def ioctl(self, request: int, arg: bytearray) -> int:
-        if request == uapi.CXL_MEM_SEND_COMMAND:
-            s = uapi.cxl_send_command.from_buffer_copy(bytes(arg))
-            n = int(s.in_.size)
-            data = ctypes.string_at(int(s.in_.payload), n) if n else b""
-            self.log.append(Sent(int(s.id), data, int(s.out.size), int(s.flags)))
-        return self.dev.ioctl(request, arg)
-
-    def close(self) -> None:
-        pass
 
 
 def _sysfs(root: Path, dev: SimDevice) -> None:
