@@ -94,15 +94,8 @@ def read_labels(
     name = app.backend.memdev(memdev).name
     md = Memdev(app.backend, name)
     try:
-        lsa = md.info.label_storage_size
-        if lsa == 0:
-            raise UsageError(f"{name}: the device has no label storage area")
-        off = parse_size(offset, "--offset")
-        if off >= lsa:
-            raise UsageError(f"{name}: --offset {off} is beyond the {lsa}-byte label area")
-        n = parse_size(size, "--size") if size is not None else lsa - off
-        if n == 0:
-            raise UsageError("--size: must be at least 1")
+        off, asked, lsa = _range(md, offset, size)
+        n = asked if asked is not None else lsa - off
         chunks = md.iter_lsa(off, n)  # validates the range before sending anything
         if output_file is None or output_file == "-":
             for c in chunks:
