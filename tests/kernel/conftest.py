@@ -136,6 +136,17 @@ def cxlctl(*args: str, user: int | None = None, timeout: float = 120) -> Run:
     return Run(p.returncode, p.stdout, p.stderr)
 
 
+def cxlctl_bytes(*args: str) -> bytes:
+    """stdout of a successful ``python3 -m cxlctl ARGS`` as bytes (binary output)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CXLCTL_")}
+    env.update(PYTHONPATH=str(REPO), CXLCTL_BACKEND="kernel")
+    p = subprocess.run(
+        [sys.executable, "-m", "cxlctl", *args], capture_output=True, env=env, timeout=120
+    )
+    assert p.returncode == 0, (args, p.returncode, p.stderr)
+    return p.stdout
+
+
 def cxl(*args: str) -> Run:
     p = subprocess.run(["cxl", *args], capture_output=True, text=True, timeout=120)
     return Run(p.returncode, p.stdout, p.stderr)

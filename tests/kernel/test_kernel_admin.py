@@ -5,26 +5,13 @@ which Linux does not enable for QEMU's cxl-type3."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Memdev, cli_commands, cxlctl
+from conftest import Memdev, cli_commands, cxlctl, cxlctl_bytes
 
 OFFSET = 0x20000  # away from the namespace index blocks, and from test_kernel_labels'
-
-
-def _bytes(*args: str) -> bytes:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CXLCTL_")}
-    env.update(PYTHONPATH=str(REPO), CXLCTL_BACKEND="kernel")
-    p = subprocess.run(
-        [sys.executable, "-m", "cxlctl", *args], capture_output=True, env=env, timeout=120
-    )
-    assert p.returncode == 0, (args, p.returncode, p.stderr)
-    return p.stdout
 
 
 def _needs(cmd: str) -> None:
@@ -38,7 +25,7 @@ def test_disable_write_read_enable(pmem: Memdev) -> None:
     assert m.bound
     data = bytes((i * 7 + 3) & 0xFF for i in range(3 * m.payload_max))  # several commands
     n = str(len(data))
-    before = _bytes("read-labels", m.name, "-O", str(OFFSET), "-s", n)
+    before = cxlctl_bytes("read-labels", m.name, "-O", str(OFFSET), "-s", n)
     with tempfile.TemporaryDirectory() as tmp:
         new, old = Path(tmp) / "new.bin", Path(tmp) / "old.bin"
         new.write_bytes(data)
@@ -60,7 +47,7 @@ def test_disable_write_read_enable(pmem: Memdev) -> None:
 
             r = cxlctl("write-labels", m.name, "-O", str(OFFSET), "-i", str(new), "--verify")
             assert r.returncode == 0, r
-            assert _bytes("read-labels", m.name, "-O", str(OFFSET), "-s", n) == data
+            assert cxlctl_bytes("read-labels", m.name, "-O", str(OFFSET), "-s", n) == data
             r = cxlctl("write-labels", m.name, "-O", str(OFFSET), "-i", str(old), "--verify")
             assert r.returncode == 0, r
         finally:
@@ -70,7 +57,7 @@ def test_disable_write_read_enable(pmem: Memdev) -> None:
             assert r.returncode == 0, r
         assert m.bound
         assert "state" not in json.loads(cxlctl("list", m.name, "--json").stdout)[0]
-        assert _bytes("read-labels", m.name, "-O", str(OFFSET), "-s", n) == before
+        assert cxlctl_bytes("read-labels", m.name, "-O", str(OFFSET), "-s", n) == before
         r = cxlctl("zero-labels", m.name, "-O", str(OFFSET), "-s", "64")
         assert r.returncode == 7, r  # the bridge owns the labels again
 

@@ -4,27 +4,13 @@ a write/read round trip once the memdev is unbound from cxl_mem (as
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-from conftest import REPO, Memdev, cli_commands, cxlctl
+from conftest import Memdev, cli_commands, cxlctl, cxlctl_bytes
 
 OFFSET = 0x10000  # well away from the namespace index blocks at 0
 
 
 def _le32(n: int) -> str:
     return n.to_bytes(4, "little").hex()
-
-
-def cxlctl_bytes(*args: str) -> bytes:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CXLCTL_")}
-    env.update(PYTHONPATH=str(REPO), CXLCTL_BACKEND="kernel")
-    p = subprocess.run(
-        [sys.executable, "-m", "cxlctl", *args], capture_output=True, env=env, timeout=120
-    )
-    assert p.returncode == 0, (args, p.returncode, p.stderr)
-    return p.stdout
 
 
 def get_lsa(m: Memdev, offset: int, length: int) -> bytes:
