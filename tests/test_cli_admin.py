@@ -21,8 +21,9 @@ from goldens import golden
 from simio import Recorder, Sent
 
 from cxlctl import uapi
+from cxlctl.backends import KernelBackend, SimBackend
 from cxlctl.cli import main
-from cxlctl.device import KernelBackend, Memdev, SimBackend
+from cxlctl.memdev import Memdev
 from cxlctl.sim import SimDevice, make_devices
 from cxlctl.transport import Transport
 

@@ -17,12 +17,12 @@ from click.testing import Result
 from goldens import CLI_ENV, golden
 
 from cxlctl import tracefs as tf
-from cxlctl.device import SimBackend
+from cxlctl.backends import SimBackend
 from cxlctl.errors import UnsupportedCommand
 from cxlctl.mailbox import ReturnCode
 from cxlctl.mailbox.events import decode_event_records
 from cxlctl.sim import SimDevice, make_devices
-from cxlctl.sim import events as sim_events
+from cxlctl.sim.device import events as sim_events
 
 RC = ReturnCode
 Cli = Callable[..., Result]

@@ -15,7 +15,7 @@ from click.testing import Result
 from goldens import golden
 
 from cxlctl.errors import ExitCode
-from cxlctl.sim.model import vendor_debug_log
+from cxlctl.sim.device.model import vendor_debug_log
 
 Cli = Callable[..., Result]
 CliJson = Callable[..., Any]
@@ -334,8 +334,8 @@ def test_read_labels_file_and_size_bounds(cli: Cli, tmp_path: Path) -> None:
 def test_read_labels_error_midway_leaves_no_file(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cxlctl.device import Memdev
     from cxlctl.errors import MailboxError
+    from cxlctl.memdev import Memdev
 
     calls = {"n": 0}
     real = Memdev.run

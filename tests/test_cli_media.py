@@ -14,12 +14,12 @@ from click.testing import Result
 from goldens import golden
 
 from cxlctl import tracefs as tf
-from cxlctl.device import KernelBackend, SimBackend
+from cxlctl.backends import KernelBackend, SimBackend
 from cxlctl.errors import ExitCode, PermissionDenied, UnsupportedCommand
 from cxlctl.mailbox import ReturnCode
 from cxlctl.mailbox.media import decode_poison_list, decode_scan_media_results
 from cxlctl.sim import SimDevice, make_devices
-from cxlctl.sim import media as sim_media
+from cxlctl.sim.device import media as sim_media
 
 RC = ReturnCode
 

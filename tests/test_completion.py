@@ -13,8 +13,8 @@ import pytest
 from click.shell_completion import ShellComplete
 
 from cxlctl import mailbox as mb
+from cxlctl.backends import KernelBackend
 from cxlctl.cli import complete, main
-from cxlctl.device import KernelBackend
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +111,7 @@ def test_errors_mean_no_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(name: str | None = None) -> None:
         raise RuntimeError("no")
 
-    monkeypatch.setattr("cxlctl.device.open_backend", boom)
+    monkeypatch.setattr("cxlctl.backends.open_backend", boom)
     assert candidates("identify", "") == []
 
 

@@ -14,8 +14,8 @@ from click.testing import CliRunner, Result
 from simio import Recorder, Sent
 
 from cxlctl import uapi
+from cxlctl.backends import KernelBackend
 from cxlctl.cli import main
-from cxlctl.device import KernelBackend
 from cxlctl.mailbox import CEL_UUID
 from cxlctl.sim import SimDevice, make_devices
 from cxlctl.transport import Transport

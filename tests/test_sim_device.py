@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from cxlctl import mailbox as mb
 from cxlctl.sim import make_devices
-from cxlctl.sim.model import TypeThreeDevice
+from cxlctl.sim.device.model import TypeThreeDevice
 
 DEV = make_devices(["mixed"])[0].device
 OPCODES = sorted(DEV.cel)
@@ -25,7 +25,7 @@ def fresh() -> TypeThreeDevice:
 
 
 def test_the_full_profile_lists_every_handled_command() -> None:
-    from cxlctl.sim.model import HANDLERS
+    from cxlctl.sim.device.model import HANDLERS
 
     assert set(OPCODES) == set(HANDLERS)
     assert all(op in mb.BY_OPCODE for op in OPCODES)  # every one has a catalogue record

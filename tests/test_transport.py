@@ -13,8 +13,9 @@ import pytest
 
 from cxlctl import transport as tp
 from cxlctl import uapi
-from cxlctl.device import KernelBackend, Memdev
+from cxlctl.backends import KernelBackend
 from cxlctl.errors import DeviceNotFound, ExitCode, PermissionDenied, UnsupportedCommand
+from cxlctl.memdev import Memdev
 from cxlctl.sim import SimDevice
 
 

@@ -28,7 +28,7 @@ import click
 
 from .. import __version__
 from .. import render as rd
-from ..device import Backend, open_backend
+from ..backends import Backend, open_backend
 from ..errors import CxlError, ExitCode, UsageError
 from . import complete
 

@@ -15,8 +15,8 @@ from typing import Any
 import click
 
 from .. import render as rd
-from ..device import Memdev
 from ..errors import DeviceBusy, UnsupportedCommand, UsageError
+from ..memdev import Memdev
 from . import CONTEXT, App, app_of, complete
 
 Row = dict[str, Any]

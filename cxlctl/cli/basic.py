@@ -11,8 +11,8 @@ import click
 from .. import mailbox as mb
 from .. import render as rd
 from .. import uapi
-from ..device import Memdev
 from ..errors import CxlError
+from ..memdev import Memdev
 from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option
 
 # --- list -------------------------------------------------------------------------

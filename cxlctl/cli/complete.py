@@ -63,7 +63,7 @@ def backend_name(ctx: click.Context) -> str | None:
 def memdevs(ctx: click.Context, param: click.Parameter, incomplete: str) -> Candidates:
     """Memdev names of the selected backend (sysfs or the simulator), minus
     those already on the command line; ``/dev/cxl/m`` completes to device paths."""
-    from ..device import open_backend
+    from ..backends import open_backend
 
     names = open_backend(backend_name(ctx)).names()
     given = ctx.params.get(param.name or "")

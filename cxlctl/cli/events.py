@@ -13,8 +13,8 @@ import click
 
 from .. import render as rd
 from .. import uapi
-from ..device import Memdev, check_retval
 from ..errors import PermissionDenied, UsageError
+from ..memdev import Memdev, check_retval
 from ..tracefs import LOG_CLI_NAMES, RECORD_EVENTS
 from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option
 

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from .. import render as rd
-from ..device import Memdev
 from ..errors import UnsupportedCommand
+from ..memdev import Memdev
 from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option
 
 Row = dict[str, Any]

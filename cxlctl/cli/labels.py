@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from .. import render as rd
-from ..device import Memdev
 from ..errors import CxlError, UsageError
+from ..memdev import Memdev
 from . import CONTEXT, app_of, complete
 
 _SIZE_RE = re.compile(r"^(0x[0-9a-f]+|\d+)([kmg]?)(i?b)?$")

@@ -10,8 +10,8 @@ import click
 
 from .. import mailbox as mb
 from .. import render as rd
-from ..device import Memdev
 from ..errors import UsageError
+from ..memdev import Memdev
 from . import CONTEXT, app_of, complete, fmt_of, memdevs_argument, output_option
 from .info import Row, each_memdev, emit
 

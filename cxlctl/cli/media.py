@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from .. import render as rd
-from ..device import Memdev
 from ..errors import UsageError
+from ..memdev import Memdev
 from ..tracefs import media_error_json, poison_flags
 from . import CONTEXT, App, app_of, complete, fmt_of, output_option
 

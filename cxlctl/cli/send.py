@@ -10,8 +10,8 @@ import click
 from .. import mailbox as mb
 from .. import render as rd
 from .. import uapi
-from ..device import Memdev
 from ..errors import UsageError
+from ..memdev import Memdev
 from ..transport import MAX_PAYLOAD, SendRequest
 from . import CONTEXT, App, F, app_of, complete, fmt_of, output_option, read_payload
 
@@ -151,7 +151,7 @@ def _dry_run(name: str, req: SendRequest, fmt: str) -> None:
 def _emit_result(
     app: App, name: str, what: str, cmd: mb.Command | None, retval: int, out: bytes, fmt: str
 ) -> None:
-    from ..device import check_retval
+    from ..memdev import check_retval
 
     if fmt == "raw":
         check_retval(name, what, retval)

@@ -9,7 +9,7 @@ errno Linux 6.12 gives for that request.
 
 Two halves, kept apart as in Linux:
 
-* :class:`KernelDriver` -- ``drivers/cxl/core/mbox.c``: the command table, the
+* :class:`SimDriver` -- ``drivers/cxl/core/mbox.c``: the command table, the
   enabled bits from the device's CEL, the exclusive bits the nvdimm bridge claims,
   every size/flag/reserved-field rule in the kernel's order, the RAW policy.
 * :class:`TypeThreeDevice` -- the device behind the mailbox: commands, payloads,
@@ -21,30 +21,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .. import mailbox as mb
-from . import commands as _commands  # registers the handlers
-from . import events as _events  # noqa: F401  (registers the handlers)
-from . import media as _media  # noqa: F401  (registers the handlers)
-from .driver import KernelDriver, UserMemory
-from .model import QEMU_CEL, DeviceConfig, TypeThreeDevice, load_state, save_state
+from . import device as _device  # registers the device's command handlers
+from .device.model import QEMU_CEL, DeviceConfig, TypeThreeDevice, load_state, save_state
+from .driver.mbox import SimDriver, UserMemory
 
 __all__ = [
     "DEFAULT_KINDS",
     "KINDS",
     "QEMU_CEL",
     "DeviceConfig",
-    "KernelDriver",
     "SimDevice",
+    "SimDriver",
     "TypeThreeDevice",
     "UserMemory",
     "make_devices",
 ]
-_ = _commands
+_ = _device
 
 # --- what the user holds -----------------------------------------------------------
 
 
 class SimDevice:
-    """A simulated ``/dev/cxl/memN``: :class:`KernelDriver` over :class:`TypeThreeDevice`."""
+    """A simulated ``/dev/cxl/memN``: :class:`SimDriver` over :class:`TypeThreeDevice`."""
 
     def __init__(
         self,
@@ -60,7 +58,7 @@ class SimDevice:
         self.name = name
         self.config = config or DeviceConfig()
         self.device = TypeThreeDevice(self.config, state_dir)
-        self.driver = KernelDriver(
+        self.driver = SimDriver(
             self.device,
             raw_commands=raw_commands,
             raw_allow_all=raw_allow_all,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ctypes
 
-from ..mailbox import layouts as lay
+from ...mailbox import layouts as lay
 from .model import RC, TypeThreeDevice, handles
 
 SOURCE_INJECTED = 3

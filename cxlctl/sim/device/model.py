@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import mailbox as mb
-from ..mailbox import layouts as lay
+from ... import mailbox as mb
+from ...mailbox import layouts as lay
 
 RC = mb.ReturnCode
 MiB = 1024 * 1024

@@ -7,7 +7,7 @@ import ctypes
 import time
 import uuid as _uuid
 
-from ..mailbox import layouts as lay
+from ...mailbox import layouts as lay
 from .model import RC, VENDOR_DEBUG_UUID, MiB, TypeThreeDevice, handles, units
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ctypes
 
-from ..mailbox import layouts as lay
+from ...mailbox import layouts as lay
 from .model import RC, TypeThreeDevice, handles
 
 # cxlctl.mailbox.events (the decoders) is imported only when a record is built:
@@ -93,7 +93,7 @@ def _hdr(u: str, severity: int, flags: int = 0) -> lay.EventRecordHeader:
 
 def general_media(dpa: int, severity: int = 1, descriptor: int = 0b10) -> bytes:
     """A General Media record: a corrected ECC threshold event on a host read."""
-    from ..mailbox.events import GENERAL_MEDIA_UUID
+    from ...mailbox.events import GENERAL_MEDIA_UUID
 
     r = lay.GeneralMediaRecord(hdr=_hdr(GENERAL_MEDIA_UUID, severity, 0x08))
     r.phys_addr = dpa
@@ -107,7 +107,7 @@ def general_media(dpa: int, severity: int = 1, descriptor: int = 0b10) -> bytes:
 
 def dram(dpa: int, severity: int = 2) -> bytes:
     """A DRAM record: an uncorrectable ECC error found by the media scrubber."""
-    from ..mailbox.events import DRAM_UUID
+    from ...mailbox.events import DRAM_UUID
 
     r = lay.DramRecord(hdr=_hdr(DRAM_UUID, severity, 0x04 | 0x20))
     r.phys_addr = dpa
@@ -121,7 +121,7 @@ def dram(dpa: int, severity: int = 2) -> bytes:
 
 def memory_module(dev: TypeThreeDevice, severity: int = 0) -> bytes:
     """A Memory Module record: a temperature change, with the health info of the moment."""
-    from ..mailbox.events import MEMORY_MODULE_UUID
+    from ...mailbox.events import MEMORY_MODULE_UUID
 
     r = lay.MemoryModuleRecord(hdr=_hdr(MEMORY_MODULE_UUID, severity))
     r.event_type = 0x03
@@ -146,7 +146,7 @@ def _page(dev: TypeThreeDevice, st: EventState) -> int:
 
 @handles(0x0100)
 def _get_event_records(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
-    from ..mailbox.events import EVENT_FLAG_MORE_RECORDS, EVENT_FLAG_OVERFLOW
+    from ...mailbox.events import EVENT_FLAG_MORE_RECORDS, EVENT_FLAG_OVERFLOW
 
     st = state(dev)
     lg = st.logs.get(p[0])

@@ -25,15 +25,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .. import tracefs as tf
-from ..errors import MailboxError, UnsupportedCommand
-from ..mailbox import layouts as lay
-from ..mailbox import return_code_name
-from ..mailbox.events import decode_event_records
-from ..mailbox.media import POISON_LEN_MULT, decode_poison_list
+from ... import tracefs as tf
+from ...errors import MailboxError, UnsupportedCommand
+from ...mailbox import layouts as lay
+from ...mailbox import return_code_name
+from ...mailbox.events import decode_event_records
+from ...mailbox.media import POISON_LEN_MULT, decode_poison_list
 
 if TYPE_CHECKING:
-    from . import SimDevice
+    from .. import SimDevice
 
 #: The simulated trace clock starts here (seconds since boot) and ticks 1 us per event.
 _BOOT_NS = 5_000_000_000

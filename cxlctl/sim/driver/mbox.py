@@ -14,10 +14,10 @@ import os
 import threading
 from dataclasses import dataclass
 
-from .. import uapi
-from ..uapi import CXL_VARIABLE_PAYLOAD as VAR
-from ..uapi import CommandId as K
-from .model import RC, TypeThreeDevice
+from ... import uapi
+from ...uapi import CXL_VARIABLE_PAYLOAD as VAR
+from ...uapi import CommandId as K
+from ..device.model import RC, TypeThreeDevice
 
 # --- copy_from_user / copy_to_user without crashing on bad pointers ----------
 
@@ -93,7 +93,7 @@ def _err(e: int) -> OSError:
 
 
 @dataclass(frozen=True, slots=True)
-class KernelCommand:
+class MemCommand:
     """One ``CXL_CMD()`` entry of ``cxl_mem_commands[]`` in Linux 6.12."""
 
     id: int
@@ -104,28 +104,28 @@ class KernelCommand:
 
 #: ``cxl_mem_commands[]`` as compiled without CONFIG_CXL_MEM_RAW_COMMANDS;
 #: unlisted indices (RAW, the deprecated ids) are zeroed entries.
-KERNEL_COMMANDS: tuple[KernelCommand, ...] = (
-    KernelCommand(K.IDENTIFY, 0x4000, 0, 0x43),
-    KernelCommand(K.GET_SUPPORTED_LOGS, 0x0400, 0, VAR),
-    KernelCommand(K.GET_FW_INFO, 0x0200, 0, 0x50),
-    KernelCommand(K.GET_PARTITION_INFO, 0x4100, 0, 0x20),
-    KernelCommand(K.GET_LSA, 0x4102, 0x8, VAR),
-    KernelCommand(K.GET_HEALTH_INFO, 0x4200, 0, 0x12),
-    KernelCommand(K.GET_LOG, 0x0401, 0x18, VAR),
-    KernelCommand(K.SET_PARTITION_INFO, 0x4101, 0x0A, 0),
-    KernelCommand(K.SET_LSA, 0x4103, VAR, 0),
-    KernelCommand(K.GET_ALERT_CONFIG, 0x4201, 0, 0x10),
-    KernelCommand(K.SET_ALERT_CONFIG, 0x4202, 0xC, 0),
-    KernelCommand(K.GET_SHUTDOWN_STATE, 0x4203, 0, 0x1),
-    KernelCommand(K.SET_SHUTDOWN_STATE, 0x4204, 0x1, 0),
-    KernelCommand(K.GET_SCAN_MEDIA_CAPS, 0x4303, 0x10, 0x4),
-    KernelCommand(K.GET_TIMESTAMP, 0x0300, 0, 0x8),
-    KernelCommand(K.GET_LOG_CAPS, 0x0402, 0x10, 0x4),
-    KernelCommand(K.CLEAR_LOG, 0x0403, 0x10, 0),
-    KernelCommand(K.GET_SUP_LOG_SUBLIST, 0x0405, 0x2, VAR),
+MEM_COMMANDS: tuple[MemCommand, ...] = (
+    MemCommand(K.IDENTIFY, 0x4000, 0, 0x43),
+    MemCommand(K.GET_SUPPORTED_LOGS, 0x0400, 0, VAR),
+    MemCommand(K.GET_FW_INFO, 0x0200, 0, 0x50),
+    MemCommand(K.GET_PARTITION_INFO, 0x4100, 0, 0x20),
+    MemCommand(K.GET_LSA, 0x4102, 0x8, VAR),
+    MemCommand(K.GET_HEALTH_INFO, 0x4200, 0, 0x12),
+    MemCommand(K.GET_LOG, 0x0401, 0x18, VAR),
+    MemCommand(K.SET_PARTITION_INFO, 0x4101, 0x0A, 0),
+    MemCommand(K.SET_LSA, 0x4103, VAR, 0),
+    MemCommand(K.GET_ALERT_CONFIG, 0x4201, 0, 0x10),
+    MemCommand(K.SET_ALERT_CONFIG, 0x4202, 0xC, 0),
+    MemCommand(K.GET_SHUTDOWN_STATE, 0x4203, 0, 0x1),
+    MemCommand(K.SET_SHUTDOWN_STATE, 0x4204, 0x1, 0),
+    MemCommand(K.GET_SCAN_MEDIA_CAPS, 0x4303, 0x10, 0x4),
+    MemCommand(K.GET_TIMESTAMP, 0x0300, 0, 0x8),
+    MemCommand(K.GET_LOG_CAPS, 0x0402, 0x10, 0x4),
+    MemCommand(K.CLEAR_LOG, 0x0403, 0x10, 0),
+    MemCommand(K.GET_SUP_LOG_SUBLIST, 0x0405, 0x2, VAR),
 )
-_RAW_ENTRY = KernelCommand(K.RAW, 0, VAR, VAR)
-_ZERO = KernelCommand(0, 0, 0, 0)
+_RAW_ENTRY = MemCommand(K.RAW, 0, VAR, VAR)
+_ZERO = MemCommand(0, 0, 0, 0)
 
 #: ``cxl_disabled_raw_commands[]``
 DISABLED_RAW_OPCODES: frozenset[int] = frozenset(
@@ -151,7 +151,7 @@ def payload_from_user_allowed(opcode: int, payload: bytes) -> bool:
     return True
 
 
-class KernelDriver:
+class SimDriver:
     """The driver half: ``cxl_query_cmd()`` and ``cxl_send_cmd()`` of Linux 6.12."""
 
     def __init__(
@@ -177,15 +177,15 @@ class KernelDriver:
         self.bound = True
         self.mem = memory or _user_memory()
         table = [_ZERO] * K.MAX
-        for c in KERNEL_COMMANDS:
+        for c in MEM_COMMANDS:
             table[c.id] = c
         if raw_commands:
             table[K.RAW] = _RAW_ENTRY
-        self.table: tuple[KernelCommand, ...] = tuple(table)
+        self.table: tuple[MemCommand, ...] = tuple(table)
         # cxl_walk_cel(): enable what the device's CEL lists; cxl_enumerate_cmds()
         # force-enables the commands the driver itself needs, CEL or not
         cel = set(device.cel)
-        self.enabled = {c.id for c in KERNEL_COMMANDS if c.opcode in cel} | FORCE_ENABLED
+        self.enabled = {c.id for c in MEM_COMMANDS if c.opcode in cel} | FORCE_ENABLED
         # cxl_pmem's nvdimm bridge claims the label area and the shutdown state
         if nvdimm_bridge is None:
             nvdimm_bridge = device.config.persistent_bytes > 0

@@ -1,0 +1,375 @@
+"""Where memdevs come from: the real kernel (sysfs + /dev/cxl) or the simulator.
+
+>>> from cxlctl.backends import open_backend
+>>> backend = open_backend("sim")
+>>> [m.memdev for m in backend.list_memdevs()]
+['mem0', 'mem1', 'mem2']
+
+A :class:`Backend` names memdevs, reads their sysfs attributes, binds and unbinds
+them, and opens a :class:`~cxlctl.transport.Transport` for the ioctls;
+:class:`~cxlctl.memdev.Memdev` runs typed commands over it.  Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import transport as tp
+from .errors import (
+    CxlError,
+    DeviceBusy,
+    DeviceNotFound,
+    PermissionDenied,
+    UnsupportedCommand,
+    UsageError,
+    from_errno,
+)
+from .memdev import Memdev
+
+if TYPE_CHECKING:
+    from .sim import SimDevice
+    from .tracefs import Tracing
+
+_MEMDEV_RE = re.compile(r"^(?:/dev/cxl/)?(mem\d+)$")
+
+
+def memdev_name(spec: str) -> str:
+    """``mem0`` or ``/dev/cxl/mem0`` -> ``mem0``; anything else is a usage error."""
+    m = _MEMDEV_RE.match(spec.strip())
+    if not m:
+        raise UsageError(f"{spec!r} is not a memdev (expected memN or /dev/cxl/memN)")
+    return m.group(1)
+
+
+@dataclass(frozen=True, slots=True)
+class MemdevInfo:
+    """What sysfs says about one memdev (the keys match ``cxl list -M``)."""
+
+    memdev: str
+    pmem_size: int
+    ram_size: int
+    serial: int
+    host: str
+    firmware_version: str
+    payload_max: int
+    label_storage_size: int
+    numa_node: int
+    security_state: str
+    backend: str
+
+
+class Backend:
+    """Where memdevs come from: the real kernel, or the simulator."""
+
+    name = "abstract"
+    simulated = False
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def sysfs(self, name: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    def open(self, name: str) -> tp.Transport:
+        raise NotImplementedError
+
+    def info(self, name: str) -> MemdevInfo:
+        a = self.sysfs(name)
+
+        def num(key: str, default: int = 0) -> int:
+            try:
+                return int(a.get(key, ""), 0)
+            except ValueError:
+                return default
+
+        return MemdevInfo(
+            memdev=name,
+            pmem_size=num("pmem/size"),
+            ram_size=num("ram/size"),
+            serial=num("serial"),
+            host=a.get("host", ""),
+            firmware_version=a.get("firmware_version", ""),
+            payload_max=num("payload_max"),
+            label_storage_size=num("label_storage_size"),
+            numa_node=num("numa_node", -1),
+            security_state=a.get("security/state", ""),
+            backend=self.name,
+        )
+
+    def list_memdevs(self, specs: Sequence[str] = ()) -> list[MemdevInfo]:
+        return [self.info(n) for n in self.select(specs)]
+
+    def select(self, specs: Sequence[str] = ()) -> list[str]:
+        """Names for the given MEMDEV arguments; none given means all memdevs."""
+        have = self.names()
+        if not specs:
+            if not have:
+                raise self.no_devices()
+            return have
+        out = []
+        for spec in specs:
+            name = memdev_name(spec)
+            if name not in have:
+                raise DeviceNotFound(
+                    f"{name}: no such memdev on the {self.name} backend",
+                    hint=f"available: {', '.join(have) or 'none'}",
+                )
+            if name not in out:
+                out.append(name)
+        return out
+
+    def no_devices(self) -> CxlError:
+        return DeviceNotFound("no CXL memdevs found")
+
+    def memdev(self, spec: str) -> Memdev:
+        (name,) = self.select([spec])
+        return Memdev(self, name)
+
+    # -- the memdev's binding to cxl_mem (cxl disable-memdev / enable-memdev) --
+    def enabled(self, name: str) -> bool:
+        """cxl_mem is bound to the memdev (libcxl: ``memN/driver`` is a link)."""
+        raise NotImplementedError
+
+    def labels_owned(self, name: str) -> bool:
+        """The nvdimm bridge owns the label area: the memdev's ``pmemN`` child is
+        bound to cxl_nvdimm (libcxl's ``cxl_memdev_nvdimm_bridge_active()``)."""
+        raise NotImplementedError
+
+    def decoders_committed(self, name: str) -> int | None:
+        """Committed decoders of the memdev's endpoint port (part of an active
+        region); None when no endpoint port can be found."""
+        raise NotImplementedError
+
+    def disable(self, name: str) -> None:
+        """Unbind the memdev from cxl_mem."""
+        raise NotImplementedError
+
+    def enable(self, name: str) -> None:
+        """Bind the memdev to cxl_mem."""
+        raise NotImplementedError
+
+    # -- what Linux runs itself and reports through tracefs (see cxlctl.tracefs) --
+    def tracing(self) -> Tracing:
+        raise UnsupportedCommand(f"the {self.name} backend has no tracefs")
+
+    def trigger_poison_list(self, name: str) -> list[dict[str, Any]]:
+        """``cxl_poison`` trace events after writing 1 to ``memN/trigger_poison_list``."""
+        return self.tracing().trigger_poison_list(name, self.sysfs(name).get("host", ""))
+
+    def inject_poison(self, name: str, dpa: int) -> None:
+        self.tracing().debugfs_poison(name, "inject_poison", dpa)
+
+    def clear_poison(self, name: str, dpa: int) -> None:
+        self.tracing().debugfs_poison(name, "clear_poison", dpa)
+
+
+class KernelBackend(Backend):
+    """Memdevs of the running kernel: ``/sys/bus/cxl/devices/memN`` and ``/dev/cxl/memN``."""
+
+    name = "kernel"
+
+    def __init__(self, sysfs_root: str = tp.SYSFS_CXL_DEVICES, dev_root: str = tp.DEV_CXL) -> None:
+        self.sysfs_root = sysfs_root
+        self.dev_root = dev_root
+        self._tracing: Tracing | None = None
+
+    def names(self) -> list[str]:
+        try:
+            entries = os.listdir(self.sysfs_root)
+        except OSError:
+            return []
+        mems = [e for e in entries if re.fullmatch(r"mem\d+", e)]
+        return sorted(mems, key=lambda n: int(n[3:]))
+
+    def sysfs(self, name: str) -> dict[str, str]:
+        base = os.path.join(self.sysfs_root, name)
+        out: dict[str, str] = {}
+        for key in (
+            "serial",
+            "firmware_version",
+            "payload_max",
+            "label_storage_size",
+            "numa_node",
+            "ram/size",
+            "pmem/size",
+            "security/state",
+        ):
+            try:
+                with open(os.path.join(base, key)) as f:
+                    out[key] = f.read().strip()
+            except OSError:
+                pass
+        out["host"] = os.path.basename(os.path.dirname(os.path.realpath(base)))
+        return out
+
+    # -- cxl_mem binding, as libcxl does it --
+    def enabled(self, name: str) -> bool:
+        return os.path.islink(os.path.join(self.sysfs_root, name, "driver"))
+
+    def labels_owned(self, name: str) -> bool:
+        base = os.path.join(self.sysfs_root, name)
+        if not self.enabled(name):
+            return False
+        try:
+            children = os.listdir(base)
+        except OSError:
+            return False
+        return any(
+            re.fullmatch(r"pmem\d+", c) and os.path.islink(os.path.join(base, c, "driver"))
+            for c in children
+        )
+
+    def decoders_committed(self, name: str) -> int | None:
+        try:
+            entries = os.listdir(self.sysfs_root)
+        except OSError:
+            return None
+        for e in entries:
+            if not re.fullmatch(r"endpoint\d+", e):
+                continue
+            port = os.path.join(self.sysfs_root, e)
+            if os.path.basename(os.path.realpath(os.path.join(port, "uport"))) != name:
+                continue
+            try:
+                with open(os.path.join(port, "decoders_committed")) as f:
+                    return int(f.read().strip(), 0)
+            except (OSError, ValueError):
+                return None
+        return None
+
+    def disable(self, name: str) -> None:
+        # libcxl's util_unbind(): the device name into memN/driver/unbind
+        self._write_attr(name, os.path.join(self.sysfs_root, name, "driver", "unbind"))
+        self._settle(name, enabled=False)
+
+    def enable(self, name: str) -> None:
+        path = os.path.join(os.path.dirname(self.sysfs_root), "drivers", "cxl_mem", "bind")
+        if not os.path.exists(path):
+            raise DeviceNotFound(
+                f"{name}: cannot enable: {path} is missing",
+                hint="is cxl_mem loaded? modprobe cxl_mem",
+            )
+        self._write_attr(name, path)
+        self._settle(name, enabled=True)
+
+    def _write_attr(self, name: str, path: str) -> None:
+        try:
+            with open(path, "w") as f:
+                f.write(name)
+        except OSError as e:
+            err = e.errno or errno.EIO
+            if err in (errno.EACCES, errno.EPERM):
+                raise PermissionDenied(
+                    f"{name}: cannot write {path}: permission denied", hint="run as root"
+                ) from e
+            raise from_errno(err, f"{name}: writing {path}", e.strerror) from e
+
+    def _settle(self, name: str, *, enabled: bool) -> None:
+        """The kernel binds and unbinds synchronously; allow a moment anyway, then
+        say so if the memdev did not change (libcxl: "failed to disable")."""
+        import time
+
+        for _ in range(50):
+            if self.enabled(name) == enabled:
+                return
+            time.sleep(0.02)
+        what = "enable" if enabled else "disable"
+        raise DeviceBusy(f"{name}: failed to {what}: the driver binding did not change")
+
+    def open(self, name: str) -> tp.Transport:
+        try:
+            return tp.KernelTransport(name, dev_root=self.dev_root, sysfs_root=self.sysfs_root)
+        except OSError as e:
+            err = e.errno or errno.EIO
+            if err == errno.EPERM:  # open() refused: a permission problem, not RAW policy
+                err = errno.EACCES
+            path = os.path.join(self.dev_root, name)
+            # our own checks (ENODEV) carry the better explanation in strerror
+            detail = e.strerror if err == errno.ENODEV else None
+            raise from_errno(err, f"{name}: cannot open {path}", detail) from e
+
+    def tracing(self) -> Tracing:
+        if self._tracing is None:
+            from .tracefs import KernelTracing
+
+            self._tracing = KernelTracing(self.sysfs_root)
+        return self._tracing
+
+    def no_devices(self) -> CxlError:
+        return DeviceNotFound(
+            f"no CXL memdevs found in {self.sysfs_root}",
+            hint="is cxl_pci loaded? use --sim to try the bundled simulator",
+        )
+
+
+class SimBackend(Backend):
+    """Simulated memdevs, in process.  Configured by ``CXLCTL_SIM_DEVICES``
+    (comma-separated kinds: pmem, ram, mixed), ``CXLCTL_SIM_PROFILE`` (full, qemu)
+    and ``CXLCTL_SIM_RAW=1`` (a kernel with CONFIG_CXL_MEM_RAW_COMMANDS)."""
+
+    name = "sim"
+    simulated = True
+
+    def __init__(self, devices: Sequence[SimDevice] | None = None) -> None:
+        if devices is None:
+            from . import sim
+
+            kinds = [k for k in os.environ.get("CXLCTL_SIM_DEVICES", "").split(",") if k]
+            try:
+                devices = sim.make_devices(
+                    kinds or sim.DEFAULT_KINDS,
+                    profile=os.environ.get("CXLCTL_SIM_PROFILE") or "full",
+                    raw_commands=os.environ.get("CXLCTL_SIM_RAW", "") == "1",
+                    state_dir=os.environ.get("CXLCTL_SIM_STATE") or None,
+                )
+            except ValueError as e:
+                raise UsageError(f"simulator configuration: {e}") from e
+        self.devices = {d.name: d for d in devices}
+        self._tracing: Tracing | None = None
+
+    def tracing(self) -> Tracing:
+        if self._tracing is None:
+            from .sim.driver.tracefs import SimTracing
+
+            self._tracing = SimTracing(self.devices)
+        return self._tracing
+
+    def names(self) -> list[str]:
+        return list(self.devices)
+
+    def sysfs(self, name: str) -> dict[str, str]:
+        return self.devices[name].sysfs()
+
+    def enabled(self, name: str) -> bool:
+        return self.devices[name].bound
+
+    def labels_owned(self, name: str) -> bool:
+        dev = self.devices[name]
+        return dev.bound and dev.driver.nvdimm_bridge
+
+    def decoders_committed(self, name: str) -> int | None:
+        return self.devices[name].decoders_committed
+
+    def disable(self, name: str) -> None:
+        self.devices[name].unbind()
+
+    def enable(self, name: str) -> None:
+        self.devices[name].bind()
+
+    def open(self, name: str) -> tp.Transport:
+        return self.devices[name]
+
+
+def open_backend(name: str | None = None) -> Backend:
+    """``kernel`` or ``sim``; default from ``CXLCTL_BACKEND``, else ``kernel``."""
+    name = (name or os.environ.get("CXLCTL_BACKEND") or "kernel").lower()
+    if name == "kernel":
+        return KernelBackend()
+    if name in ("sim", "simulator"):
+        return SimBackend()
+    raise UsageError(f"unknown backend {name!r} (kernel, sim)")
