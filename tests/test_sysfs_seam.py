@@ -1,0 +1,63 @@
+"""The sysfs seam: bounded byte reads, safe text, range-checked numbers, no escapes."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+
+from cxlctl.sysfs import ATTR_MAX, HostSysfs, number, text
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> HostSysfs:
+    mem = tmp_path / "bus/cxl/devices/mem0"
+    mem.mkdir(parents=True)
+    (mem / "firmware_version").write_bytes(b"FW\xff\n")
+    (mem / "serial").write_bytes(b"0x1234\n")
+    (mem / "big").write_bytes(b"x" * (ATTR_MAX + 1))
+    (tmp_path / "bus/cxl/devices/link").symlink_to(mem)
+    return HostSysfs(str(tmp_path))
+
+
+def test_read_is_bytes_and_text_never_raises(tree: HostSysfs) -> None:
+    raw = tree.read("bus/cxl/devices/mem0/firmware_version")
+    assert raw == b"FW\xff\n"
+    assert text(raw) == "FW\\xff"
+
+
+def test_read_is_bounded(tree: HostSysfs) -> None:
+    with pytest.raises(OSError, match="larger than a sysfs attribute") as e:
+        tree.read("bus/cxl/devices/mem0/big")
+    assert e.value.errno == errno.EFBIG
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "bus/../../etc", "bus//cxl", "./bus"])
+def test_paths_cannot_escape(tree: HostSysfs, bad: str) -> None:
+    with pytest.raises(OSError, match="not a relative sysfs path") as e:
+        tree.read(bad)
+    assert e.value.errno == errno.EINVAL
+
+
+def test_links_and_realpath(tree: HostSysfs) -> None:
+    assert tree.islink("bus/cxl/devices/link")
+    assert tree.realpath("bus/cxl/devices/link") == "bus/cxl/devices/mem0"
+    assert sorted(tree.listdir("bus/cxl/devices")) == ["link", "mem0"]
+
+
+@pytest.mark.parametrize(("raw", "want"), [(b"0x1234\n", 0x1234), (b"42\n", 42), (b"-1\n", -1)])
+def test_number(raw: bytes, want: int) -> None:
+    assert number(raw, lo=-1) == want
+
+
+@pytest.mark.parametrize("raw", [b"\xd9\xa3\n", b"1_0\n", b"0x\n", b"", b"12abc"])
+def test_number_refuses_non_numbers(raw: bytes) -> None:
+    with pytest.raises(ValueError, match="not a number"):
+        number(raw)
+
+
+def test_number_range(tree: HostSysfs) -> None:
+    with pytest.raises(ValueError, match="outside"):
+        number(b"0x10000000000000000")
+    assert number(tree.read("bus/cxl/devices/mem0/serial")) == 0x1234
