@@ -309,6 +309,29 @@ def test_debug_shows_the_traceback() -> None:
     assert b"InvalidSize" in loud.stderr
 
 
+def test_debug_is_one_flag_in_process(cli: Cli) -> None:
+    """--debug and CXLCTL_DEBUG both reach App.debug, in process too (no argv sniffing)."""
+    from cxlctl.errors import CxlError
+
+    quiet = cli("send", "mem0", "get-lsa", "-i", "00000000")
+    assert quiet.exit_code == 9
+    assert isinstance(
+        cli("--debug", "send", "mem0", "get-lsa", "-i", "00000000").exception, CxlError
+    )
+    loud = cli("send", "mem0", "get-lsa", "-i", "00000000", env={"CXLCTL_DEBUG": "1"})
+    assert isinstance(loud.exception, CxlError)
+
+
+def test_debug_says_why_list_left_a_block_out(cli: Cli) -> None:
+    quiet = cli("list", "-A", "mem0", "--json", env=QEMU)  # QEMU 10 has no Get Alert Config
+    loud = cli("--debug", "list", "-A", "mem0", "--json", env=QEMU)
+    assert quiet.exit_code == loud.exit_code == 0
+    assert quiet.stdout == loud.stdout
+    assert "alert_config" not in json.loads(quiet.stdout)[0]
+    assert "left out" not in quiet.stderr
+    assert "cxlctl: alert_config left out: mem0: get-alert-config" in loud.stderr
+
+
 def test_python_m_and_version() -> None:
     from cxlctl import __version__
 

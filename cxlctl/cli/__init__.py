@@ -37,12 +37,16 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class App:
-    """Per-invocation state on ``ctx.obj``: backend (lazily), style, debug."""
+    """Per-invocation state on ``ctx.obj``: backend (lazily), style, debug.
+
+    ``debug`` is the one place the CLI knows whether to show tracebacks and the
+    details it otherwise leaves out: ``--debug`` or a non-empty ``CXLCTL_DEBUG``.
+    """
 
     def __init__(self, backend_name: str | None, color: str, debug: bool) -> None:
         self.backend_name = backend_name
         self.style = rd.Style(color)
-        self.debug = debug
+        self.debug = debug or bool(os.environ.get("CXLCTL_DEBUG"))
         self._backend: Backend | None = None
 
     @property
@@ -137,13 +141,12 @@ class CxlGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
-        debug = "--debug" in sys.argv[1:] or bool(os.environ.get("CXLCTL_DEBUG"))
         try:
             rv = super().invoke(ctx)
             sys.stdout.flush()
             return rv
         except CxlError as e:
-            if debug:
+            if _debug(ctx):
                 raise
             _fail(e.message, int(e.exit_code), e.hint)
         except BrokenPipeError:
@@ -151,9 +154,15 @@ class CxlGroup(click.Group):
         except KeyboardInterrupt:
             raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
         except OSError as e:  # anything the library did not classify
-            if debug:
+            if _debug(ctx):
                 raise
             _fail(f"{e.strerror or e}", int(ExitCode.FAILURE))
+
+
+def _debug(ctx: click.Context) -> bool:
+    """App.debug; before the group callback made the App, nothing can have failed
+    that --debug is about, so False."""
+    return isinstance(ctx.obj, App) and ctx.obj.debug
 
 
 def _quiet_broken_pipe() -> NoReturn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,9 +39,9 @@ def memdev_json(
         from .info import cxl_alert_config_json, cxl_health_json
 
         if health:
-            _optional(d, "health", lambda: cxl_health_json(md))
+            _optional(app, d, "health", lambda: cxl_health_json(md))
         if alert_config:
-            _optional(d, "alert_config", lambda: cxl_alert_config_json(md))
+            _optional(app, d, "alert_config", lambda: cxl_alert_config_json(md))
     d["serial"] = info.serial
     if info.numa_node >= 0:
         d["numa_node"] = info.numa_node
@@ -52,13 +51,13 @@ def memdev_json(
         d["state"] = "disabled"
     try:
         if partition:
-            _optional(d, "partition_info", lambda: _partition_json(md))
+            _optional(app, d, "partition_info", lambda: _partition_json(md))
         if firmware:
-            _optional(d, "firmware", lambda: _firmware_json(md))
+            _optional(app, d, "firmware", lambda: _firmware_json(md))
         if media_errors:  # cxl-cli: trigger_poison_list + cxl_poison events; none: no key
             from .media import media_errors_json
 
-            _optional(d, "media_errors", lambda: media_errors_json(app, name) or None)
+            _optional(app, d, "media_errors", lambda: media_errors_json(app, name) or None)
             if d.get("media_errors") is None:
                 d.pop("media_errors", None)
     finally:
@@ -69,12 +68,12 @@ def memdev_json(
     return d
 
 
-def _optional(d: dict[str, Any], key: str, fn: Callable[[], Any]) -> None:
+def _optional(app: App, d: dict[str, Any], key: str, fn: Callable[[], Any]) -> None:
     """cxl-cli leaves a block out when the device cannot answer; so do we."""
     try:
         d[key] = fn()
     except CxlError as e:
-        if os.environ.get("CXLCTL_DEBUG"):
+        if app.debug:
             click.echo(f"cxlctl: {key} left out: {e}", err=True)
 
 
