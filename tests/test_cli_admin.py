@@ -8,9 +8,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,8 +241,10 @@ def test_zero_labels_needs_a_memdev(cli: Callable[..., Result]) -> None:
 
 @dataclass
 class FakeSysfs:
-    """/sys/bus/cxl as the kernel lays it out for one memdev, with the cxl_mem driver's
-    bind/unbind as FIFOs served by a thread that acts like the kernel."""
+    """/sys/bus/cxl as the kernel lays it out for one memdev. The cxl_mem driver's
+    bind/unbind are plain files; writing one applies the change synchronously, as
+    the kernel does (no thread: a thread serving a FIFO would let the writer run on
+    before the change is complete)."""
 
     root: Path
     dev: SimDevice
@@ -260,34 +260,33 @@ class FakeSysfs:
         return self.root / "bus" / "cxl" / "drivers"
 
     def set_bound(self, bound: bool) -> None:
-        links = [(self.mem / "driver", self.drivers / "cxl_mem")]
+        if bound:
+            self.dev.bind()
+        else:
+            self.dev.unbind()
+        links = []
         if self.dev.driver.nvdimm_bridge:
             links.append((self.mem / "pmem0" / "driver", self.drivers / "cxl_nvdimm"))
+        links.append((self.mem / "driver", self.drivers / "cxl_mem"))  # last: see kernel_write
         for link, target in links:
             if bound:
                 link.symlink_to(target)
             else:
                 link.unlink()
-        if bound:
-            self.dev.bind()
-        else:
-            self.dev.unbind()
 
-    def serve(self, fifo: Path) -> None:
-        while True:
-            with open(fifo) as f:
-                data = f.read()
-            if data == "\0stop":
-                return
-            self.writes.append((str(fifo.relative_to(self.root)), data))
-            if data == "mem0":
-                self.set_bound(fifo.name == "bind")
+    def kernel_write(self, path: Path) -> None:
+        """What the kernel does when ``path`` is written: bind/unbind of cxl_mem finish
+        before write() returns, and the driver link changes last, so whoever sees it
+        sees the whole change (the nvdimm bridge's exclusive bits included)."""
+        path = path.resolve()  # memN/driver/unbind is the driver's own unbind
+        data = path.read_text()
+        self.writes.append((str(path.relative_to(self.root.resolve())), data))
+        if data == "mem0" and path.parent == (self.drivers / "cxl_mem").resolve():
+            self.set_bound(path.name == "bind")
 
 
 @pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FakeSysfs]]:
-    fifos: list[Path] = []
-
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeSysfs]:
     def make(*, bridge: bool = True, committed: int | None = 0, profile: str = "full") -> FakeSysfs:
         (dev,) = make_devices(["pmem"], profile=profile)
         dev.driver.nvdimm_bridge = bridge
@@ -313,10 +312,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[.
             (ep / "decoders_committed").write_text(f"{committed}\n")
             (devices / "endpoint2").symlink_to(ep)
         for name in ("bind", "unbind"):
-            fifo = fs.drivers / "cxl_mem" / name
-            os.mkfifo(fifo)
-            fifos.append(fifo)
-            threading.Thread(target=fs.serve, args=(fifo,), daemon=True).start()
+            (fs.drivers / "cxl_mem" / name).write_text("")
         (mem / "driver").symlink_to(fs.drivers / "cxl_mem")
         if bridge:
             (mem / "pmem0" / "driver").symlink_to(fs.drivers / "cxl_nvdimm")
@@ -328,21 +324,18 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[.
         def open_(self: KernelBackend, name: str) -> Transport:
             return Recorder(dev, fs.sent)
 
+        write_attr = KernelBackend._write_attr
+
+        def write_attr_(self: KernelBackend, name: str, path: str) -> None:
+            write_attr(self, name, path)  # the library's own write, to a plain file
+            fs.kernel_write(Path(path))
+
         monkeypatch.setattr(KernelBackend, "__init__", init)
         monkeypatch.setattr(KernelBackend, "open", open_)
+        monkeypatch.setattr(KernelBackend, "_write_attr", write_attr_)
         return fs
 
-    yield make
-    for fifo in fifos:  # stop the threads: they may be between two opens, so retry
-        for _ in range(200):
-            try:
-                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError:  # ENXIO: no reader yet
-                time.sleep(0.01)
-                continue
-            os.write(fd, b"\0stop")
-            os.close(fd)
-            break
+    return make
 
 
 def kernel(*args: str, input: bytes | None = None) -> Result:

@@ -76,6 +76,22 @@ def test_command_help_has_examples(name: str) -> None:
         assert re.match(r"^([A-Z_]+=\S* )*(cxlctl |eval |source )", ex), f"{name}: {ex!r}"
 
 
+#: label verbs whose runnable examples must name a --size: the simulated label area
+#: is 256 MiB (131,072 commands), and gen_docs runs every example twice
+_BULK = ("read-labels", "zero-labels")
+
+
+@pytest.mark.parametrize("name", _BULK)
+def test_runnable_label_examples_are_cheap(name: str) -> None:
+    for ex in gen_docs.parse_help(_help(name)).examples:
+        r = gen_docs.runnable(ex)
+        if r is not None and name in r[1]:
+            args = r[1]
+            assert "-s" in args or "--size" in args or any(a.startswith("--size=") for a in args), (
+                f"{name}: {ex!r} transfers the whole simulated label area; give -s"
+            )
+
+
 def test_main_help_has_examples() -> None:
     assert gen_docs.parse_help(main.help).examples
 

@@ -88,7 +88,7 @@ def read_labels(
     Examples:
       cxlctl --sim read-labels mem0 -s 64 | xxd
       cxlctl --sim read-labels mem0 -s 32 -O 4096 -o labels.bin
-      cxlctl --sim read-labels mem0 -o lsa.bin
+      cxlctl read-labels mem0 -o lsa.bin
     """
     app = app_of(ctx)
     name = app.backend.memdev(memdev).name
