@@ -24,8 +24,22 @@ class ExitCode(enum.IntEnum):
     BUSY = 7  #: the kernel owns the resource (EBUSY) or the device is busy
     INVALID_REQUEST = 8  #: the kernel rejected a field of the request (EINVAL, EFAULT)
     BAD_SIZE = 9  #: the kernel rejected a payload size (ENOMEM: in.size/out.size vs its table)
+    HANGUP = 129  #: SIGHUP (128 + 1): the terminal went away
     INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT)
     BROKEN_PIPE = 141  #: the reader of stdout went away (128 + SIGPIPE), no message
+    TERMINATED = 143  #: SIGTERM (128 + 15)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal (SIGINT, SIGTERM, SIGHUP) stopped cxlctl.  A ``KeyboardInterrupt``,
+    so ``finally`` blocks run and ``except Exception`` never swallows it; code that
+    changes a device catches it to say how far it got, then re-raises."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(name)
+        self.signum = signum
+        self.name = name
+        self.exit_code = 128 + signum
 
 
 class CxlError(Exception):

@@ -93,20 +93,10 @@ def humanize(data: Any) -> Any:
 
 
 def write_stdout(data: bytes | str) -> None:
-    """Write everything to stdout, or raise BrokenPipeError.
+    """Write everything to stdout (see :func:`cxlctl.cli.output.write_stdout`)."""
+    from .cli import output
 
-    With ``PYTHONUNBUFFERED=1`` stdout's binary layer is unbuffered and a short
-    write (the reader went away mid-way) is silently dropped by ``TextIOWrapper``;
-    looping on the byte stream turns that into the EPIPE it really is.
-    """
-    raw = data.encode() if isinstance(data, str) else data
-    sys.stdout.flush()
-    out = sys.stdout.buffer
-    view = memoryview(raw)
-    while view:
-        n = out.write(view)
-        view = view[n if n is not None else 0 :]
-    out.flush()
+    output.write_stdout(data)
 
 
 def dump_json(data: Any, stream: IO[str] | None = None) -> None:
@@ -127,12 +117,10 @@ class Style:
         self.color = color
 
     def console(self, stream: IO[str] | None = None) -> Any:
-        from rich.console import Console
-
         no_color = self.color == "never" or (
             self.color == "auto" and bool(os.environ.get("NO_COLOR"))
         )
-        return Console(
+        return _console_class()(
             file=stream or sys.stdout,
             markup=False,
             highlight=False,
@@ -141,6 +129,20 @@ class Style:
             force_terminal=True if self.color == "always" else None,
             soft_wrap=False,
         )
+
+
+def _console_class() -> Any:
+    from rich.console import Console
+
+    class GuardedConsole(Console):
+        """rich's Console, but a closed pipe is the BrokenPipeError it is (rich's own
+        handler exits 1), so the output layer can end with 141 like every format."""
+
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(32, "Broken pipe")
+
+    return GuardedConsole
 
 
 def cell(key: str, value: Any) -> str:
@@ -169,12 +171,18 @@ def print_table(
 ) -> None:
     from rich.table import Table
 
-    t = Table(title=title + (" [simulated]" if simulated else ""), title_justify="left")
+    from .cli.output import sanitize, stream_encoding
+
+    console = style.console()
+    enc = stream_encoding(console.file)
+    t = Table(
+        title=sanitize(title, enc) + (" [simulated]" if simulated else ""), title_justify="left"
+    )
     for c in columns:
-        t.add_column(c)
+        t.add_column(sanitize(c, enc))
     for r in rows:
-        t.add_row(*(cell(c, v) for c, v in zip(columns, r, strict=True)))
-    style.console().print(t)
+        t.add_row(*(sanitize(cell(c, v), enc) for c, v in zip(columns, r, strict=True)))
+    console.print(t)
 
 
 def flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:

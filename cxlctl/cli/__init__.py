@@ -30,7 +30,7 @@ from .. import __version__
 from .. import render as rd
 from ..backends import Backend, open_backend
 from ..errors import CxlError, ExitCode, UsageError
-from . import complete
+from . import complete, output
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -60,7 +60,7 @@ def _fail(message: str, code: int, hint: str | None = None) -> NoReturn:
     line = f"cxlctl: {message}"
     if hint:
         line += f" (hint: {hint})"
-    click.echo(line, err=True)
+    output.message(line)
     raise click.exceptions.Exit(code)
 
 
@@ -149,10 +149,10 @@ class CxlGroup(click.Group):
             if _debug(ctx):
                 raise
             _fail(e.message, int(e.exit_code), e.hint)
-        except BrokenPipeError:
-            _quiet_broken_pipe()
-        except KeyboardInterrupt:
-            raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
+        except (BrokenPipeError, output.OutputError) as e:
+            raise click.exceptions.Exit(output.report_output_error(e)) from None
+        except KeyboardInterrupt as e:
+            raise click.exceptions.Exit(_interrupted(e)) from None
         except OSError as e:  # anything the library did not classify
             if _debug(ctx):
                 raise
@@ -165,14 +165,12 @@ def _debug(ctx: click.Context) -> bool:
     return isinstance(ctx.obj, App) and ctx.obj.debug
 
 
-def _quiet_broken_pipe() -> NoReturn:
-    # the reader went away (`| head`): stop quietly, like a SIGPIPE'd C tool
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    raise click.exceptions.Exit(int(ExitCode.BROKEN_PIPE))
+def _interrupted(e: KeyboardInterrupt) -> int:
+    """A signal stopped the command: one line, 128 + the signal's number."""
+    output.stop_signals()
+    name = getattr(e, "name", "SIGINT")
+    output.message(f"cxlctl: interrupted by {name}")
+    return output.interrupted_code(e)
 
 
 #: No mailbox payload exceeds 1 MiB (the largest payload_max the spec allows).
@@ -182,7 +180,7 @@ PAYLOAD_LIMIT = 1 << 20
 def read_payload(path: str | None, what: str) -> bytes:
     """A payload from PATH, or stdin for ``None``/``-``; at most 1 MiB."""
     if path is None or path == "-":
-        data = sys.stdin.buffer.read(PAYLOAD_LIMIT + 1)
+        data = output.stdin_binary(what).read(PAYLOAD_LIMIT + 1)
         source = "stdin"
     else:
         try:
@@ -268,13 +266,53 @@ def app_of(ctx: click.Context) -> App:
     return app
 
 
-def run() -> None:
-    """Console-script entry point."""
-    if "_CXLCTL_COMPLETE" in os.environ:  # a shell asks for completions
-        from .completion import register
+def run() -> NoReturn:
+    """Console-script entry point: the whole process's exit code is decided here
+    (and in :meth:`CxlGroup.invoke` for what a command raises)."""
+    output.prepare()
+    sys.exit(_run())
 
-        register()
+
+def _run() -> int:
+    completing = "_CXLCTL_COMPLETE" in os.environ
     try:
-        main(prog_name="cxlctl")
-    except BrokenPipeError:  # pragma: no cover - raised while click writes usage
-        _quiet_broken_pipe()
+        if completing:  # a shell asks for completions
+            from .completion import register
+
+            register()
+        rv = main(prog_name="cxlctl", standalone_mode=False)
+        sys.stdout.flush()
+        return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+    except click.exceptions.Exit as e:  # --help, --version, completion
+        sys.stdout.flush()
+        return int(e.exit_code)
+    except click.ClickException as e:
+        output.message(_click_message(e), lines=True)
+        return int(e.exit_code)
+    except click.Abort as e:  # click turns Ctrl-C (and EOF) while parsing into Abort
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            return _interrupted(e.__cause__)
+        return int(ExitCode.INTERRUPTED)
+    except (BrokenPipeError, output.OutputError) as e:
+        return output.report_output_error(e)
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
+    except SystemExit as e:  # click's completion exits itself
+        try:
+            sys.stdout.flush()
+        except OSError as oe:
+            return output.report_output_error(oe)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except Exception:
+        if completing and not os.environ.get("CXLCTL_DEBUG"):
+            return 1  # a shell's odd completion request (COMP_CWORD=abc): no completions
+        raise
+
+
+def _click_message(e: click.ClickException) -> str:
+    """click's own usage text, made visible-safe (it echoes arguments back)."""
+    import io
+
+    buf = io.StringIO()
+    e.show(file=buf)
+    return buf.getvalue().rstrip("\n")

@@ -6,7 +6,6 @@ import contextlib
 import os
 import re
 import stat
-import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -16,7 +15,7 @@ import click
 from .. import render as rd
 from ..errors import CxlError, UsageError
 from ..memdev import Memdev
-from . import CONTEXT, app_of, complete
+from . import CONTEXT, app_of, complete, output
 
 _SIZE_RE = re.compile(r"^(0x[0-9a-f]+|\d+)([kmg]?)(i?b)?$")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -115,12 +114,11 @@ def read_labels_input(path: str | None, size: int | None, room: int) -> bytes:
     ROOM bytes. Everything is checked before anything is sent."""
     want = size if size is not None else room
     if path is None or path == "-":
-        if sys.stdin is None or sys.stdin.closed:
-            raise UsageError("write-labels: no input: stdin is closed (use -i FILE)")
-        if sys.stdin.isatty():
+        stdin = output.stdin_binary("write-labels")
+        if stdin.isatty():
             raise UsageError("write-labels: refusing to read labels from a terminal; use -i FILE")
         source = "stdin"
-        data = _read_upto(sys.stdin.buffer, want + 1, source)
+        data = _read_upto(stdin, want + 1, source)
     else:
         source = path
         try:
@@ -180,12 +178,13 @@ def _write(md: Memdev, off: int, length: int, data: bytes | None, verify: bool) 
         for n in md.iter_write_lsa(off, length, data):
             done += n
             commands += 1
-    except CxlError:
-        if done:
-            click.echo(
-                f"cxlctl: {md.name}: {done} of {length} bytes at offset {off} were "
-                "written before the error below",
-                err=True,
+    except (CxlError, KeyboardInterrupt) as e:
+        # a failure or a signal (SIGINT/SIGTERM/SIGHUP) mid-way: say what changed
+        stopped = isinstance(e, KeyboardInterrupt)
+        if done or stopped:
+            output.message(
+                f"cxlctl: {md.name}: {done} of {length} bytes at offset {off} were written "
+                f"before {'the interruption' if stopped else 'the error below'}"
             )
         raise
     if verify:
