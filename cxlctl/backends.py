@@ -33,6 +33,9 @@ from .memdev import Memdev
 
 if TYPE_CHECKING:
     from .sim import SimDevice
+    from .sim.driver.platform import Platform
+    from .sim.driver.sysfs import SimSysfs
+    from .sysfs import Sysfs
     from .tracefs import Tracing
 
 _MEMDEV_RE = re.compile(r"^(?:/dev/cxl/)?(mem\d+)$")
@@ -73,6 +76,12 @@ class Backend:
         raise NotImplementedError
 
     def sysfs(self, name: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    @property
+    def sysfs_seam(self) -> Sysfs:
+        """The whole sysfs tree at the seam (:mod:`cxlctl.sysfs`): the kernel's
+        ``/sys`` or the simulator's; the topology code walks it the same way."""
         raise NotImplementedError
 
     def open(self, name: str) -> tp.Transport:
@@ -177,6 +186,19 @@ class KernelBackend(Backend):
         self.sysfs_root = sysfs_root
         self.dev_root = dev_root
         self._tracing: Tracing | None = None
+        self._seam: Sysfs | None = None
+
+    @property
+    def sysfs_seam(self) -> Sysfs:
+        if self._seam is None:
+            from .sysfs import HostSysfs
+
+            root = os.path.normpath(self.sysfs_root)
+            suffix = os.path.join("bus", "cxl", "devices")
+            if root.endswith(suffix):
+                root = root[: -len(suffix)] or "/"
+            self._seam = HostSysfs(root)
+        return self._seam
 
     def names(self) -> list[str]:
         try:
@@ -309,13 +331,20 @@ class KernelBackend(Backend):
 
 class SimBackend(Backend):
     """Simulated memdevs, in process.  Configured by ``CXLCTL_SIM_DEVICES``
-    (comma-separated kinds: pmem, ram, mixed), ``CXLCTL_SIM_PROFILE`` (full, qemu)
-    and ``CXLCTL_SIM_RAW=1`` (a kernel with CONFIG_CXL_MEM_RAW_COMMANDS)."""
+    (comma-separated kinds: pmem, ram, mixed), ``CXLCTL_SIM_PROFILE`` (full, qemu),
+    ``CXLCTL_SIM_RAW=1`` (a kernel with CONFIG_CXL_MEM_RAW_COMMANDS) and
+    ``CXLCTL_SIM_TOPOLOGY`` (the platform: windows, host bridges, switches; see
+    :mod:`cxlctl.sim.driver.platform`)."""
 
     name = "sim"
     simulated = True
 
-    def __init__(self, devices: Sequence[SimDevice] | None = None) -> None:
+    def __init__(
+        self, devices: Sequence[SimDevice] | None = None, platform: Platform | None = None
+    ) -> None:
+        from .sim.driver import platform as pf
+
+        state_dir = os.environ.get("CXLCTL_SIM_STATE") or None
         if devices is None:
             from . import sim
 
@@ -325,12 +354,35 @@ class SimBackend(Backend):
                     kinds or sim.DEFAULT_KINDS,
                     profile=os.environ.get("CXLCTL_SIM_PROFILE") or "full",
                     raw_commands=os.environ.get("CXLCTL_SIM_RAW", "") == "1",
-                    state_dir=os.environ.get("CXLCTL_SIM_STATE") or None,
+                    state_dir=state_dir,
                 )
             except ValueError as e:
                 raise UsageError(f"simulator configuration: {e}") from e
+        else:
+            state_dir = None
         self.devices = {d.name: d for d in devices}
         self._tracing: Tracing | None = None
+        try:
+            if platform is None:
+                platform = pf.parse(os.environ.get("CXLCTL_SIM_TOPOLOGY", ""), len(self.devices))
+            from .sim.driver.cxlbus import Layout
+
+            layout = Layout(platform, len(self.devices))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"simulator topology (CXLCTL_SIM_TOPOLOGY): {e}") from e
+        for dev, slot in zip(self.devices.values(), layout.slots, strict=False):
+            dev.config.host = slot.pci.rsplit("/", 1)[-1]  # the PCI device above memN
+        self.platform = platform
+        self._state_dir = state_dir
+        self._seam: SimSysfs | None = None
+
+    @property
+    def sysfs_seam(self) -> SimSysfs:
+        if self._seam is None:
+            from .sim.driver.sysfs import SimSysfs
+
+            self._seam = SimSysfs(self.devices, self.platform, self._state_dir)
+        return self._seam
 
     def tracing(self) -> Tracing:
         if self._tracing is None:
@@ -353,13 +405,21 @@ class SimBackend(Backend):
         return dev.bound and dev.driver.nvdimm_bridge
 
     def decoders_committed(self, name: str) -> int | None:
-        return self.devices[name].decoders_committed
+        ep = self.sysfs_seam.bus.endpoints.get(self.devices[name].config.serial)
+        return None if ep is None else ep.commit_end + 1
 
     def disable(self, name: str) -> None:
-        self.devices[name].unbind()
+        # through the simulated sysfs, so the endpoint port goes away as in Linux
+        self._driver_write("unbind", name)
 
     def enable(self, name: str) -> None:
-        self.devices[name].bind()
+        self._driver_write("bind", name)
+
+    def _driver_write(self, what: str, name: str) -> None:
+        try:
+            self.sysfs_seam.write(f"bus/cxl/drivers/cxl_mem/{what}", name.encode())
+        except OSError as e:
+            raise from_errno(e.errno or errno.EIO, f"{name}: {what} cxl_mem", e.strerror) from e
 
     def open(self, name: str) -> tp.Transport:
         return self.devices[name]

@@ -1,0 +1,472 @@
+"""The simulated kernel's sysfs: :class:`SimSysfs` implements :class:`cxlctl.sysfs.Sysfs`.
+
+It renders :class:`~.cxlbus.CxlBus` as the directory tree Linux 6.12 shows under
+``/sys`` (``../shared/reference/topology.md`` sections 2, 3 and 14): the nested
+device directories below ``devices/platform/ACPI0017:00/root0`` and the PCI tree,
+``bus/cxl/devices/*`` links to them, each object type's attribute set with the
+kernel's modes and formats, the driver directories with their ``bind``/``unbind``
+files, ``bus/cxl/flush``, the dax devices and the memory blocks of ram regions.
+
+Writes go through the kernel's rules in :mod:`.cxlbus` and are accepted in every
+form libcxl and ``echo`` use (a trailing NUL, a trailing newline, both).  A
+read-only attribute opened for writing is ``EACCES``, a write-only one read is
+``EACCES``, a missing one ``ENOENT``.  After every write that changed something,
+the state is saved (``CXLCTL_SIM_STATE``), atomically.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from ...sysfs import ATTR_MAX, _check
+from . import cxlbus as cb
+from . import platform as pf
+
+if TYPE_CHECKING:
+    from .. import SimDevice
+
+Reader = Callable[[], str]
+Writer = Callable[[bytes], None]
+
+
+class File:
+    __slots__ = ("mode", "reader", "writer")
+
+    def __init__(self, mode: int, reader: Reader | None, writer: Writer | None = None) -> None:
+        self.mode, self.reader, self.writer = mode, reader, writer
+
+
+class Link:
+    __slots__ = ("target",)
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+
+Node = "dict[str, object] | File | Link"
+
+
+def _arg(data: bytes) -> str:
+    """What the kernel's store() sees: the C string (up to a NUL), as text."""
+    return data.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+
+
+def _const(v: str) -> Reader:
+    return lambda: v + "\n"
+
+
+def _call(fn: Callable[[str, str], None], first: str) -> Writer:
+    return lambda d: fn(first, _arg(d))
+
+
+def _hex(v: int) -> str:
+    return f"{v:#x}"
+
+
+class SimSysfs:
+    """A sysfs tree over a simulated CXL bus (the :class:`cxlctl.sysfs.Sysfs` protocol)."""
+
+    def __init__(
+        self,
+        devices: Mapping[str, SimDevice],
+        platform: pf.Platform | None = None,
+        state_dir: str | None = None,
+    ) -> None:
+        plat = platform or pf.Platform(host_bridges=(max(len(devices), 1),))
+        self.bus = cb.CxlBus(devices, plat, state_dir)
+        self.writes: list[tuple[str, bytes, int]] = []  # (path, data, 0 or errno)
+        self._tree: dict[str, object] | None = None
+
+    # -- the protocol -------------------------------------------------------------------
+    def read(self, path: str) -> bytes:
+        node = self._node(path)
+        if isinstance(node, dict):
+            raise OSError(errno.EISDIR, f"{path}: is a directory")
+        assert isinstance(node, File)
+        if node.reader is None or not node.mode & 0o444:
+            raise OSError(errno.EACCES, f"{path}: write-only")
+        data = node.reader().encode()
+        return data[:ATTR_MAX]
+
+    def write(self, path: str, data: bytes) -> None:
+        node = self._node(path)
+        if isinstance(node, dict):
+            raise OSError(errno.EISDIR, f"{path}: is a directory")
+        assert isinstance(node, File)
+        if node.writer is None or not node.mode & 0o222:
+            raise OSError(errno.EACCES, f"{path}: read-only")
+        if len(data) > ATTR_MAX:
+            raise OSError(errno.EINVAL, f"{path}: more than a page")
+        try:
+            node.writer(data)
+        except OSError as e:
+            self.writes.append((path, bytes(data), e.errno or errno.EIO))
+            self._tree = None
+            self.bus.save()
+            raise
+        self.writes.append((path, bytes(data), 0))
+        self._tree = None
+        self.bus.sync()
+        self.bus.save()
+
+    def listdir(self, path: str) -> list[str]:
+        node = self._node(path)
+        if not isinstance(node, dict):
+            raise OSError(errno.ENOTDIR, f"{path}: not a directory")
+        return list(node)
+
+    def realpath(self, path: str) -> str:
+        return "/".join(self._resolve(path, follow_last=True)[0])
+
+    def islink(self, path: str) -> bool:
+        try:
+            parts, _ = self._resolve(path, follow_last=False)
+        except OSError:
+            return False
+        return isinstance(self._lookup(parts), Link)
+
+    def exists(self, path: str) -> bool:
+        try:
+            self._node(path)
+        except OSError:
+            return False
+        return True
+
+    def mode(self, path: str) -> int:
+        """The ``ls -l`` permission bits of a file (0o755 for a directory, 0o777 a link)."""
+        parts, _ = self._resolve(path, follow_last=False)
+        node = self._lookup(parts)
+        if isinstance(node, Link):
+            return 0o777
+        return node.mode if isinstance(node, File) else 0o755
+
+    def link_target(self, path: str) -> str:
+        parts, _ = self._resolve(path, follow_last=False)
+        node = self._lookup(parts)
+        if not isinstance(node, Link):
+            raise OSError(errno.EINVAL, f"{path}: not a link")
+        return node.target
+
+    # -- walking --------------------------------------------------------------------------
+    def tree(self) -> dict[str, object]:
+        if self._tree is None:
+            self.bus.sync()
+            self._tree = _Builder(self.bus).build()
+        return self._tree
+
+    def _lookup(self, parts: list[str]) -> object:
+        node: object = self.tree()
+        for p in parts:
+            if not isinstance(node, dict) or p not in node:
+                raise OSError(errno.ENOENT, f"{'/'.join(parts)}: no such file or directory")
+            node = node[p]
+        return node
+
+    def _resolve(self, path: str, *, follow_last: bool) -> tuple[list[str], object]:
+        parts = _check(path).split("/") if path else []
+        out: list[str] = []
+        hops = 0
+        i = 0
+        while i < len(parts):
+            out.append(parts[i])
+            node = self._lookup(out)
+            if isinstance(node, Link) and (follow_last or i < len(parts) - 1):
+                hops += 1
+                if hops > 40:
+                    raise OSError(errno.ELOOP, f"{path}: too many links")
+                out = node.target.split("/")
+            i += 1
+        return out, self._lookup(out)
+
+    def _node(self, path: str) -> object:
+        return self._resolve(path, follow_last=True)[1]
+
+
+class _Builder:
+    """One rendering of the bus as a tree of dicts, Files and Links."""
+
+    def __init__(self, bus: cb.CxlBus) -> None:
+        self.bus = bus
+        self.root: dict[str, object] = {}
+
+    # -- tree helpers -------------------------------------------------------------------
+    def dir(self, path: str) -> dict[str, object]:
+        node = self.root
+        for p in path.split("/"):
+            nxt = node.setdefault(p, {})
+            assert isinstance(nxt, dict)
+            node = nxt
+        return node
+
+    def ro(self, path: str, value: str | Reader, mode: int = 0o444) -> None:
+        d, _, name = path.rpartition("/")
+        reader = value if callable(value) else _const(value)
+        self.dir(d)[name] = File(mode, reader)
+
+    def rw(self, path: str, value: str, writer: Writer, mode: int = 0o644) -> None:
+        d, _, name = path.rpartition("/")
+        self.dir(d)[name] = File(mode, _const(value), writer)
+
+    def wo(self, path: str, writer: Writer) -> None:
+        d, _, name = path.rpartition("/")
+        self.dir(d)[name] = File(0o200, None, writer)
+
+    def link(self, path: str, target: str) -> None:
+        d, _, name = path.rpartition("/")
+        self.dir(d)[name] = Link(target)
+
+    def device(self, path: str, bus_link: str | None, devtype: str | None, modalias: str,
+               driver: str | None = None, subsystem: str = "bus/cxl",
+               extra_uevent: str = "") -> None:  # fmt: skip
+        self.dir(path)
+        if devtype is not None:
+            self.ro(f"{path}/devtype", devtype)
+        self.ro(f"{path}/modalias", modalias)
+        self.link(f"{path}/subsystem", subsystem)
+        ev = extra_uevent + (f"DEVTYPE={devtype}\n" if devtype else "")
+        if driver:
+            ev += f"DRIVER={driver}\n"
+            self.link(f"{path}/driver", f"{subsystem}/drivers/{driver}")
+            self.link(f"{subsystem}/drivers/{driver}/{path.rsplit('/', 1)[-1]}", path)
+        ev += f"MODALIAS={modalias}"
+        self.dir(path)["uevent"] = File(0o644, _const(ev), lambda _d: None)
+        if bus_link:
+            self.link(f"{subsystem}/devices/{bus_link}", path)
+
+    # -- the tree -----------------------------------------------------------------------
+    def build(self) -> dict[str, object]:
+        bus = self.bus
+        self.drivers()
+        self.memory()
+        for name, dev in bus.devices.items():
+            self.memdev(name, dev)
+        if bus.acpi_bound:
+            self.root_port()
+        return self.root
+
+    def drivers(self) -> None:
+        b = self.bus
+        self.dir("bus/cxl/devices")
+        self.wo("bus/cxl/flush", lambda _d: None)
+        self.ro("bus/cxl/drivers_autoprobe", "1", 0o644)
+        for drv in ("cxl_port", "cxl_mem", "cxl_nvdimm", "cxl_pmem_region", "cxl_nvdimm_bridge",
+                    "cxl_region"):  # fmt: skip
+            self.dir(f"bus/cxl/drivers/{drv}")
+            if drv in ("cxl_port", "cxl_mem", "cxl_region"):
+                self.wo(f"bus/cxl/drivers/{drv}/bind", _call(b.bind, drv))
+                self.wo(f"bus/cxl/drivers/{drv}/unbind", _call(b.unbind, drv))
+        if any(r.bound and r.mode == "ram" for r in b.regions.values()):
+            self.dir("bus/cxl/drivers/cxl_dax_region")
+            self.dir("bus/dax/drivers/kmem")
+            self.dir("bus/dax/drivers/device_dax")
+        self.dir("bus/dax/devices")
+        self.dir("bus/platform/drivers/cxl_acpi")
+        self.wo("bus/platform/drivers/cxl_acpi/bind", lambda d: b.acpi(True, _arg(d)))
+        self.wo("bus/platform/drivers/cxl_acpi/unbind", lambda d: b.acpi(False, _arg(d)))
+        self.dir("devices/platform/ACPI0017:00")
+        if b.acpi_bound:
+            self.link("devices/platform/ACPI0017:00/driver", "bus/platform/drivers/cxl_acpi")
+
+    def memory(self) -> None:
+        b = self.bus
+        base = "devices/system/memory"
+        self.ro(f"{base}/block_size_bytes", f"{cb.BLOCK:x}")
+        self.ro(f"{base}/auto_online_blocks", "online", 0o644)
+        for blk, state in sorted(b.memblocks.items()):
+            self.rw(f"{base}/memory{blk}/state", state, self._memblock_writer(blk))
+            self.ro(f"{base}/memory{blk}/valid_zones", "Normal")
+            self.ro(f"{base}/memory{blk}/phys_index", f"{blk:08x}")
+            self.ro(f"{base}/memory{blk}/online", "1" if state == "online" else "0", 0o644)
+            self.ro(f"{base}/memory{blk}/removable", "1")
+
+    def _memblock_writer(self, blk: int) -> Writer:
+        return lambda d: self.bus.set_memblock(blk, _arg(d))
+
+    def _target_writer(self, r: cb.Region, pos: int) -> Writer:
+        return lambda d: self.bus.set_target(r, pos, _arg(d))
+
+    def memdev(self, name: str, dev: SimDevice) -> None:
+        b = self.bus
+        c = dev.config
+        slot = b.slot_of[c.serial]
+        path = f"{slot.pci}/{name}"
+        idx = int(name[3:])
+        self.device(
+            path, name, "cxl_memdev", "cxl:t5", "cxl_mem" if dev.bound else None,
+            extra_uevent=f"MAJOR=250\nMINOR={idx}\nDEVNAME=cxl/{name}\n",
+        )  # fmt: skip
+        self.ro(f"{path}/dev", f"250:{idx}")
+        self.ro(f"{path}/serial", f"{c.serial:#x}")
+        self.ro(f"{path}/firmware_version", c.fw_revision)
+        self.ro(f"{path}/label_storage_size", str(c.lsa_size))
+        self.ro(f"{path}/payload_max", str(c.payload_max))
+        self.ro(f"{path}/numa_node", str(c.numa_node))
+        self.ro(f"{path}/ram/size", _hex(c.volatile_bytes))
+        self.ro(f"{path}/pmem/size", _hex(c.persistent_bytes))
+        self.ro(f"{path}/security/state", "disabled")
+
+        def unsupported(_d: bytes, what: str) -> None:
+            raise OSError(errno.EOPNOTSUPP, f"{name}: {what} is not simulated through sysfs")
+
+        self.wo(f"{path}/security/sanitize", lambda d: unsupported(d, "sanitize"))
+        if dev.bound:
+            self.wo(f"{path}/trigger_poison_list", lambda d: unsupported(d, "trigger_poison_list"))
+            if c.persistent_bytes and b.acpi_bound:
+                pm = f"pmem{idx}"
+                self.device(f"{path}/{pm}", pm, "cxl_nvdimm", "cxl:t2", "cxl_nvdimm")
+        self.dir(f"{slot.pci}")
+
+    def root_port(self) -> None:
+        b = self.bus
+        lay = b.layout
+        rp = lay.ports[0]
+        root = rp.path
+        self.device(root, "root0", "cxl_port", "cxl:t4")
+        self.ro(f"{root}/decoders_committed", "0")
+        self.link(f"{root}/uport", rp.uport)
+        for uid, p in rp.dports:
+            self.link(f"{root}/dport{uid}", p)
+        nb = f"{root}/nvdimm-bridge0"
+        self.device(nb, "nvdimm-bridge0", "cxl_nvdimm_bridge", "cxl:t1", "cxl_nvdimm_bridge")
+        self.ro(f"{nb}/ndbus0/provider", "CXL")
+        for rd in b.root_decoders:
+            self.root_decoder(root, rd)
+        for pid, sp in lay.ports.items():
+            if pid == 0 or not b.port_present(pid):
+                continue
+            self.port(pid, sp)
+        for ep in b.endpoints.values():
+            self.endpoint(ep)
+
+    def port(self, pid: int, sp: cb.StaticPort) -> None:
+        b = self.bus
+        path = sp.path
+        bound = b.port_bound[pid]
+        self.device(path, f"port{pid}", "cxl_port", "cxl:t3", "cxl_port" if bound else None)
+        self.link(f"{path}/uport", sp.uport)
+        if sp.parent_dport:
+            self.link(f"{path}/parent_dport", sp.parent_dport)
+        for i, p in sp.dports:
+            self.link(f"{path}/dport{i}", p)
+        self.ro(f"{path}/decoders_committed", str(b.port_commit[pid] + 1 if bound else 0))
+        if bound:
+            for d in b.switch_decoders[pid]:
+                self.switch_decoder(path, d)
+
+    def _decoder_common(self, path: str, d: cb.Decoder, devtype: str) -> None:
+        self.device(path, d.name, devtype, "cxl:t0")
+        self.ro(f"{path}/interleave_granularity", str(d.ig))
+        self.ro(f"{path}/interleave_ways", str(d.iw))
+        self.ro(f"{path}/locked", "0")
+        self.ro(f"{path}/start", _hex(d.start), 0o400)
+        self.ro(f"{path}/size", _hex(d.size))
+
+    def switch_decoder(self, port_path: str, d: cb.Decoder) -> None:
+        path = f"{port_path}/{d.name}"
+        self._decoder_common(path, d, "cxl_decoder_switch")
+        self.ro(f"{path}/region", d.region or "")
+        self.ro(f"{path}/target_list", ",".join(str(t) for t in d.targets))
+        self.ro(f"{path}/target_type", "expander")
+
+    def root_decoder(self, root: str, rd: cb.Decoder) -> None:
+        b = self.bus
+        w = b.layout.windows[rd.index][1]
+        path = f"{root}/{rd.name}"
+        self._decoder_common(path, rd, "cxl_decoder_root")
+        self.ro(f"{path}/cap_pmem", "1" if w.pmem else "0")
+        self.ro(f"{path}/cap_ram", "1" if w.ram else "0")
+        self.ro(f"{path}/cap_type2", "1")
+        self.ro(f"{path}/cap_type3", "1")
+        self.ro(f"{path}/qos_class", "0")
+        self.ro(f"{path}/target_list", ",".join(str(t) for t in rd.targets))
+        nxt = b.next_region(rd)
+        if w.pmem:
+            self.rw(f"{path}/create_pmem_region", nxt,
+                    lambda d: b.create_region(rd, "pmem", _arg(d)))  # fmt: skip
+        if w.ram:
+            self.rw(f"{path}/create_ram_region", nxt,
+                    lambda d: b.create_region(rd, "ram", _arg(d)))  # fmt: skip
+        self.wo(f"{path}/delete_region", lambda d: b.delete_region(rd, _arg(d)))
+        for r in b.regions.values():
+            if r.rd == rd.name:
+                self.region(f"{path}/{r.name}", r)
+
+    def region(self, path: str, r: cb.Region) -> None:
+        b = self.bus
+        self.device(path, r.name, "cxl_region", "cxl:t6", "cxl_region" if r.bound else None)
+        self.dir(f"{path}/access0")
+        self.dir(f"{path}/access1")
+        self.rw(f"{path}/commit", "1" if r.state >= cb.COMMIT else "0",
+                lambda d: b.set_commit(r, _arg(d)))  # fmt: skip
+        self.rw(f"{path}/interleave_granularity", str(r.ig),
+                lambda d: b.set_granularity(r, _arg(d)))  # fmt: skip
+        self.rw(f"{path}/interleave_ways", str(r.iw), lambda d: b.set_ways(r, _arg(d)))
+        self.ro(f"{path}/mode", r.mode)
+        self.ro(f"{path}/resource", _hex(r.start if r.start is not None else cb.U64_MAX))
+        self.rw(f"{path}/size", _hex(r.size), lambda d: b.set_size(r, _arg(d)))
+        if r.mode == "pmem":
+            self.rw(f"{path}/uuid", r.uuid or "00000000-0000-0000-0000-000000000000",
+                    lambda d: b.set_uuid(r, d))  # fmt: skip
+        else:
+            self.ro(f"{path}/uuid", "")
+        for pos in range(r.iw):
+            self.rw(f"{path}/target{pos}", r.targets.get(pos, ""), self._target_writer(r, pos))
+        if not r.bound:
+            return
+        if r.mode == "pmem":
+            pr = f"pmem_region{r.id}"
+            self.device(f"{path}/{pr}", pr, "cxl_pmem_region", "cxl:t7", "cxl_pmem_region")
+            return
+        assert r.start is not None
+        dr = f"dax_region{r.id}"
+        dpath = f"{path}/{dr}"
+        self.device(dpath, dr, "cxl_dax_region", "cxl:t8", "cxl_dax_region")
+        self.ro(f"{dpath}/dax_region/align", "2097152", 0o400)
+        self.ro(f"{dpath}/dax_region/available_size", "0")
+        self.ro(f"{dpath}/dax_region/id", str(r.id))
+        self.ro(f"{dpath}/dax_region/size", str(r.size))
+        self.ro(f"{dpath}/dax_region/seed", "")
+        dax = f"dax{r.id}.0"
+        xpath = f"{dpath}/{dax}"
+        self.device(xpath, dax, None, "dax:t0", "kmem", subsystem="bus/dax",
+                    extra_uevent=f"MAJOR=252\nMINOR={r.id}\nDEVNAME={dax}\n")  # fmt: skip
+        self.ro(f"{xpath}/align", "2097152", 0o644)
+        self.ro(f"{xpath}/dev", f"252:{r.id}")
+        self.ro(f"{xpath}/size", str(r.size), 0o644)
+        self.ro(f"{xpath}/resource", _hex(r.start), 0o400)
+        self.ro(f"{xpath}/target_node", "1")
+        self.ro(f"{xpath}/numa_node", "-1")
+        self.ro(f"{xpath}/memmap_on_memory", "1", 0o644)
+        self.ro(f"{xpath}/mapping0/start", _hex(r.start))
+        self.ro(f"{xpath}/mapping0/end", _hex(r.start + r.size - 1))
+        self.ro(f"{xpath}/mapping0/page_offset", "0x0")
+
+    def endpoint(self, ep: cb.Endpoint) -> None:
+        b = self.bus
+        lay = b.layout
+        name = f"endpoint{ep.id}"
+        path = f"{lay.path_of_port(ep.parent)}/{name}"
+        self.device(path, name, "cxl_port", "cxl:t3", "cxl_port" if ep.bound else None)
+        slot = b.slot_of[ep.serial]
+        mem = b.name_of[ep.serial]
+        self.link(f"{path}/uport", f"{slot.pci}/{mem}")
+        self.link(f"{path}/parent_dport", slot.dport_path)
+        self.ro(f"{path}/CDAT", lambda: "", 0o400)
+        self.ro(f"{path}/decoders_committed", str(ep.commit_end + 1))
+        for d in ep.decoders:
+            self.endpoint_decoder(path, ep, d)
+
+    def endpoint_decoder(self, port_path: str, ep: cb.Endpoint, d: cb.Decoder) -> None:
+        b = self.bus
+        path = f"{port_path}/{d.name}"
+        self._decoder_common(path, d, "cxl_decoder_endpoint")
+        self.ro(
+            f"{path}/dpa_resource", _hex(d.dpa_start if d.dpa_start is not None else cb.U64_MAX)
+        )
+        self.rw(f"{path}/dpa_size", f"{d.dpa_size:#018x}",
+                lambda x: b.set_dpa_size(ep, d, _arg(x)))  # fmt: skip
+        self.rw(f"{path}/mode", d.mode, lambda x: b.set_mode(ep, d, _arg(x)))
+        self.ro(f"{path}/region", d.region or "")
+        self.ro(f"{path}/target_type", "expander")
