@@ -32,12 +32,15 @@ from .errors import (
 from .memdev import Memdev
 
 if TYPE_CHECKING:
+    from .change import Recorder
     from .sim import SimDevice
     from .sim.driver.platform import Platform
     from .sim.driver.sysfs import SimSysfs
     from .sysfs import Sysfs
     from .tracefs import Tracing
 
+#: debugfs of the cxl core (inject_poison, clear_poison per memdev)
+DEBUGFS_CXL = "/sys/kernel/debug/cxl"
 _MEMDEV_RE = re.compile(r"^(?:/dev/cxl/)?(mem\d+)$")
 
 
@@ -154,12 +157,12 @@ class Backend:
         region); None when no endpoint port can be found."""
         raise NotImplementedError
 
-    def disable(self, name: str) -> None:
-        """Unbind the memdev from cxl_mem."""
+    def disable(self, name: str, rec: Recorder | None = None) -> None:
+        """Unbind the memdev from cxl_mem (with ``rec``: only record the write)."""
         raise NotImplementedError
 
-    def enable(self, name: str) -> None:
-        """Bind the memdev to cxl_mem."""
+    def enable(self, name: str, rec: Recorder | None = None) -> None:
+        """Bind the memdev to cxl_mem (with ``rec``: only record the write)."""
         raise NotImplementedError
 
     # -- what Linux runs itself and reports through tracefs (see cxlctl.tracefs) --
@@ -170,10 +173,16 @@ class Backend:
         """``cxl_poison`` trace events after writing 1 to ``memN/trigger_poison_list``."""
         return self.tracing().trigger_poison_list(name, self.sysfs(name).get("host", ""))
 
-    def inject_poison(self, name: str, dpa: int) -> None:
+    def inject_poison(self, name: str, dpa: int, rec: Recorder | None = None) -> None:
+        if rec is not None:
+            rec.write(f"{DEBUGFS_CXL}/{name}/inject_poison", f"{dpa:#x}\n".encode(), "debugfs")
+            return
         self.tracing().debugfs_poison(name, "inject_poison", dpa)
 
-    def clear_poison(self, name: str, dpa: int) -> None:
+    def clear_poison(self, name: str, dpa: int, rec: Recorder | None = None) -> None:
+        if rec is not None:
+            rec.write(f"{DEBUGFS_CXL}/{name}/clear_poison", f"{dpa:#x}\n".encode(), "debugfs")
+            return
         self.tracing().debugfs_poison(name, "clear_poison", dpa)
 
 
@@ -264,13 +273,20 @@ class KernelBackend(Backend):
                 return None
         return None
 
-    def disable(self, name: str) -> None:
+    def disable(self, name: str, rec: Recorder | None = None) -> None:
         # libcxl's util_unbind(): the device name into memN/driver/unbind
-        self._write_attr(name, os.path.join(self.sysfs_root, name, "driver", "unbind"))
+        path = os.path.join(self.sysfs_root, name, "driver", "unbind")
+        if rec is not None:
+            rec.write(path, name.encode())
+            return
+        self._write_attr(name, path)
         self._settle(name, enabled=False)
 
-    def enable(self, name: str) -> None:
+    def enable(self, name: str, rec: Recorder | None = None) -> None:
         path = os.path.join(os.path.dirname(self.sysfs_root), "drivers", "cxl_mem", "bind")
+        if rec is not None:
+            rec.write(path, name.encode())
+            return
         if not os.path.exists(path):
             raise DeviceNotFound(
                 f"{name}: cannot enable: {path} is missing",
@@ -334,7 +350,8 @@ class SimBackend(Backend):
     (comma-separated kinds: pmem, ram, mixed), ``CXLCTL_SIM_PROFILE`` (full, qemu),
     ``CXLCTL_SIM_RAW=1`` (a kernel with CONFIG_CXL_MEM_RAW_COMMANDS) and
     ``CXLCTL_SIM_TOPOLOGY`` (the platform: windows, host bridges, switches; see
-    :mod:`cxlctl.sim.driver.platform`)."""
+    :mod:`cxlctl.sim.driver.platform`) and ``CXLCTL_SIM_FAULTS`` (faults to inject,
+    e.g. ``lsa-readback``)."""
 
     name = "sim"
     simulated = True
@@ -355,6 +372,7 @@ class SimBackend(Backend):
                     profile=os.environ.get("CXLCTL_SIM_PROFILE") or "full",
                     raw_commands=os.environ.get("CXLCTL_SIM_RAW", "") == "1",
                     state_dir=state_dir,
+                    faults=os.environ.get("CXLCTL_SIM_FAULTS", "").split(","),
                 )
             except ValueError as e:
                 raise UsageError(f"simulator configuration: {e}") from e
@@ -408,11 +426,18 @@ class SimBackend(Backend):
         ep = self.sysfs_seam.bus.endpoints.get(self.devices[name].config.serial)
         return None if ep is None else ep.commit_end + 1
 
-    def disable(self, name: str) -> None:
+    def disable(self, name: str, rec: Recorder | None = None) -> None:
+        if rec is not None:  # what the kernel backend would write
+            rec.write(f"{tp.SYSFS_CXL_DEVICES}/{name}/driver/unbind", name.encode())
+            return
         # through the simulated sysfs, so the endpoint port goes away as in Linux
         self._driver_write("unbind", name)
 
-    def enable(self, name: str) -> None:
+    def enable(self, name: str, rec: Recorder | None = None) -> None:
+        if rec is not None:
+            bind = os.path.join(os.path.dirname(tp.SYSFS_CXL_DEVICES), "drivers", "cxl_mem", "bind")
+            rec.write(bind, name.encode())
+            return
         self._driver_write("bind", name)
 
     def _driver_write(self, what: str, name: str) -> None:

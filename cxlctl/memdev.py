@@ -28,6 +28,7 @@ from .mailbox import layouts as lay
 
 if TYPE_CHECKING:
     from .backends import Backend, MemdevInfo
+    from .change import Recorder
     from .mailbox.firmware import FwInfo
     from .mailbox.generic import Timestamp
     from .mailbox.health import AlertConfig, HealthInfo, ShutdownState
@@ -43,6 +44,8 @@ class Memdev:
         self.name = name
         self._t: tp.Transport | None = None
         self._info: MemdevInfo | None = None
+        #: --dry-run: requests that change the device are recorded here, not sent
+        self.recorder: Recorder | None = None
 
     @property
     def info(self) -> MemdevInfo:
@@ -105,6 +108,9 @@ class Memdev:
                 f"{self.name}: {what}: input is {len(req.payload)} bytes, "
                 f"payload_max is {self.payload_max}"
             )
+        if self.recorder is not None and changes_device(req):
+            self.recorder.ioctl(self.name, req)
+            return tp.SendResult(mb.ReturnCode.SUCCESS, b"")
         try:
             return tp.send(self.transport, req)
         except OSError as e:
@@ -294,6 +300,16 @@ class Memdev:
         for field_name, value in thresholds.items():
             setattr(s, field_name, value)
         self.run("set-alert-config", bytes(s))
+
+
+def changes_device(req: tp.SendRequest) -> bool:
+    """A request that may change the device: a catalogue command marked destructive,
+    or RAW with an opcode not known to be a pure read."""
+    if req.id == uapi.CommandId.RAW:
+        cmd = mb.BY_OPCODE.get(req.raw_opcode)
+        return cmd is None or cmd.destructive
+    kc = mb.BY_KERNEL_ID.get(req.id)
+    return kc is None or kc.destructive
 
 
 def _uuid_bytes(log_uuid: str) -> bytes:

@@ -216,3 +216,91 @@ def hexdump(data: bytes) -> str:
         asc = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
         lines.append(f"{off:04x}: {hx:<47}  |{asc}|")
     return "\n".join(lines)
+
+
+# --- progress (stderr only, never stdout) ---------------------------------------------
+
+
+class Progress:
+    """Progress of long changes, on stderr: a rich bar when stderr is a terminal
+    (``mode="bar"``), one JSON object per line (``mode="jsonl"``), or nothing.
+
+    A bar appears only for work that is big enough to take a while (``total`` at
+    least :attr:`BAR_MIN` units) or has already taken more than a second, so quick
+    changes do not flash one. JSON-lines events are emitted at the start, whenever
+    the whole percentage changes, and at the end: deterministic, not timed.
+    """
+
+    BAR_MIN = 1 << 20
+
+    def __init__(self, style: Style, mode: str) -> None:
+        self.style = style
+        self.mode = mode
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._pct: dict[str, int] = {}
+        self._t0: dict[str, float] = {}
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def _event(self, d: dict[str, Any]) -> None:
+        sys.stderr.write(json.dumps(d) + "\n")
+        sys.stderr.flush()
+
+    def update(self, memdev: str, done: int, total: int, what: str) -> None:
+        if self.mode == "jsonl":
+            pct = 100 if total <= 0 else done * 100 // total
+            key = f"{memdev}\0{what}"
+            if self._pct.get(key) != pct or done == 0:
+                self._pct[key] = pct
+                self._event(
+                    {
+                        "event": "progress",
+                        "memdev": memdev,
+                        "what": what,
+                        "done": done,
+                        "total": total,
+                        "percent": pct,
+                    }
+                )
+            return
+        if self.mode != "bar":
+            return
+        import time
+
+        key = f"{memdev}\0{what}"
+        now = time.monotonic()
+        t0 = self._t0.setdefault(key, now)
+        if key not in self._tasks:
+            if total < self.BAR_MIN and now - t0 < 1.0 and done < total:
+                return
+            if self._bar is None:
+                from rich.progress import (
+                    BarColumn,
+                    DownloadColumn,
+                    TextColumn,
+                    TimeRemainingColumn,
+                )
+                from rich.progress import Progress as RichProgress
+
+                self._bar = RichProgress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    DownloadColumn(binary_units=True),
+                    TimeRemainingColumn(),
+                    console=self.style.console(sys.stderr),
+                )
+                self._bar.start()
+            self._tasks[key] = self._bar.add_task(f"{memdev}: {what}", total=max(total, 1))
+        self._bar.update(self._tasks[key], completed=done, total=max(total, 1))
+
+
+def json_line(data: Any) -> str:
+    """One compact JSON object and a newline (``-o jsonl``)."""
+    return json.dumps(data, separators=(",", ":")) + "\n"

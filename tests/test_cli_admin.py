@@ -33,8 +33,9 @@ LABELS = bytes(range(256)) * 20  # 5120 bytes: three Set LSA commands at payload
 # --- golden output on the simulator -----------------------------------------------------
 
 GOLDEN_CASES = [
-    ("write-labels.json", ["write-labels", "mem1", "-O", "100", "--verify", "--json"], LABELS),
-    ("zero-labels.json", ["zero-labels", "mem1", "-s", "4K", "-O", "0x1000", "--json"], None),
+    ("write-labels.json", ["write-labels", "-y", "mem1", "-O", "100", "--verify", "--json"],
+     LABELS),
+    ("zero-labels.json", ["zero-labels", "-y", "mem1", "-s", "4K", "-O", "0x1000", "--json"], None),
     ("disable-memdev.json", ["disable-memdev", "mem0", "mem2", "--json"], None),
     ("enable-memdev.json", ["enable-memdev", "all", "--json"], None),
     (
@@ -55,16 +56,19 @@ def test_golden(
     golden(f"admin/{name}", r.stdout)
 
 
-def test_messages_go_to_stderr_and_stdout_stays_empty(cli: Callable[..., Result]) -> None:
-    r = cli("write-labels", "mem1", "-O", "100", input=LABELS)
-    assert (r.exit_code, r.stdout) == (0, "")
+def test_messages_go_to_stderr_and_the_report_to_stdout(cli: Callable[..., Result]) -> None:
+    r = cli("write-labels", "-y", "mem1", "-O", "100", input=LABELS)
+    assert r.exit_code == 0
     assert r.stderr == "cxlctl: mem1: wrote 5120 bytes at offset 100 (3 Set LSA commands)\n"
-    r = cli("zero-labels", "mem1", "-s", "64", "--verify")
+    assert "│ mem1   │ 0x1235 │ changed │" in r.stdout
+    r = cli("zero-labels", "-y", "mem1", "-s", "64", "--verify")
     assert r.stderr == "cxlctl: mem1: zeroed 64 bytes at offset 0 (1 Set LSA command), verified\n"
     r = cli("disable-memdev", "mem0")
-    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "cxlctl: mem0: disabled\n")
+    assert (r.exit_code, r.stderr) == (0, "cxlctl: mem0: disabled\n")
+    assert "│ mem0   │ 0x1234 │ changed │" in r.stdout
     r = cli("enable-memdev", "mem0")
     assert (r.exit_code, r.stderr) == (0, "cxlctl: mem0: already enabled\n")
+    assert "│ mem0   │ 0x1234 │ unchanged │" in r.stdout
 
 
 # --- the cxl-cli workflow across processes (CXLCTL_SIM_STATE) ---------------------------
@@ -78,9 +82,9 @@ BUSY = (
 def test_labels_need_disable_memdev(cli: Callable[..., Result], tmp_path: Path) -> None:
     env = {"CXLCTL_SIM_STATE": str(tmp_path)}
     data = b"cxlctl label test" * 10
-    r = cli("write-labels", "mem0", "-O", "4096", input=data, env=env)
+    r = cli("write-labels", "-y", "mem0", "-O", "4096", input=data, env=env)
     assert (r.exit_code, r.stderr) == (7, BUSY)
-    assert cli("zero-labels", "mem0", "mem1", "-s", "64", env=env).exit_code == 7
+    assert cli("zero-labels", "-y", "mem0", "mem1", "-s", "64", env=env).exit_code == 7
 
     assert cli("disable-memdev", "mem0", env=env).exit_code == 0
     listed = json.loads(cli("list", "--json", env=env).stdout)
@@ -88,16 +92,19 @@ def test_labels_need_disable_memdev(cli: Callable[..., Result], tmp_path: Path) 
     query = json.loads(cli("query", "mem0", "--json", env=env).stdout)[0]["commands"]
     assert not any(c["exclusive"] for c in query)  # the bridge's claim went with it
 
-    r = cli("write-labels", "mem0", "-O", "4096", "--verify", input=data, env=env)
+    r = cli("write-labels", "-y", "mem0", "-O", "4096", "--verify", input=data, env=env)
     assert r.exit_code == 0, r.stderr
     back = cli("read-labels", "mem0", "-O", "4096", "-s", str(len(data)), env=env)
     assert back.stdout_bytes == data
 
     r = cli("disable-memdev", "mem0", "--json", env=env)
-    assert json.loads(r.stdout) == [{"memdev": "mem0", "state": "disabled", "changed": False}]
+    assert json.loads(r.stdout) == [
+        {"memdev": "mem0", "serial": 0x1234, "changed": False, "outcome": "unchanged",
+         "state": "disabled"}
+    ]  # fmt: skip
     assert cli("enable-memdev", "mem0", env=env).exit_code == 0
     assert "state" not in json.loads(cli("list", "mem0", "--json", env=env).stdout)[0]
-    assert cli("write-labels", "mem0", input=data, env=env).exit_code == 7
+    assert cli("write-labels", "-y", "mem0", input=data, env=env).exit_code == 7
 
 
 def test_without_state_each_process_starts_fresh(cli: Callable[..., Result]) -> None:
@@ -202,7 +209,7 @@ def test_alert_config_shows_the_change(cli: Callable[..., Result], tmp_path: Pat
 def test_write_labels_input_errors(
     cli: Callable[..., Result], args: list[str], stdin: bytes | None, message: str
 ) -> None:
-    r = cli("write-labels", "mem1", *args, input=stdin)
+    r = cli("write-labels", "-y", "mem1", *args, input=stdin)
     assert r.exit_code == 2, r.stderr
     assert message in r.stderr
 
@@ -212,7 +219,7 @@ def test_write_labels_size_takes_a_prefix_like_cxl_cli(
 ) -> None:
     f = tmp_path / "in.bin"
     f.write_bytes(LABELS)
-    r = cli("write-labels", "mem1", "-i", str(f), "-s", "300", "--json")
+    r = cli("write-labels", "-y", "mem1", "-i", str(f), "-s", "300", "--json")
     assert json.loads(r.stdout)[0]["length"] == 300
 
 
@@ -349,7 +356,7 @@ def _set_lsa(offset: int, data: bytes) -> Sent:
 
 def test_seam_write_labels_chunks(fake: Callable[..., FakeSysfs]) -> None:
     fs = fake(bridge=False)
-    r = kernel("write-labels", "mem0", "-O", "100", input=LABELS)
+    r = kernel("write-labels", "-y", "mem0", "-O", "100", input=LABELS)
     assert r.exit_code == 0, r.stderr
     assert fs.sent == [
         _set_lsa(100, LABELS[:2040]),
@@ -362,7 +369,7 @@ def test_seam_write_labels_chunks(fake: Callable[..., FakeSysfs]) -> None:
 
 def test_seam_write_labels_verify_reads_back(fake: Callable[..., FakeSysfs]) -> None:
     fs = fake(bridge=False)
-    r = kernel("write-labels", "mem0", "-s", "3000", "--verify", input=LABELS)
+    r = kernel("write-labels", "-y", "mem0", "-s", "3000", "--verify", input=LABELS)
     assert r.exit_code == 0, r.stderr
     assert [s.id for s in fs.sent] == [K.SET_LSA, K.SET_LSA, K.GET_LSA, K.GET_LSA]
     assert fs.sent[2:] == [
@@ -374,7 +381,7 @@ def test_seam_write_labels_verify_reads_back(fake: Callable[..., FakeSysfs]) -> 
 def test_seam_zero_labels_chunks(fake: Callable[..., FakeSysfs]) -> None:
     fs = fake(bridge=False)
     fs.dev.device.lsa[0:8192] = b"\xff" * 8192
-    r = kernel("zero-labels", "mem0", "-s", "5000", "-O", "0x10")
+    r = kernel("zero-labels", "-y", "mem0", "-s", "5000", "-O", "0x10")
     assert r.exit_code == 0, r.stderr
     assert fs.sent == [
         _set_lsa(0x10, bytes(2040)),
@@ -387,9 +394,9 @@ def test_seam_zero_labels_chunks(fake: Callable[..., FakeSysfs]) -> None:
 
 def test_seam_labels_refused_while_the_bridge_is_bound(fake: Callable[..., FakeSysfs]) -> None:
     fs = fake(bridge=True)
-    r = kernel("write-labels", "mem0", input=LABELS)
+    r = kernel("write-labels", "-y", "mem0", input=LABELS)
     assert (r.exit_code, r.stderr) == (7, BUSY)
-    r = kernel("zero-labels", "mem0", "-s", "64")
+    r = kernel("zero-labels", "-y", "mem0", "-s", "64")
     assert (r.exit_code, r.stderr) == (7, BUSY)
     assert fs.sent == []  # refused up front: nothing reached the kernel
 
@@ -397,7 +404,7 @@ def test_seam_labels_refused_while_the_bridge_is_bound(fake: Callable[..., FakeS
 def test_seam_labels_refused_when_query_says_exclusive(fake: Callable[..., FakeSysfs]) -> None:
     fs = fake(bridge=True)
     (fs.mem / "pmem0" / "driver").unlink()  # sysfs does not show it; QUERY does
-    r = kernel("write-labels", "mem0", input=LABELS)
+    r = kernel("write-labels", "-y", "mem0", input=LABELS)
     assert (r.exit_code, r.stderr) == (7, BUSY)
     assert fs.sent == []
 
@@ -407,24 +414,28 @@ def test_seam_ebusy_from_set_lsa(
 ) -> None:
     fs = fake(bridge=True)
     monkeypatch.setattr(Memdev, "labels_owned", lambda self: False)  # a race: bound meanwhile
-    r = kernel("write-labels", "mem0", input=LABELS)
-    assert (r.exit_code, r.stderr) == (7, BUSY)
+    r = kernel("write-labels", "-y", "mem0", input=LABELS)
+    assert (r.exit_code, r.stderr) == (
+        7,
+        BUSY[:-1] + "; nothing was written (5120 bytes at 0x0 unchanged)\n",
+    )
     assert [s.id for s in fs.sent] == [K.SET_LSA]  # the kernel said EBUSY to the first
 
 
 def test_seam_partial_write_is_reported(fake: Callable[..., FakeSysfs]) -> None:
     fs = fake(bridge=False)
     fs.dev.config.lsa_size = 4096  # the device's area is smaller than sysfs claims
-    r = kernel("write-labels", "mem0", "-O", "100", input=LABELS)
+    r = kernel("write-labels", "-y", "mem0", "-O", "100", input=LABELS)
     assert r.exit_code == 3
-    assert "mem0: 2040 of 5120 bytes at offset 100 were written before the error" in r.stderr
+    assert "2040 of 5120 bytes were written (0x64..0x85c, 1 Set LSA commands); " in r.stderr
+    assert "0x85c..0x1464 was not written" in r.stderr
     assert "set-lsa: device returned Invalid Input" in r.stderr
     assert len(fs.sent) == 2
 
 
 def test_seam_input_larger_than_the_area_sends_nothing(fake: Callable[..., FakeSysfs]) -> None:
     fs = fake(bridge=False)
-    r = kernel("write-labels", "mem0", "-O", str((256 << 20) - 100), input=bytes(101))
+    r = kernel("write-labels", "-y", "mem0", "-O", str((256 << 20) - 100), input=bytes(101))
     assert r.exit_code == 2
     assert fs.sent == []
 
@@ -433,12 +444,16 @@ def test_seam_disable_and_enable_write_sysfs(fake: Callable[..., FakeSysfs]) -> 
     fs = fake()
     r = kernel("disable-memdev", "mem0", "--json")
     assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout) == [{"memdev": "mem0", "state": "disabled", "changed": True}]
+    assert json.loads(r.stdout) == [
+        {"memdev": "mem0", "serial": 0x1234, "changed": True, "outcome": "changed",
+         "state": "disabled"}
+    ]  # fmt: skip
     assert fs.writes == [("bus/cxl/drivers/cxl_mem/unbind", "mem0")]
     (listed,) = json.loads(kernel("list", "--json").stdout)
     assert listed["state"] == "disabled"
     # the bridge is gone: labels can be written now
-    assert kernel("write-labels", "mem0", "-s", "16", input=LABELS).exit_code == 0
+    r = kernel("write-labels", "-y", "mem0", "-s", "16", input=LABELS)
+    assert r.exit_code == 0, r.stderr
     assert kernel("disable-memdev", "mem0").stderr == "cxlctl: mem0: already disabled\n"
 
     r = kernel("enable-memdev", "mem0")

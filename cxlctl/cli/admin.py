@@ -14,20 +14,17 @@ from typing import Any
 
 import click
 
-from .. import render as rd
+from ..change import Outcome, ProgressHook, Recorder
 from ..errors import DeviceBusy, UnsupportedCommand, UsageError
 from ..memdev import Memdev
 from . import CONTEXT, App, app_of, complete
+from .change import Change, change_options
 
 Row = dict[str, Any]
 
 #: MEMDEV... for commands that change something: at least one, ``all`` for every memdev.
 memdevs_required = click.argument(
     "memdevs", nargs=-1, required=True, metavar="MEMDEV...", shell_complete=complete.memdevs
-)
-
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print what was done as a JSON array on stdout."
 )
 
 
@@ -40,11 +37,6 @@ def targets(app: App, memdevs: Sequence[str]) -> list[str]:
 
 def note(message: str) -> None:
     click.echo(f"cxlctl: {message}", err=True)
-
-
-def finish(rows: list[Row], as_json: bool) -> None:
-    if as_json:
-        rd.dump_json(rows)
 
 
 # --- disable-memdev / enable-memdev ---------------------------------------------------
@@ -75,9 +67,9 @@ def _active_region_check(app: App, name: str, force: bool) -> None:
     is_flag=True,
     help="DANGEROUS: disable even a memdev that is part of an active region.",
 )
-@json_option
+@change_options(destructive=False)
 @click.pass_context
-def disable_memdev(ctx: click.Context, memdevs: Sequence[str], force: bool, as_json: bool) -> None:
+def disable_memdev(ctx: click.Context, /, memdevs: Sequence[str], force: bool, **opts: Any) -> None:
     """Unbind memdevs from the cxl_mem driver (state change), like `cxl disable-memdev`.
 
     Writes the name to /sys/bus/cxl/devices/memN/driver/unbind (root). This takes
@@ -85,43 +77,44 @@ def disable_memdev(ctx: click.Context, memdevs: Sequence[str], force: bool, as_j
     longer owned by the kernel and write-labels/zero-labels can run;
     /dev/cxl/memN keeps answering commands. A memdev whose endpoint decoders are
     committed (part of an active region) is refused unless --force, which is
-    DANGEROUS: the region's memory goes away. Every memdev is checked before any
-    is disabled; one already disabled is left alone. `list` shows
-    "state": "disabled" until `enable-memdev`. On --sim the state lasts for the
-    process, or between runs with CXLCTL_SIM_STATE set.
+    DANGEROUS: the region's memory goes away. Each memdev is tried and reported
+    on its own (changed, unchanged when already disabled, failed with the
+    reason); the exit code is the worst outcome. --dry-run prints the sysfs
+    write. `list` shows "state": "disabled" until `enable-memdev`. On --sim the
+    state lasts for the process, or between runs with CXLCTL_SIM_STATE set.
 
     \b
     Examples:
       cxlctl --sim disable-memdev mem0
       cxlctl --sim disable-memdev mem0 mem2 --json
+      cxlctl --sim disable-memdev mem0 --dry-run
       cxlctl --sim enable-memdev mem0 mem2
       cxlctl disable-memdev mem0
     """
     app = app_of(ctx)
-    names = targets(app, memdevs)
-    todo = [n for n in names if app.backend.enabled(n)]
-    for name in todo:
+    change = Change(app, "disable-memdev", opts)
+
+    def action(name: str, rec: Recorder | None, _hook: ProgressHook) -> Any:
+        if not app.backend.enabled(name):
+            return Outcome.UNCHANGED, f"{name}: already disabled", {"state": "disabled"}
         _active_region_check(app, name, force)
-    rows: list[Row] = []
-    for name in names:
-        changed = name in todo
-        if changed:
-            app.backend.disable(name)
-        note(f"{name}: {'disabled' if changed else 'already disabled'}")
-        rows.append({"memdev": name, "state": "disabled", "changed": changed})
-    finish(rows, as_json)
+        app.backend.disable(name, rec)
+        return Outcome.CHANGED, f"{name}: disabled", {"state": "disabled"}
+
+    change.run(targets(app, memdevs), action)
 
 
 @click.command("enable-memdev", context_settings=CONTEXT)
 @memdevs_required
-@json_option
+@change_options(destructive=False)
 @click.pass_context
-def enable_memdev(ctx: click.Context, memdevs: Sequence[str], as_json: bool) -> None:
+def enable_memdev(ctx: click.Context, /, memdevs: Sequence[str], **opts: Any) -> None:
     """Bind memdevs to the cxl_mem driver again (state change), like `cxl enable-memdev`.
 
     Writes the name to /sys/bus/cxl/drivers/cxl_mem/bind (root); the kernel probes
     the memdev again and, for a device with persistent capacity, the nvdimm
-    bridge claims the label area again. A memdev already enabled is left alone.
+    bridge claims the label area again. A memdev already enabled is left alone
+    (unchanged). --dry-run prints the sysfs write.
 
     \b
     Examples:
@@ -130,14 +123,15 @@ def enable_memdev(ctx: click.Context, memdevs: Sequence[str], as_json: bool) -> 
       cxlctl enable-memdev mem0
     """
     app = app_of(ctx)
-    rows: list[Row] = []
-    for name in targets(app, memdevs):
-        changed = not app.backend.enabled(name)
-        if changed:
-            app.backend.enable(name)
-        note(f"{name}: {'enabled' if changed else 'already enabled'}")
-        rows.append({"memdev": name, "state": "enabled", "changed": changed})
-    finish(rows, as_json)
+    change = Change(app, "enable-memdev", opts)
+
+    def action(name: str, rec: Recorder | None, _hook: ProgressHook) -> Any:
+        if app.backend.enabled(name):
+            return Outcome.UNCHANGED, f"{name}: already enabled", {"state": "enabled"}
+        app.backend.enable(name, rec)
+        return Outcome.CHANGED, f"{name}: enabled", {"state": "enabled"}
+
+    change.run(targets(app, memdevs), action)
 
 
 # --- set-alert-config --------------------------------------------------------------
@@ -234,11 +228,9 @@ def _alert_options(f: Any) -> Any:
 @click.command("set-alert-config", context_settings=CONTEXT)
 @memdevs_required
 @_alert_options
-@json_option
+@change_options(destructive=False)
 @click.pass_context
-def set_alert_config(
-    ctx: click.Context, /, memdevs: Sequence[str], as_json: bool, **params: Any
-) -> None:
+def set_alert_config(ctx: click.Context, /, memdevs: Sequence[str], **params: Any) -> None:
     """Set the device's programmable warning thresholds (Set Alert Configuration,
     opcode 0x4202; device configuration), with cxl-cli's options.
 
@@ -249,24 +241,27 @@ def set_alert_config(
     make programmable, a life used warning not below the critical threshold, or a
     temperature warning outside the critical ones; `alert-config` shows the
     result. Linux enables the command only when the device lists it (QEMU's
-    cxl-type3 does not: exit 4). On --sim the change lasts for the process, or
-    between runs with CXLCTL_SIM_STATE set.
+    cxl-type3 does not: exit 4). Each memdev is reported on its own; --dry-run
+    prints the ioctl. On --sim the change lasts for the process, or between runs
+    with CXLCTL_SIM_STATE set.
 
     \b
     Examples:
       cxlctl --sim set-alert-config mem0 -L 80 --life-used-alert on
       cxlctl --sim set-alert-config mem0 -O 60 --over-temperature-alert on --json
-      cxlctl --sim set-alert-config mem0 -P 100 --pmem-err-alert on
+      cxlctl --sim set-alert-config mem0 -P 100 --pmem-err-alert on --dry-run
       cxlctl --sim set-alert-config mem0 --over-temperature-alert off
       cxlctl set-alert-config mem0 -V 20 --volatile-mem-err-alert on
     """
     from .info import cxl_alert_config_json
 
-    valid, enable, fields = alert_actions(params)
     app = app_of(ctx)
-    rows: list[Row] = []
-    for name in targets(app, memdevs):
+    change = Change(app, "set-alert-config", params)
+    valid, enable, fields = alert_actions(params)
+
+    def action(name: str, rec: Recorder | None, _hook: ProgressHook) -> Any:
         md = Memdev(app.backend, name)
+        md.recorder = rec
         try:
             try:
                 md.set_alert_config(valid, enable, fields)
@@ -277,16 +272,13 @@ def set_alert_config(
                     hint="Linux enables it only when the device's Command Effects Log lists "
                     f"it (QEMU's cxl-type3 does not); see `cxlctl query {name}`",
                 ) from e
-            note(f"{name}: alert configuration set")
-            row: Row = {
-                "memdev": name,
-                "valid_alert_actions": valid,
-                "enable_alert_actions": enable,
-            }
+            row: Row = {"valid_alert_actions": valid, "enable_alert_actions": enable}
             # no Get Alert Configuration: leave the block out, as cxl-cli does
-            with contextlib.suppress(UnsupportedCommand, DeviceBusy):
-                row["alert_config"] = cxl_alert_config_json(md)
-            rows.append(row)
+            if rec is None:
+                with contextlib.suppress(UnsupportedCommand, DeviceBusy):
+                    row["alert_config"] = cxl_alert_config_json(md)
         finally:
             md.close()
-    finish(rows, as_json)
+        return Outcome.CHANGED, f"{name}: alert configuration set", row
+
+    change.run(targets(app, memdevs), action)

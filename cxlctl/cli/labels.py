@@ -13,9 +13,11 @@ from typing import Any
 import click
 
 from .. import render as rd
+from ..change import Outcome, ProgressHook, Recorder, midway, no_progress, stopped
 from ..errors import CxlError, UsageError
 from ..memdev import Memdev
 from . import CONTEXT, app_of, complete, output
+from .change import Change, change_options
 
 _SIZE_RE = re.compile(r"^(0x[0-9a-f]+|\d+)([kmg]?)(i?b)?$")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -171,22 +173,38 @@ def _range(md: Memdev, offset: str, size: str | None) -> tuple[int, int | None, 
     return off, n, lsa
 
 
-def _write(md: Memdev, off: int, length: int, data: bytes | None, verify: bool) -> dict[str, Any]:
-    """Set LSA over the range; on a failure, say how much was already written."""
+def _write(
+    md: Memdev,
+    off: int,
+    length: int,
+    data: bytes | None,
+    verify: bool,
+    hook: ProgressHook = no_progress,
+    what: str = "writing labels",
+) -> dict[str, Any]:
+    """Set LSA over the range; a failure or Ctrl-C midway says exactly which bytes
+    were written and which were not."""
     done = commands = 0
+
+    def where() -> str:
+        if not done:
+            return f"nothing was written ({length} bytes at {off:#x} unchanged)"
+        rest = "" if done == length else f"; {off + done:#x}..{off + length:#x} was not written"
+        return (
+            f"{done} of {length} bytes were written ({off:#x}..{off + done:#x}, "
+            f"{commands} Set LSA commands){rest}"
+        )
+
+    hook(0, length, what)
     try:
         for n in md.iter_write_lsa(off, length, data):
             done += n
             commands += 1
-    except (CxlError, KeyboardInterrupt) as e:
-        # a failure or a signal (SIGINT/SIGTERM/SIGHUP) mid-way: say what changed
-        stopped = isinstance(e, KeyboardInterrupt)
-        if done or stopped:
-            output.message(
-                f"cxlctl: {md.name}: {done} of {length} bytes at offset {off} were written "
-                f"before {'the interruption' if stopped else 'the error below'}"
-            )
-        raise
+            hook(done, length, what)
+    except CxlError as e:
+        raise midway(e, where()) from None
+    except KeyboardInterrupt as e:
+        raise stopped(e, where()) from None
     if verify:
         pos = off
         for chunk in md.iter_lsa(off, length):
@@ -197,11 +215,11 @@ def _write(md: Memdev, off: int, length: int, data: bytes | None, verify: bool) 
                 )
                 raise CxlError(
                     f"{md.name}: verify failed: the label area differs from what was "
-                    f"written at offset {pos + bad:#x}"
+                    f"written at offset {pos + bad:#x} (all {length} bytes at {off:#x} "
+                    "were written; reading them back differs)"
                 )
             pos += len(chunk)
     return {
-        "memdev": md.name,
         "offset": off,
         "length": length,
         "commands": commands,
@@ -209,20 +227,17 @@ def _write(md: Memdev, off: int, length: int, data: bytes | None, verify: bool) 
     }
 
 
-def _report(row: dict[str, Any], verb: str) -> None:
+def _summary(row: dict[str, Any], name: str, verb: str) -> str:
     n = row["commands"]
-    click.echo(
-        f"cxlctl: {row['memdev']}: {verb} {row['length']} bytes at offset {row['offset']} "
-        f"({n} Set LSA command{'s' if n != 1 else ''}){', verified' if row['verified'] else ''}",
-        err=True,
+    return (
+        f"{name}: {verb} {row['length']} bytes at offset "
+        f"{row['offset']} ({n} Set LSA command{'s' if n != 1 else ''})"
+        f"{', verified' if row['verified'] else ''}"
     )
 
 
 _verify_option = click.option(
     "--verify", is_flag=True, help="Read the range back (Get LSA) and compare."
-)
-_json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print what was done as a JSON array on stdout."
 )
 
 
@@ -239,16 +254,17 @@ _json_option = click.option(
 @click.option("-s", "--size", metavar="SIZE", help="Bytes to write [default: the whole input].")
 @click.option("-O", "--offset", metavar="OFFSET", default="0", help="Start offset [default: 0].")
 @_verify_option
-@_json_option
+@change_options(destructive=True)
 @click.pass_context
 def write_labels(
     ctx: click.Context,
+    /,
     memdev: str,
     input_file: str | None,
     size: str | None,
     offset: str,
     verify: bool,
-    as_json: bool,
+    **opts: Any,
 ) -> None:
     """DESTRUCTIVE: overwrite the label storage area (Set LSA, opcode 0x4103).
 
@@ -259,29 +275,40 @@ def write_labels(
     payload_max bytes (8-byte header + data), bounded by label_storage_size.
     Refused while the kernel owns the labels (exit 7): the nvdimm bridge of a
     memdev with persistent capacity claims Set LSA, so run `disable-memdev`
-    first and `enable-memdev` after, as with cxl-cli. Reports the bytes written
-    on stderr; --json prints it on stdout; --verify reads the range back.
+    first and `enable-memdev` after, as with cxl-cli. Asks for confirmation on a
+    terminal (naming the memdev and its serial); without one, pass -y/--yes.
+    --dry-run prints the Set LSA commands and sends none; --verify reads the range
+    back. A failure midway says which bytes were written and which were not.
 
     \b
     Examples:
       cxlctl --sim read-labels mem1 -s 4K -o labels.bin
-      cxlctl --sim write-labels mem1 -i labels.bin --verify --json
-      cxlctl --sim write-labels mem1 -O 0x10000 -s 256 -i labels.bin
+      cxlctl --sim write-labels mem1 -i labels.bin --verify -y --json
+      cxlctl --sim write-labels mem1 -O 0x10000 -s 256 -i labels.bin --dry-run
       cxlctl disable-memdev mem0 && cxlctl write-labels mem0 -i labels.bin
     """
     app = app_of(ctx)
-    md = app.backend.memdev(memdev)
+    change = Change(app, "write-labels", opts, destroys="the label storage area")
+    name = app.backend.memdev(memdev).name
+    md = Memdev(app.backend, name)
     try:
         off, n, lsa = _range(md, offset, size)
         data = read_labels_input(input_file, n, lsa - off)
-        if md.labels_owned():
-            raise md.labels_busy()
-        row = _write(md, off, len(data), data, verify)
-        _report(row, "wrote")
     finally:
         md.close()
-    if as_json:
-        rd.dump_json([row])
+
+    def action(name: str, rec: Recorder | None, hook: ProgressHook) -> Any:
+        md = Memdev(app.backend, name)
+        md.recorder = rec
+        try:
+            if md.labels_owned():
+                raise md.labels_busy()
+            row = _write(md, off, len(data), data, verify and rec is None, hook)
+        finally:
+            md.close()
+        return Outcome.CHANGED, _summary(row, name, "wrote"), row
+
+    change.run([name], action)
 
 
 @click.command("zero-labels", context_settings=CONTEXT)
@@ -291,50 +318,51 @@ def write_labels(
 @click.option("-s", "--size", metavar="SIZE", help="Bytes to zero [default: to the end].")
 @click.option("-O", "--offset", metavar="OFFSET", default="0", help="Start offset [default: 0].")
 @_verify_option
-@_json_option
+@change_options(destructive=True)
 @click.pass_context
 def zero_labels(
     ctx: click.Context,
+    /,
     memdevs: Sequence[str],
     size: str | None,
     offset: str,
     verify: bool,
-    as_json: bool,
+    **opts: Any,
 ) -> None:
     """DESTRUCTIVE: zero the label storage area (Set LSA, opcode 0x4103).
 
     Erases namespace labels, from --offset for --size bytes (default: the whole
-    area). Every memdev is checked before any is written: refused while the
-    kernel owns the labels (exit 7), so run `disable-memdev` first, as with
-    cxl-cli. Written in Set LSA commands of at most payload_max bytes; the whole
-    256 MiB area of a simulated device is about 130000 commands. `all` selects
+    area). Each memdev is tried and reported on its own (changed or failed, with
+    the reason); the exit code is the worst outcome. Refused while the kernel
+    owns the labels (exit 7), so run `disable-memdev` first, as with cxl-cli.
+    Written in Set LSA commands of at most payload_max bytes; the whole 256 MiB
+    area of a simulated device is about 130000 commands, with a progress bar on a
+    terminal. Asks for confirmation on a terminal (naming each memdev and its
+    serial); without one, pass -y/--yes. --dry-run sends nothing. `all` selects
     every memdev.
 
     \b
     Examples:
-      cxlctl --sim zero-labels mem1 -s 4K
-      cxlctl --sim zero-labels mem1 -O 0x10000 -s 64K --verify --json
+      cxlctl --sim zero-labels mem1 -s 4K --dry-run
+      cxlctl --sim zero-labels mem1 -O 0x10000 -s 64K --verify -y --json
       cxlctl disable-memdev mem0 && cxlctl zero-labels mem0 && cxlctl enable-memdev mem0
     """
     from .admin import targets
 
     app = app_of(ctx)
-    mds = [Memdev(app.backend, name) for name in targets(app, memdevs)]
-    rows = []
-    try:
-        plan = []
-        for md in mds:
+    change = Change(app, "zero-labels", opts, destroys="the label storage area")
+
+    def action(name: str, rec: Recorder | None, hook: ProgressHook) -> Any:
+        md = Memdev(app.backend, name)
+        md.recorder = rec
+        try:
             off, n, lsa = _range(md, offset, size)
-            plan.append((md, off, n if n is not None else lsa - off))
-        for md in mds:
+            length = n if n is not None else lsa - off
             if md.labels_owned():
                 raise md.labels_busy()
-        for md, off, length in plan:
-            row = _write(md, off, length, None, verify)
-            _report(row, "zeroed")
-            rows.append(row)
-    finally:
-        for md in mds:
+            row = _write(md, off, length, None, verify and rec is None, hook, "zeroing labels")
+        finally:
             md.close()
-    if as_json:
-        rd.dump_json(rows)
+        return Outcome.CHANGED, _summary(row, name, "zeroed"), row
+
+    change.run(targets(app, memdevs), action)

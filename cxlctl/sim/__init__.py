@@ -114,6 +114,8 @@ class SimDevice:
 #: The built-in device kinds, in 256 MiB units of (volatile, persistent).
 KINDS: dict[str, tuple[int, int]] = {"pmem": (0, 1), "ram": (1, 0), "mixed": (1, 1)}
 DEFAULT_KINDS = ("pmem", "ram", "mixed")
+#: what CXLCTL_SIM_FAULTS may name
+FAULTS = frozenset({"lsa-readback"})
 
 
 def make_devices(
@@ -122,9 +124,14 @@ def make_devices(
     profile: str = "full",
     raw_commands: bool = False,
     state_dir: str | None = None,
+    faults: Iterable[str] = (),
 ) -> list[SimDevice]:
     """``mem0``, ``mem1``... of the given kinds, serials 0x1234 upwards."""
     out = []
+    fault_set = frozenset(f for f in faults if f)
+    unknown = fault_set - FAULTS
+    if unknown:
+        raise ValueError(f"unknown fault {sorted(unknown)[0]!r} ({', '.join(sorted(FAULTS))})")
     for i, kind in enumerate(kinds):
         if kind not in KINDS:
             raise ValueError(f"unknown simulated device kind {kind!r} (pmem, ram, mixed)")
@@ -135,6 +142,7 @@ def make_devices(
             serial=0x1234 + i,
             profile=profile,
             host=f"0000:{0x0D + i:02x}:00.0",
+            faults=fault_set,
         )
         if profile not in ("full", "qemu"):
             raise ValueError(f"unknown simulator profile {profile!r} (full, qemu)")

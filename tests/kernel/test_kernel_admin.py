@@ -31,7 +31,7 @@ def test_disable_write_read_enable(pmem: Memdev) -> None:
         new.write_bytes(data)
         old.write_bytes(before)
 
-        r = cxlctl("write-labels", m.name, "-O", str(OFFSET), "-i", str(new))
+        r = cxlctl("write-labels", "-y", m.name, "-O", str(OFFSET), "-i", str(new))
         assert r.returncode == 7, r
         assert "label area is owned by the nvdimm bridge" in r.stderr
 
@@ -45,10 +45,10 @@ def test_disable_write_read_enable(pmem: Memdev) -> None:
             set_lsa = next(c for c in q["commands"] if c["id"] == 10)
             assert not set_lsa["exclusive"]  # the nvdimm bridge's claim went with cxl_mem
 
-            r = cxlctl("write-labels", m.name, "-O", str(OFFSET), "-i", str(new), "--verify")
+            r = cxlctl("write-labels", "-y", m.name, "-O", str(OFFSET), "-i", str(new), "--verify")
             assert r.returncode == 0, r
             assert cxlctl_bytes("read-labels", m.name, "-O", str(OFFSET), "-s", n) == data
-            r = cxlctl("write-labels", m.name, "-O", str(OFFSET), "-i", str(old), "--verify")
+            r = cxlctl("write-labels", "-y", m.name, "-O", str(OFFSET), "-i", str(old), "--verify")
             assert r.returncode == 0, r
         finally:
             r = cxlctl("enable-memdev", m.name)
@@ -58,7 +58,7 @@ def test_disable_write_read_enable(pmem: Memdev) -> None:
         assert m.bound
         assert "state" not in json.loads(cxlctl("list", m.name, "--json").stdout)[0]
         assert cxlctl_bytes("read-labels", m.name, "-O", str(OFFSET), "-s", n) == before
-        r = cxlctl("zero-labels", m.name, "-O", str(OFFSET), "-s", "64")
+        r = cxlctl("zero-labels", "-y", m.name, "-O", str(OFFSET), "-s", "64")
         assert r.returncode == 7, r  # the bridge owns the labels again
 
 

@@ -143,7 +143,10 @@ def _get_lsa(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     # a real device may be that fragile, the simulator says Invalid Input.
     if n == 0 or n > dev.config.payload_max or off + n > dev.config.lsa_size:
         return RC.INVALID_INPUT, b""
-    return RC.SUCCESS, bytes(dev.lsa[off : off + n])
+    data = bytes(dev.lsa[off : off + n])
+    if "lsa-readback" in dev.config.faults:  # a read-back fault, for --verify to catch
+        data = bytes([data[0] ^ 0x01]) + data[1:]
+    return RC.SUCCESS, data
 
 
 @handles(0x4103)

@@ -59,6 +59,8 @@ class DeviceConfig:
     host: str = "0000:0d:00.0"
     numa_node: int = -1
     cel: tuple[int, ...] = field(default=())
+    #: faults to inject (CXLCTL_SIM_FAULTS): "lsa-readback" flips a bit in what Get LSA returns
+    faults: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.cel:

@@ -1,0 +1,211 @@
+"""The safety contract for every verb that changes a device: the CLI half.
+
+``change_options(destructive=...)`` gives a verb its options and :class:`Change`
+runs it (docs/cli-grammar.md, "Changing a device"):
+
+* ``--dry-run`` prints every sysfs/debugfs write with its value and every ioctl
+  struct a real run would make, changes nothing, exits 0;
+* a data-destroying verb asks on a terminal, naming each memdev and its serial;
+  without a terminal it needs ``-y/--yes`` (``--cxl-compat`` skips the question,
+  for scripts ported from cxl-cli). ``-f/--force`` is something else: it
+  overrides safety checks such as an active region;
+* each memdev is tried and reported on its own (``changed``, ``unchanged``,
+  ``failed`` with the reason) in the table and in JSON; the exit code is the worst
+  outcome; every JSON object has ``changed``;
+* progress of long work goes to stderr: a bar on a terminal, JSON lines with
+  ``-o jsonl``, nothing otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from .. import render as rd
+from ..change import Outcome, Recorder, Result, exit_code, run_each
+from ..errors import CxlError, UsageError
+from . import App, output
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: what a verb does to one memdev, given the recorder (--dry-run) and a progress hook
+Action = Callable[[str, Recorder | None, "Callable[[int, int, str], None]"], Any]
+
+
+def change_options(*, destructive: bool) -> Callable[[F], F]:
+    """--dry-run, -o table|json|jsonl (--json), and for data-destroying verbs -y/--yes
+    and --cxl-compat."""
+
+    def deco(f: F) -> F:
+        if destructive:
+            f = click.option(
+                "--cxl-compat",
+                "cxl_compat",
+                is_flag=True,
+                help="Behave like cxl-cli: do not ask for confirmation.",
+            )(f)
+            f = click.option(
+                "-y",
+                "--yes",
+                is_flag=True,
+                help="Do not ask: confirm that the data on these memdevs is to be destroyed "
+                "(needed without a terminal).",
+            )(f)
+        f = click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Print every sysfs write and ioctl a real run would make; change nothing.",
+        )(f)
+        f = click.option(
+            "--json", "as_json", is_flag=True, help="The report as JSON on stdout (-o json)."
+        )(f)
+        f = click.option(
+            "-o",
+            "--output",
+            type=click.Choice(["table", "json", "jsonl"]),
+            default="table",
+            show_default=True,
+            help="Report format; jsonl also prints progress events on stderr.",
+        )(f)
+        return f
+
+    return deco
+
+
+class Change:
+    """One invocation of a change verb."""
+
+    def __init__(
+        self,
+        app: App,
+        verb: str,
+        opts: dict[str, Any],
+        *,
+        destroys: str | None = None,
+    ) -> None:
+        self.app = app
+        self.verb = verb
+        self.dry_run: bool = bool(opts.pop("dry_run", False))
+        self.yes: bool = bool(opts.pop("yes", False))
+        self.compat: bool = bool(opts.pop("cxl_compat", False))
+        fmt = opts.pop("output", "table")
+        self.fmt: str = "json" if opts.pop("as_json", False) else fmt
+        #: what a data-destroying verb destroys ("the label storage area"); None: nothing
+        self.destroys = destroys
+
+    # -- confirmation --
+    def _serial(self, name: str) -> int | None:
+        try:
+            return self.app.backend.info(name).serial
+        except (CxlError, OSError, KeyError):  # no serial: only the prompt loses it
+            return None
+
+    def _who(self, name: str) -> str:
+        serial = self._serial(name)
+        return f"{name} (serial {serial:#x})" if serial is not None else name
+
+    def confirm(self, names: Sequence[str]) -> None:
+        """Ask on a terminal; without one require --yes. --dry-run asks nothing."""
+        if self.destroys is None or self.dry_run or self.yes or self.compat or not names:
+            return
+        who = ", ".join(self._who(n) for n in names)
+        if not (_isatty(sys.stdin) and _isatty(sys.stderr)):
+            raise UsageError(
+                f"{self.verb} destroys {self.destroys} of {who}: refusing without "
+                "confirmation (no terminal to ask on)",
+                hint="pass -y/--yes to confirm, or --dry-run to see what it would do",
+            )
+        click.echo(f"cxlctl: {self.verb} will destroy {self.destroys} of:", err=True)
+        for n in names:
+            click.echo(f"  {self._who(n)}", err=True)
+        if not click.confirm("Continue?", default=False, err=True):
+            raise click.exceptions.Exit(1)
+
+    # -- running --
+    def progress_mode(self) -> str:
+        if self.fmt == "jsonl":
+            return "jsonl"
+        return "bar" if _isatty(sys.stderr) else "none"
+
+    def run(self, names: Sequence[str], action: Action) -> list[Result]:
+        """Confirm, run ``action`` per memdev, report, and exit with the worst outcome."""
+        self.confirm(names)
+        results: list[Result] = []
+        with rd.Progress(self.app.style, self.progress_mode()) as prog:
+
+            def one(name: str, rec: Recorder | None) -> Any:
+                def hook(done: int, total: int, what: str) -> None:
+                    prog.update(name, done, total, what)
+
+                return action(name, rec, hook)
+
+            def noted(r: Result) -> None:
+                results.append(r)
+                self._note(r)
+
+            try:
+                results = run_each(
+                    names, one, serial_of=self._serial, dry_run=self.dry_run, on_result=noted
+                )
+            except KeyboardInterrupt:
+                prog.__exit__()
+                rest = names[len(results) :]
+                if rest:
+                    output.message(f"cxlctl: not attempted: {', '.join(rest)}")
+                self.report(results)
+                raise
+        self.report(results)
+        code = exit_code(results)
+        if code:
+            raise click.exceptions.Exit(code)
+        return results
+
+    def _note(self, r: Result) -> None:
+        if r.outcome is Outcome.FAILED:
+            output.message(f"cxlctl: {r.message}")
+        elif r.outcome is Outcome.PLANNED:
+            output.message(
+                f"cxlctl: {r.memdev}: dry run, nothing was changed"
+                + (f" (a real run: {r.message})" if r.message else "")
+            )
+        elif r.message:
+            output.message(f"cxlctl: {r.message}")
+
+    def report(self, results: list[Result]) -> None:
+        if self.fmt == "json":
+            rd.dump_json([r.json() for r in results])
+            return
+        if self.fmt == "jsonl":
+            for r in results:
+                rd.write_stdout(rd.json_line({"event": "result", **r.json()}))
+            return
+        for r in results:
+            if r.plan or r.outcome is Outcome.PLANNED:
+                rd.write_stdout(f"{r.memdev}: would do:\n")
+                rd.write_stdout("".join(f"  {line}\n" for line in r.plan) or "  nothing\n")
+        rows = [
+            (
+                r.memdev,
+                f"{r.serial:#x}" if r.serial is not None else "-",
+                r.outcome.value,
+                r.message,
+            )
+            for r in results
+        ]
+        rd.print_table(
+            self.app.style,
+            f"{self.verb}{' (dry run)' if self.dry_run else ''}",
+            ("memdev", "serial", "outcome", "details"),
+            rows,
+            simulated=self.app.backend.simulated,
+        )
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (ValueError, AttributeError):
+        return False
