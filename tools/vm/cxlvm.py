@@ -56,6 +56,7 @@ EXIT_INFRA = 125  # QEMU failed / guest never reported a result
 # Bump BUILD_VERSION when changing the build procedure below.
 # --------------------------------------------------------------------------
 BUILD_VERSION = 1
+APT_BUILD_VERSION = 1  # bump when changing the apt stage of non-6.12 stacks
 SUITE = "trixie"
 MIRROR = os.environ.get("CXLCTL_VM_MIRROR", "http://deb.debian.org/debian")
 PACKAGES = [
@@ -111,6 +112,96 @@ GUEST_PRUNE = [
     "usr/lib/x86_64-linux-gnu/qemu",
 ]
 GUEST_PRUNE_GLOBS = ["usr/bin/qemu-*"]
+
+
+# --------------------------------------------------------------------------
+# Kernel stacks.  "6.12" is the image built from the constants above (its
+# cache key is computed from exactly those inputs, as before stacks existed).
+# "7.3" starts from the same debootstrap (minus kernel, QEMU and ndctl) and
+# then installs Linux 7.3 + QEMU 11.1 from trixie-backports and ndctl 85 from
+# sid inside the root with apt, sid pinned so that nothing else comes from it.
+# --------------------------------------------------------------------------
+DEFAULT_STACK = "6.12"
+SID_PACKAGES = ["cxl", "ndctl", "daxctl", "libcxl1", "libcxl-dev", "libndctl6", "libdaxctl1"]
+BPO_PACKAGES = ["linux-image-amd64", "qemu-system-x86"]
+# sid's Release file may be past its Valid-Until as seen from a trixie root
+APT_CONF_73 = (
+    'Acquire::Check-Valid-Until "false";\n'
+    'Acquire::Check-Date "false";\n'
+    'APT::Install-Recommends "false";\n'
+    'APT::Install-Suggests "false";\n'
+)
+APT_PREFS_73 = (
+    "Package: *\nPin: release n=sid\nPin-Priority: -1\n\n"
+    f"Package: {' '.join(SID_PACKAGES)}\nPin: release n=sid\nPin-Priority: 990\n"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    """One kernel/QEMU/cxl-cli combination the tier can boot."""
+
+    name: str
+    title: str  # for people: "Linux 6.12 + QEMU 10 + cxl-cli 81"
+    packages: tuple[str, ...]  # debootstrap --include
+    initrd_modules: tuple[str, ...]
+    # installed with apt inside the root after debootstrap (empty: none)
+    apt_sources: tuple[str, ...] = ()  # "SUITE" lines for MIRROR, component main
+    apt_install: tuple[str, ...] = ()  # apt-get install arguments
+    apt_conf: str = ""
+    apt_prefs: str = ""
+    # package -> version prefix the root must end up with (else the build fails)
+    versions: tuple[tuple[str, str], ...] = ()
+
+
+STACKS: dict[str, Stack] = {
+    "6.12": Stack(
+        "6.12",
+        "Linux 6.12 + QEMU 10.0 + cxl-cli 81 (Debian trixie)",
+        tuple(PACKAGES),
+        tuple(INITRD_MODULES),
+    ),
+    "7.3": Stack(
+        "7.3",
+        "Linux 7.3 + QEMU 11.1 (trixie-backports) + cxl-cli 85 (sid)",
+        tuple(p for p in PACKAGES if p not in ("linux-image-amd64", "qemu-system-x86", "ndctl")),
+        # 7.3 has no crc32c_generic/crc32c_intel: ext4's crc32c is a library there
+        (
+            "virtio_pci",
+            "virtio_blk",
+            "crc32c_generic?",
+            "crc32c_intel?",
+            "crc32c_cryptoapi?",
+            "ext4",
+            "9p",
+            "9pnet_virtio",
+        ),
+        apt_sources=("trixie-backports", "sid"),
+        # -t: the new kernel's and QEMU's dependencies come from backports too
+        apt_install=("-t", "trixie-backports", *BPO_PACKAGES, *SID_PACKAGES),
+        apt_conf=APT_CONF_73,
+        apt_prefs=APT_PREFS_73,
+        versions=(
+            ("linux-image-amd64", "7.3"),
+            ("qemu-system-x86", "1:11.1"),
+            ("ndctl", "85"),
+            ("cxl", "85"),
+            ("libcxl1", "85"),
+        ),
+    ),
+}
+
+
+def get_stack(stack: str | Stack | None = None) -> Stack:
+    """The Stack for a name ("6.12", "7.3"); None means $CXLCTL_VM_STACK or 6.12."""
+    if isinstance(stack, Stack):
+        return stack
+    name = stack or os.environ.get("CXLCTL_VM_STACK") or DEFAULT_STACK
+    try:
+        return STACKS[name]
+    except KeyError:
+        raise ValueError(f"unknown stack {name!r} (want one of {', '.join(STACKS)})") from None
+
 
 DEFAULT_CACHE = "/var/cache/cxlctl-vm"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -239,24 +330,43 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CXLCTL_VM_CACHE", DEFAULT_CACHE))
 
 
-def cache_key() -> str:
-    inputs = {
+def cache_key(stack: str | Stack | None = None) -> str:
+    st = get_stack(stack)
+    inputs: dict[str, Any] = {
         "build_version": BUILD_VERSION,
         "suite": SUITE,
         "mirror": MIRROR,
-        "packages": sorted(PACKAGES),
+        "packages": sorted(st.packages),
         "pip": PIP_PACKAGES,
-        "initrd_modules": INITRD_MODULES,
+        "initrd_modules": list(st.initrd_modules),
         "initrd_init": INITRD_INIT,
         "prune": GUEST_PRUNE,
         "prune_globs": GUEST_PRUNE_GLOBS,
     }
+    if st.name != "6.12":  # the 6.12 key predates stacks: keep it unchanged
+        inputs.update(
+            stack=st.name,
+            apt_sources=list(st.apt_sources),
+            apt_install=list(st.apt_install),
+            apt_conf=st.apt_conf,
+            apt_prefs=st.apt_prefs,
+            versions=[list(v) for v in st.versions],
+            apt_build_version=APT_BUILD_VERSION,
+        )
     blob = json.dumps(inputs, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def image_dir() -> Path:
-    return cache_dir() / f"img-{cache_key()}"
+def image_dir(stack: str | Stack | None = None) -> Path:
+    return cache_dir() / f"img-{cache_key(stack)}"
+
+
+def image_stack(img: Path) -> str:
+    """The stack an image directory was built for (images from before stacks: 6.12)."""
+    try:
+        return str(json.loads((img / "manifest.json").read_text()).get("stack", "6.12"))
+    except (OSError, ValueError):
+        return "?"
 
 
 # --------------------------------------------------------------------------
@@ -404,7 +514,9 @@ def _cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
     return buf.getvalue()
 
 
-def _build_initrd(root: Path, kver: str, out: Path) -> None:
+def _build_initrd(
+    root: Path, kver: str, out: Path, modules: tuple[str, ...] | list[str] = tuple(INITRD_MODULES)
+) -> None:
     moddir = root / "lib/modules" / kver
     deps: dict[str, list[str]] = {}
     for line in (moddir / "modules.dep").read_text().splitlines():
@@ -424,7 +536,7 @@ def _build_initrd(root: Path, kver: str, out: Path) -> None:
             visit(d)
         order.append(path)
 
-    for name in INITRD_MODULES:
+    for name in modules:
         optional = name.endswith("?")
         name = name.rstrip("?").replace("-", "_")
         if name in by_name:
@@ -538,15 +650,62 @@ def _safe_rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def build_image(force: bool = False, quiet: bool = False) -> Path:
-    """Build (or reuse) the cached VM image; returns its directory.
+def _apt_stage(st: Stack, root: Path, cache: Path, log: Path) -> dict[str, str]:
+    """Install st.apt_install inside the debootstrapped root; returns package versions."""
+    apt_dir = root / "etc/apt"
+    (apt_dir / "sources.list.d").mkdir(parents=True, exist_ok=True)
+    (apt_dir / "sources.list.d/cxlvm.list").write_text(
+        "".join(f"deb {MIRROR} {suite} main\n" for suite in st.apt_sources)
+    )
+    (apt_dir / "apt.conf.d").mkdir(parents=True, exist_ok=True)
+    (apt_dir / "apt.conf.d/99cxlvm").write_text(st.apt_conf)
+    (apt_dir / "preferences.d").mkdir(parents=True, exist_ok=True)
+    (apt_dir / "preferences.d/cxlvm").write_text(st.apt_prefs)
+    shutil.copyfile("/etc/resolv.conf", root / "etc/resolv.conf")
+    archives = cache / f"debs-{st.name}"  # apt's package cache, kept across rebuilds
+    (archives / "partial").mkdir(parents=True, exist_ok=True)
+    env = "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8"
+    script = (
+        "set -e\n"
+        "mount --make-rprivate /\n"
+        f"R={shlex.quote(str(root))}\n"
+        'mount -t proc proc "$R/proc"\n'
+        'mount --rbind /dev "$R/dev"\n'
+        'mount -t sysfs sysfs "$R/sys"\n'
+        f'mount --bind {shlex.quote(str(archives))} "$R/var/cache/apt/archives"\n'
+        f'chroot "$R" {env} apt-get update -q\n'
+        f'chroot "$R" {env} apt-get install -y -q -o Dpkg::Use-Pty=0 '
+        + shlex.join(st.apt_install)
+        + "\n"
+        f'chroot "$R" {env} apt-get clean\n'
+    )
+    _run_logged(["unshare", "--mount", "sh", "-c", script], log, "apt-get install (chroot)", True)
+    out = subprocess.run(
+        ["chroot", str(root), "dpkg-query", "-W", "-f", "${Package} ${Version}\\n"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    have = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    for pkg, prefix in st.versions:
+        if not have.get(pkg, "").startswith(prefix):
+            # the archive moved on (e.g. sid past ndctl 85): the stack is not fetchable
+            raise FetchError(
+                f"stack {st.name}: {pkg} {prefix}* is no longer available "
+                f"(installed {have.get(pkg, 'nothing')}); see {log}"
+            )
+    return {pkg: have.get(pkg, "") for pkg, _ in st.versions}
+
+
+def build_image(force: bool = False, quiet: bool = False, stack: str | Stack | None = None) -> Path:
+    """Build (or reuse) the cached VM image of a stack; returns its directory.
 
     Raises FetchError (code 77) if packages cannot be downloaded and
     BuildError (code 70) for other failures.
     """
+    st = get_stack(stack)
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    final = image_dir()
+    final = image_dir(st)
     if (final / "DONE").exists() and not force:
         return final
     with open(cache / ".lock", "w") as lockf:
@@ -554,7 +713,7 @@ def build_image(force: bool = False, quiet: bool = False) -> Path:
         if (final / "DONE").exists() and not force:
             return final
         t0 = time.monotonic()
-        work = cache / f"tmp-{cache_key()}-{os.getpid()}"
+        work = cache / f"tmp-{cache_key(st)}-{os.getpid()}"
         _safe_rmtree(work)
         work.mkdir()
         log = work / "build.log"
@@ -564,13 +723,14 @@ def build_image(force: bool = False, quiet: bool = False) -> Path:
             root = work / "root"
             debs = cache / "debs"
             debs.mkdir(exist_ok=True)
-            _log(f"debootstrap {SUITE} ({len(PACKAGES)} extra packages) ...")
+            _log(f"stack {st.name}: {st.title}")
+            _log(f"debootstrap {SUITE} ({len(st.packages)} extra packages) ...")
             _run_logged(
                 [
                     "debootstrap",
                     "--variant=minbase",
                     f"--cache-dir={debs}",
-                    "--include=" + ",".join(PACKAGES),
+                    "--include=" + ",".join(st.packages),
                     SUITE,
                     str(root),
                     MIRROR,
@@ -579,6 +739,10 @@ def build_image(force: bool = False, quiet: bool = False) -> Path:
                 "debootstrap",
                 True,
             )
+            versions: dict[str, str] = {}
+            if st.apt_install:
+                _log(f"apt-get install in the root: {' '.join(st.apt_install)} ...")
+                versions = _apt_stage(st, root, cache, log)
             _log("pip download " + " ".join(PIP_PACKAGES))
             _install_wheels(root, _pip_download(work / "wheels", log))
             kvers = sorted(p.name for p in (root / "lib/modules").iterdir())
@@ -587,7 +751,7 @@ def build_image(force: bool = False, quiet: bool = False) -> Path:
             kver = kvers[-1]
             _log(f"kernel {kver}: extracting vmlinux, building initramfs")
             _extract_vmlinux(root / "boot" / f"vmlinuz-{kver}", work / "vmlinux", root)
-            _build_initrd(root, kver, work / "initrd.gz")
+            _build_initrd(root, kver, work / "initrd.gz", st.initrd_modules)
             _log("building guest ext4 image")
             _make_guest_image(root, work, work / "guest.img", log)
             for m in (CH_IMG, CH_RUN, CH_SHARE):
@@ -596,10 +760,13 @@ def build_image(force: bool = False, quiet: bool = False) -> Path:
             (work / "manifest.json").write_text(
                 json.dumps(
                     {
-                        "key": cache_key(),
+                        "key": cache_key(st),
+                        "stack": st.name,
                         "kernel": kver,
                         "suite": SUITE,
-                        "packages": PACKAGES,
+                        "packages": list(st.packages),
+                        "apt_install": list(st.apt_install),
+                        "versions": versions,
                         "pip": PIP_PACKAGES,
                         "build_seconds": round(time.monotonic() - t0, 1),
                     },
@@ -617,10 +784,12 @@ def build_image(force: bool = False, quiet: bool = False) -> Path:
         if final.exists():
             _safe_rmtree(final)
         os.rename(work, final)
-        # drop images built from other inputs
-        for old in [*cache.glob("img-*"), *cache.glob("tmp-*")]:
-            if old != final:
+        # drop this stack's images built from other inputs (other stacks stay)
+        for old in cache.glob("img-*"):
+            if old != final and image_stack(old) in (st.name, "?"):
                 _safe_rmtree(old)
+        for old in cache.glob("tmp-*"):
+            _safe_rmtree(old)
         if not quiet:
             _log(f"built {final} in {time.monotonic() - t0:.0f}s")
         return final
@@ -737,12 +906,18 @@ def prepare_run(
     bind_timeout: int = 60,
     env: dict[str, str] | None = None,
     mem: str = "4G",
+    stack: str | Stack | None = None,
+    files: dict[str, str | os.PathLike[str]] | None = None,
 ) -> list[str]:
     """Populate run dir `run` and return the host argv that boots the VM.
 
     After the VM powers off, run/ctl holds stdout, stderr, rc, status,
     ready (guest uptime when bound) and run/console.log the serial log.
+    The guest command sees CXLCTL_VM_STACK (the stack's name) in its
+    environment; `files` (name -> host path) are copied to /mnt/ctl/NAME.
     """
+    st = get_stack(stack)
+    env = {"CXLCTL_VM_STACK": st.name, **(env or {})}
     root = img / "root"
     share_path = Path(share if share is not None else REPO_ROOT).resolve()
     if not share_path.is_dir():
@@ -750,6 +925,10 @@ def prepare_run(
     guest_share = _guest_share_path(share_path)
     ctl = run / "ctl"
     ctl.mkdir(parents=True)
+    for name, src in (files or {}).items():
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError(f"bad file name {name!r} for the ctl share")
+        shutil.copy2(src, ctl / name)
     (ctl / "agent.sh").write_text(GUEST_AGENT)
     (ctl / "cmd.sh").write_text(
         "".join(f"export {k}={shlex.quote(v)}\n" for k, v in (env or {}).items())
@@ -793,6 +972,8 @@ def run_in_vm(
     env: dict[str, str] | None = None,
     mem: str = "4G",
     build: bool = True,
+    stack: str | Stack | None = None,
+    files: dict[str, str | os.PathLike[str]] | None = None,
 ) -> VmResult:
     """Boot a fresh VM with the given CXL devices and run `cmd` via `sh -c`.
 
@@ -804,20 +985,23 @@ def run_in_vm(
     reported via VmResult.infra_error and an EXIT_* returncode.  Raises
     BuildError/FetchError if the image cannot be built (build=True builds
     it on demand), ValueError for bad arguments.
+    stack: "6.12" (default, or $CXLCTL_VM_STACK) or "7.3"; the guest command
+    gets CXLCTL_VM_STACK set to it.  files: copied to /mnt/ctl/NAME in the guest.
     """
     t0 = time.monotonic()
     devices = _check_devices(devices)
+    st = get_stack(stack)
     if build:
-        img = build_image(quiet=True)
+        img = build_image(quiet=True, stack=st)
     else:
-        img = image_dir()
+        img = image_dir(st)
         if not (img / "DONE").exists():
             raise BuildError("image not built; run `cxlvm.py build`")
     base_tmp = os.environ.get("CXLCTL_VM_RUNDIR") or None
     with tempfile.TemporaryDirectory(prefix="cxlvm-run-", dir=base_tmp) as rd:
         run = Path(rd)
         ctl = run / "ctl"
-        argv = prepare_run(run, cmd, devices, img, share, bind_timeout, env, mem)
+        argv = prepare_run(run, cmd, devices, img, share, bind_timeout, env, mem, st, files)
         console = run / "console.log"
         qlog = run / "qemu.log"
         boot_s = None
@@ -896,9 +1080,15 @@ def _parse_devices(s: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="cxlvm.py", description=(__doc__ or "").split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    stack_help = (
+        f"kernel stack: {', '.join(f'{k} ({v.title})' for k, v in STACKS.items())} "
+        f"[default: $CXLCTL_VM_STACK or {DEFAULT_STACK}]"
+    )
     b = sub.add_parser("build", help="build or refresh the cached VM image")
     b.add_argument("--force", action="store_true", help="rebuild even if cached")
-    sub.add_parser("key", help="print the cache key and image directory")
+    b.add_argument("--stack", choices=list(STACKS), default=None, help=stack_help)
+    k = sub.add_parser("key", help="print the cache key and image directory")
+    k.add_argument("--stack", choices=list(STACKS), default=None, help=stack_help)
     for name in ("run", "shell-cmd"):
         sp = sub.add_parser(
             name,
@@ -906,6 +1096,7 @@ def main(argv: list[str] | None = None) -> int:
             if name == "run"
             else "prepare a kept run dir and print the host command that boots it (debugging)",
         )
+        sp.add_argument("--stack", choices=list(STACKS), default=None, help=stack_help)
         sp.add_argument(
             "--devices",
             type=_parse_devices,
@@ -928,24 +1119,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.cmd == "build":
             t0 = time.monotonic()
-            d = build_image(force=a.force)
+            d = build_image(force=a.force, stack=a.stack)
             _log(f"image ready: {d} ({time.monotonic() - t0:.1f}s)")
             return 0
         if a.cmd == "key":
-            print(cache_key(), image_dir())
+            print(cache_key(a.stack), image_dir(a.stack))
             return 0
         cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
         if not cmd:
             ap.error("missing CMD after --")
         cmdline = " ".join(cmd)
         if a.cmd == "shell-cmd":
-            img = build_image(quiet=True)
+            img = build_image(quiet=True, stack=a.stack)
             run = Path(
                 tempfile.mkdtemp(
                     prefix="cxlvm-manual-", dir=os.environ.get("CXLCTL_VM_RUNDIR") or None
                 )
             )
-            argv = prepare_run(run, cmdline, a.devices, img, a.share, a.bind_timeout)
+            argv = prepare_run(run, cmdline, a.devices, img, a.share, a.bind_timeout, stack=a.stack)
             print(
                 f"# run dir {run}: results in ctl/{{stdout,stderr,rc}}, serial log in "
                 f"console.log; delete it afterwards",
@@ -953,7 +1144,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(shlex.join(argv))
             return 0
-        r = run_in_vm(cmdline, a.devices, a.timeout, a.share, a.bind_timeout)
+        r = run_in_vm(cmdline, a.devices, a.timeout, a.share, a.bind_timeout, stack=a.stack)
         # byte-exact passthrough (VmResult text is decoded with surrogateescape)
         sys.stdout.buffer.write(r.stdout.encode("utf-8", "surrogateescape"))
         sys.stdout.flush()
