@@ -304,3 +304,28 @@ class Progress:
 def json_line(data: Any) -> str:
     """One compact JSON object and a newline (``-o jsonl``)."""
     return json.dumps(data, separators=(",", ":")) + "\n"
+
+
+# --- trees ---------------------------------------------------------------------------
+
+#: One node of a tree view: (label, children).
+TreeNode = tuple[str, list["TreeNode"]]
+
+
+def print_tree(
+    style: Style, title: str, roots: Sequence[TreeNode], *, simulated: bool = False
+) -> None:
+    """An indented tree (rich Tree): the CXL topology for people."""
+    from rich.tree import Tree
+
+    tree = Tree(title + (" [simulated]" if simulated else ""))
+
+    def add(parent: Any, node: TreeNode) -> None:
+        label, children = node
+        branch = parent.add(label)
+        for c in children:
+            add(branch, c)
+
+    for r in roots:
+        add(tree, r)
+    style.console().print(tree)

@@ -93,6 +93,15 @@ COMMANDS: dict[str, str] = {
     "poison": "media:poison",
     "scan-media-caps": "media:scan_media_caps",
     "events": "events:events",
+    "create-region": "regions:create_region",
+    "enable-region": "regions:enable_region",
+    "disable-region": "regions:disable_region",
+    "destroy-region": "regions:destroy_region",
+    "reserve-dpa": "regions:reserve_dpa",
+    "free-dpa": "regions:free_dpa",
+    "enable-port": "regions:enable_port",
+    "disable-port": "regions:disable_port",
+    "disable-bus": "regions:disable_bus",
     "monitor": "events:monitor",
 }
 

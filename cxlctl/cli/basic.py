@@ -12,7 +12,9 @@ from .. import render as rd
 from .. import uapi
 from ..errors import CxlError
 from ..memdev import Memdev
+from ..topology import Memdev as Memdev_
 from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option
+from .topology import params_of, topology_list, topology_options, wants_topology
 
 # --- list -------------------------------------------------------------------------
 
@@ -124,10 +126,12 @@ def _firmware_json(md: Memdev) -> dict[str, Any]:
     "-L", "--media-errors", is_flag=True, help="Include media errors (the poison list; root)."
 )
 @click.option("-u", "--human", is_flag=True, help="Human sizes and hex serials, as cxl -u.")
+@topology_options
 @output_option("table", "json")
 @click.pass_context
 def list_cmd(
     ctx: click.Context,
+    /,
     memdevs: Sequence[str],
     partition: bool,
     firmware: bool,
@@ -137,11 +141,16 @@ def list_cmd(
     human: bool,
     output: str,
     as_json: bool,
+    **topo: Any,
 ) -> None:
-    """List memdevs with size, serial, host and firmware.
+    """List memdevs, or with -B -P -E -D -T -R -X the CXL topology, as cxl list.
 
     With no MEMDEV, lists every memdev. JSON is always an array of objects with
     cxl-cli's keys (memdev, pmem_size, ram_size, serial, host, firmware_version).
+    The topology options walk sysfs as libcxl does and print cxl-cli's objects,
+    keys and nesting (ports:root0, endpoints:port1, decoders:endpoint2,
+    regions:decoder0.0, mappings...); tables show a tree, or a region or decoder
+    table with -R or -D alone. -i adds disabled and idle objects.
 
     \b
     Examples:
@@ -150,9 +159,35 @@ def list_cmd(
       cxlctl --sim list -H -A mem0 --json
       cxlctl --sim list -L -u mem0 --json
       cxlctl list mem0 --json | jq '.[].serial'
+      cxlctl --sim list -B -P -E -D -T -R -X -M -u --json
+      cxlctl --sim list -R -T
+      cxlctl --sim list -D -d root -u --json
+      cxlctl --sim list -v
     """
     app = app_of(ctx)
+    if wants_topology(topo):
+        params = params_of(topo, memdevs, human)
+        flags = {"partition": partition, "firmware": firmware, "health": health,
+                 "alert_config": alert_config, "media_errors": media_errors}  # fmt: skip
+        if params.verbose >= 3:
+            flags = dict.fromkeys(flags, True)
+            flags["media_errors"] = False  # needs root and tracefs; -L asks for it
+
+        def one(m: Memdev_) -> dict[str, Any]:
+            d = memdev_json(app, m.name, **flags)
+            for extra in ("payload_max", "label_storage_size", "backend"):
+                d.pop(extra, None)  # cxlctl's own keys; the topology JSON is cxl-cli's
+            out: dict[str, Any] = rd.humanize(d) if human else d
+            return out
+
+        topology_list(app, params, fmt_of(output, as_json), one)
+        return
+    if topo.get("memdev_filter"):
+        memdevs = (*memdevs, *topo["memdev_filter"].split(","))
     names = app.backend.select(memdevs)
+    if topo.get("serial_filter"):
+        want = {int(s, 0) for s in topo["serial_filter"].split(",") if s}
+        names = [n for n in names if app.backend.info(n).serial in want]
     data = [
         memdev_json(
             app,

@@ -384,14 +384,16 @@ class CxlBus:
         return i
 
     def _kill_endpoint(self, serial: int) -> None:
-        ep = self.endpoints.pop(serial)
+        """cxl_decoder_kill_region() for each decoder, then the port goes."""
+        ep = self.endpoints[serial]
         for d in ep.decoders:
             if d.region is not None:
                 r = self.region_by_name(d.region)
                 if r is not None:
+                    if r.bound:
+                        self.unbind_region(r)
                     self._detach(r, d, ep)
-                    r.bound = False
-                    self._unbind_children(r)
+        del self.endpoints[serial]
 
     # -- lookups ----------------------------------------------------------------------
     def region_by_name(self, name: str) -> Region | None:

@@ -326,8 +326,11 @@ class _Builder:
         self.device(root, "root0", "cxl_port", "cxl:t4")
         self.ro(f"{root}/decoders_committed", "0")
         self.link(f"{root}/uport", rp.uport)
-        for uid, p in rp.dports:
+        for h, (uid, p) in enumerate(rp.dports):
             self.link(f"{root}/dport{uid}", p)
+            fw = f"devices/LNXSYSTM:00/LNXSYBUS:00/ACPI0016:{h:02x}"
+            self.dir(fw)
+            self.link(f"{p}/firmware_node", fw)
         nb = f"{root}/nvdimm-bridge0"
         self.device(nb, "nvdimm-bridge0", "cxl_nvdimm_bridge", "cxl:t1", "cxl_nvdimm_bridge")
         self.ro(f"{nb}/ndbus0/provider", "CXL")
