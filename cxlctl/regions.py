@@ -701,9 +701,10 @@ def reserve_dpa(
 
 def free_dpa(
     fs: Sysfs, topo: Topology, m: Memdev, mode: str | None, decoder: str | None = None
-) -> Decoder:
+) -> Decoder | None:
     """cxl free-dpa: release the last reservation (of ``mode`` if given) that is
-    not in a region.  The decoder keeps its mode, as in the kernel."""
+    not in a region; None when there is none (nothing to do).  The decoder keeps
+    its mode, as in the kernel."""
     ep = endpoint_of(topo, m)
     held = [x for x in ep.decoders if x.dpa_size]
     if decoder is not None:
@@ -711,13 +712,11 @@ def free_dpa(
         if d is None:
             raise TopologyNotFound(f"{decoder}: not an endpoint decoder of {m.name} ({ep.name})")
         if not d.dpa_size:
-            raise TopologyError(f"{d.name} holds no DPA", errno.ENXIO)
+            return None
     else:
         cands = [x for x in held if mode is None or x.mode == mode]
         if not cands:
-            raise TopologyError(
-                f"{m.name}: no {mode + ' ' if mode else ''}DPA reservation to free", errno.ENXIO
-            )
+            return None
         d = cands[-1]
     if held and d.index != held[-1].index:
         raise TopologyBusy(

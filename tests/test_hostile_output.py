@@ -90,6 +90,15 @@ def every_command(d: str) -> dict[str, list[str]]:
         "scan-media-caps": ["scan-media-caps", "mem0", "0+0x40"],
         "events": ["events", "mem0"],
         "monitor": ["monitor", "--timeout", "0"],
+        "create-region": ["create-region", "-t", "ram", "mem1", "--json"],
+        "enable-region": ["enable-region", "all", "--json"],
+        "disable-region": ["disable-region", "all", "--json"],
+        "destroy-region": ["destroy-region", "all", "--json"],
+        "reserve-dpa": ["reserve-dpa", "mem0", "-t", "pmem", "--json"],
+        "free-dpa": ["free-dpa", "mem0", "--json"],
+        "enable-port": ["enable-port", "port1", "--json"],
+        "disable-port": ["disable-port", "-e", "endpoint2", "--json"],
+        "disable-bus": ["disable-bus", "root0", "--json"],
     }
 
 

@@ -66,23 +66,19 @@ def _mib(n: int) -> str:
     return h.split(" (")[0] if isinstance(h, str) else f"{n} bytes"
 
 
-def _memory_note(app: App, r: Region) -> None:
+def _memory_note(app: App, r: Region) -> str:
+    """What happened to the region's memory, for the one report line."""
     if r.mode != "ram":
-        note(
-            f"{r.name}: pmem region: the nd bus gets region{r.id} (namespaces are created "
-            "with ndctl create-namespace)"
-        )
-        return
+        return "the nd bus gets a pmem region (namespaces: ndctl create-namespace)"
     mem = rg.region_memory(app.backend.sysfs_seam, r)
     blocks = mem.online + mem.offline
     where = f"memory{blocks[0]}-{blocks[-1]}" if blocks else "no memory blocks"
     if mem.online:
-        note(
-            f"{r.name}: {_mib(r.size)} of system RAM onlined by kmem ({where}; "
-            "auto_online_blocks=online): the kernel may place any data there now"
+        return (
+            f"{_mib(r.size)} of system RAM onlined by kmem ({where}; the kernel may "
+            "place any data there now)"
         )
-    else:
-        note(f"{r.name}: its memory is not online ({where}); daxctl online-memory adds it")
+    return f"its memory is not online ({where}; daxctl online-memory adds it)"
 
 
 # --- create-region ----------------------------------------------------------------------
@@ -214,10 +210,8 @@ def create_region(
         f"{region.name}: created {region.mode} region, {_mib(region.size)} at "
         f"{region.resource or 0:#x}, {region.interleave_ways} way(s) over "
         + ", ".join(m.name for m, _d in plan.targets)
-        + ("" if region.enabled else " (not enabled)")
+        + (f"; {_memory_note(app, region)}" if region.enabled else " (not enabled)")
     )
-    if region.enabled:
-        _memory_note(app, region)
     if as_json:
         rd.dump_json([_region_json(app, region.name, human)])
 
@@ -294,11 +288,9 @@ def enable_region(
     rows = []
     for r in todo:
         changed = rg.enable_region(app.backend.sysfs_seam, r)
-        note(f"{r.name}: {'enabled' if changed else 'already enabled'}")
-        if changed:
-            fresh = _topo(app).region(r.name)
-            if fresh is not None:
-                _memory_note(app, fresh)
+        fresh = _topo(app).region(r.name)
+        extra = f"; {_memory_note(app, fresh)}" if changed and fresh is not None else ""
+        note(f"{r.name}: {'enabled' if changed else 'already enabled'}{extra}")
         rows.append(_region_json(app, r.name, False))
     if as_json:
         rd.dump_json(rows)
@@ -490,7 +482,8 @@ def free_dpa(
 
     Writes dpa_size <- 0 on the last reserved decoder (DPA is freed in reverse
     decoder order); the decoder keeps its mode. No mode switch is attempted
-    (cxl-cli 81 then fails on a pmem reservation).
+    (cxl-cli 81 then fails on a pmem reservation). Nothing reserved: nothing to
+    do, exit 0.
 
     \b
     Examples:
@@ -506,6 +499,13 @@ def free_dpa(
         topo = _topo(app)
         m = rg.memdev_of(topo, spec)
         d = rg.free_dpa(fs, topo, m, mode, decoder)
+        if d is None:
+            note(f"{m.name}: no {mode + ' ' if mode else ''}DPA reservation to free (unchanged)")
+            w = _walker(app, human)
+            mm = w.t.memdev(m.name)
+            assert mm is not None
+            rows.append(w.memdev_json(mm))
+            continue
         note(f"{m.name}: {d.name} released its DPA (mode {d.mode or 'none'} kept)")
         rows.append(_memdev_with_decoder(app, _walker(app, human), m.name, d))
     if as_json:
