@@ -297,6 +297,8 @@ class _Builder:
             path, name, "cxl_memdev", "cxl:t5", "cxl_mem" if dev.bound else None,
             extra_uevent=f"MAJOR=250\nMINOR={idx}\nDEVNAME=cxl/{name}\n",
         )  # fmt: skip
+        # a memdev has DEVTYPE and MODALIAS in uevent only, not as attributes
+        del self.dir(path)["devtype"], self.dir(path)["modalias"]
         self.ro(f"{path}/dev", f"250:{idx}")
         self.ro(f"{path}/serial", f"{c.serial:#x}")
         self.ro(f"{path}/firmware_version", c.fw_revision)
