@@ -562,6 +562,19 @@ def region_memory(fs: Sysfs, r: Region) -> MemoryState:
     return MemoryState(tuple(online), tuple(offline))
 
 
+def settle_memory(fs: Sysfs, r: Region, timeout: float = 3.0) -> MemoryState:
+    """The region's memory once kmem had a moment to bind and online it (the dax
+    device binds asynchronously after the region); what it is after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        mem = region_memory(fs, r)
+        if len(mem.online) == len(r.memblocks) or time.monotonic() >= deadline:
+            return mem
+        time.sleep(0.05)
+
+
 def enable_region(fs: Sysfs, r: Region) -> bool:
     """Bind to cxl_region; False when it already was (nothing written)."""
     if r.enabled:

@@ -70,15 +70,18 @@ def _memory_note(app: App, r: Region) -> str:
     """What happened to the region's memory, for the one report line."""
     if r.mode != "ram":
         return "the nd bus gets a pmem region (namespaces: ndctl create-namespace)"
-    mem = rg.region_memory(app.backend.sysfs_seam, r)
+    mem = rg.settle_memory(app.backend.sysfs_seam, r)
     blocks = mem.online + mem.offline
-    where = f"memory{blocks[0]}-{blocks[-1]}" if blocks else "no memory blocks"
+    where = f"memory{blocks[0]}-{blocks[-1]}" if blocks else "no memory blocks yet"
     if mem.online:
         return (
             f"{_mib(r.size)} of system RAM onlined by kmem ({where}; the kernel may "
             "place any data there now)"
         )
-    return f"its memory is not online ({where}; daxctl online-memory adds it)"
+    return (
+        f"its memory is not online ({where}): with auto_online_blocks=online kmem "
+        "onlines it when it binds, otherwise daxctl online-memory does"
+    )
 
 
 # --- create-region ----------------------------------------------------------------------
