@@ -16,7 +16,6 @@ import errno
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import transport as tp
@@ -30,6 +29,7 @@ from .errors import (
     from_errno,
 )
 from .memdev import Memdev
+from .record import Record
 
 if TYPE_CHECKING:
     from .change import Recorder
@@ -52,8 +52,7 @@ def memdev_name(spec: str) -> str:
     return m.group(1)
 
 
-@dataclass(frozen=True, slots=True)
-class MemdevInfo:
+class MemdevInfo(Record):
     """What sysfs says about one memdev (the keys match ``cxl list -M``)."""
 
     memdev: str

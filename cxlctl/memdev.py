@@ -46,6 +46,9 @@ class Memdev:
         self._info: MemdevInfo | None = None
         #: --dry-run: requests that change the device are recorded here, not sent
         self.recorder: Recorder | None = None
+        self._payload_max = 0
+        #: catalogue command name -> its SEND, packed once (buffers reused)
+        self._prepared: dict[str, tp.PreparedCommand] = {}
 
     @property
     def info(self) -> MemdevInfo:
@@ -55,7 +58,10 @@ class Memdev:
 
     @property
     def payload_max(self) -> int:
-        return self.info.payload_max or 4096
+        """sysfs ``payload_max`` (read once per open memdev; 4096 if unreadable)."""
+        if not self._payload_max:
+            self._payload_max = self.info.payload_max or 4096
+        return self._payload_max
 
     @property
     def transport(self) -> tp.Transport:
@@ -64,6 +70,7 @@ class Memdev:
         return self._t
 
     def close(self) -> None:
+        self._prepared.clear()
         if self._t is not None:
             self._t.close()
             self._t = None
@@ -121,14 +128,39 @@ class Memdev:
     ) -> tp.SendResult:
         return self.submit(self.request(cmd, payload, out_size), cmd.name)
 
+    def prepared(self, cmd: mb.Command) -> tp.PreparedCommand:
+        """The command's SEND, packed once per open memdev: input buffer of
+        payload_max, output buffer of payload_max (or none for a no-output command)."""
+        p = self._prepared.get(cmd.name)
+        if p is None:
+            req = self.request(cmd)  # UnsupportedCommand without a kernel id
+            p = tp.PreparedCommand(self.transport, req.id, req.out_size, self.payload_max)
+            self._prepared[cmd.name] = p
+        return p
+
     def run(self, cmd: mb.Command | str, payload: bytes = b"") -> bytes:
         """Send and require mailbox Success; return the output payload."""
         c = mb.lookup(cmd) if isinstance(cmd, str) else cmd
-        res = self.send(c, payload)
-        check_retval(self.name, c.name, res.retval)
-        return res.out
+        if self.recorder is not None and c.destructive:  # --dry-run records it
+            res = self.send(c, payload)
+            check_retval(self.name, c.name, res.retval)
+            return res.out
+        p = self._prepared.get(c.name) or self.prepared(c)
+        if len(payload) > self._payload_max:
+            raise UsageError(
+                f"{self.name}: {c.name}: input is {len(payload)} bytes, "
+                f"payload_max is {self.payload_max}"
+            )
+        try:
+            rc, out = p(payload)
+        except OSError as e:
+            raise from_errno(e.errno or errno.EIO, f"{self.name}: {c.name}") from e
+        if rc:
+            check_retval(self.name, c.name, rc)
+        return out
 
     def decoded(self, cmd: mb.Command | str, payload: bytes = b"") -> Any:
+        """Send, require Success and decode the output with the command's decoder."""
         c = mb.lookup(cmd) if isinstance(cmd, str) else cmd
         return c.decode(self.run(c, payload))
 

@@ -7,13 +7,14 @@ appear only with ``-u/--human`` or in tables.  rich is imported lazily, so a
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
+
+from .record import Record
 
 SIZE_KEYS = frozenset(
     {
@@ -39,9 +40,12 @@ HEX_KEYS = frozenset({"serial", "offset", "opcode"})
 
 
 def to_data(obj: Any) -> Any:
-    """Frozen dataclasses, tuples and enums -> JSON-able dicts/lists/scalars."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_data(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    """Records (and frozen dataclasses), tuples and enums -> JSON-able dicts/lists/scalars."""
+    if isinstance(obj, Record):
+        return {f: to_data(getattr(obj, f)) for f in obj._fields}
+    fields = getattr(type(obj), "__dataclass_fields__", None)
+    if fields is not None:
+        return {f: to_data(getattr(obj, f)) for f in fields}
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, (list, tuple)):

@@ -12,10 +12,11 @@ import ctypes
 import errno
 import os
 import stat
-from dataclasses import dataclass
+import struct
 from typing import Protocol
 
 from . import uapi
+from .record import Record
 
 SYSFS_CXL_DEVICES = "/sys/bus/cxl/devices"
 DEV_CXL = "/dev/cxl"
@@ -31,8 +32,7 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class CommandInfo:
+class CommandInfo(Record):
     """One ``struct cxl_command_info`` from QUERY."""
 
     index: int
@@ -54,8 +54,7 @@ class CommandInfo:
 MAX_PAYLOAD = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class SendRequest:
+class SendRequest(Record):
     """Everything that goes into one ``struct cxl_send_command``.
 
     The reserved fields and ``in_size`` can be set for probing the kernel's checks;
@@ -100,8 +99,7 @@ class SendRequest:
         return s
 
 
-@dataclass(frozen=True, slots=True)
-class SendResult:
+class SendResult(Record):
     retval: int  #: the device's mailbox return code
     out: bytes  #: the output payload, exactly ``out.size`` bytes as the kernel reported
 
@@ -137,7 +135,7 @@ def send(t: Transport, req: SendRequest) -> SendResult:
         ctypes.addressof(in_buf) if in_buf is not None else 0,
         ctypes.addressof(out_buf) if out_buf is not None else 0,
     )
-    arg = bytearray(bytes(s))
+    arg = bytearray(s)
     t.ioctl(uapi.CXL_MEM_SEND_COMMAND, arg)
     done = uapi.cxl_send_command.from_buffer(arg)
     got = int(done.out.size)
@@ -147,6 +145,77 @@ def send(t: Transport, req: SendRequest) -> SendResult:
         )
     out = out_buf.raw[:got] if out_buf is not None else b""
     return SendResult(int(done.retval), out)
+
+
+_U32 = struct.Struct("<I")
+_RETVAL_OFFSET = uapi.SEND_RETVAL_OFFSET
+_OUT_SIZE_OFFSET = uapi.SEND_OUT_SIZE_OFFSET
+
+
+class PreparedCommand:
+    """One kernel command, ready to be sent again and again.
+
+    The ``struct cxl_send_command`` argument and both payload buffers are allocated
+    once; a call packs the struct with one :class:`struct.Struct` (the kernel
+    writes ``retval`` and ``out.size`` back into it), copies the input in, issues
+    the ioctl and slices the output. What the kernel checks itself (sizes against
+    its command table, flags, reserved fields) is not checked again here; what
+    keeps this process safe is: the input never exceeds the buffer, and the
+    ``out.size`` the kernel reports is checked against the buffer before a byte is
+    read. Not thread-safe: one per thread (a :class:`~cxlctl.memdev.Memdev` keeps
+    one per command).
+    """
+
+    __slots__ = ("_arg", "_in", "_in_cap", "_in_ptr", "_ioctl", "_out_ptr", "_pack", "_static")
+
+    def __init__(
+        self,
+        t: Transport,
+        cmd_id: int,
+        out_size: int,
+        in_capacity: int,
+        *,
+        raw_opcode: int = 0,
+        flags: int = 0,
+    ) -> None:
+        for what, n in (("out.size", out_size), ("input capacity", in_capacity)):
+            if not 0 <= n <= MAX_PAYLOAD:
+                raise ValueError(f"{what}={n} is outside 0..{MAX_PAYLOAD}")
+        self._ioctl = t.ioctl
+        self._in_cap = in_capacity
+        self._in = ctypes.create_string_buffer(in_capacity) if in_capacity else None
+        self._in_ptr = ctypes.addressof(self._in) if self._in is not None else 0
+        out = ctypes.create_string_buffer(out_size) if out_size else None
+        self._out_ptr = ctypes.addressof(out) if out is not None else 0
+        self._arg = bytearray(uapi.SEND_SIZE)
+        self._pack = uapi.SEND_FORMAT.pack_into
+        # everything but in.size: id, flags, raw, in.payload, out.size, out.payload
+        self._static = (cmd_id, flags, raw_opcode, out_size, out)
+
+    @property
+    def out_size(self) -> int:
+        n: int = self._static[3]
+        return n
+
+    def __call__(self, payload: bytes = b"") -> tuple[int, bytes]:
+        """Send; (mailbox return code, output payload of the ``out.size`` the kernel
+        reported). ``OSError`` with the ioctl's errno on failure."""
+        n = len(payload)
+        if n:
+            if n > self._in_cap:
+                raise ValueError(f"{n}-byte input for a {self._in_cap}-byte buffer")
+            ctypes.memmove(self._in_ptr, payload, n)
+        cid, flags, opcode, out_size, _ = self._static
+        arg = self._arg
+        self._pack(arg, 0, cid, flags, opcode, 0, 0, n, 0, self._in_ptr, out_size, 0, self._out_ptr)
+        self._ioctl(uapi.CXL_MEM_SEND_COMMAND, arg)
+        (got,) = _U32.unpack_from(arg, _OUT_SIZE_OFFSET)
+        if got > out_size:
+            raise OSError(
+                errno.EOVERFLOW, f"kernel reported out.size={got} for a {out_size}-byte buffer"
+            )
+        (retval,) = _U32.unpack_from(arg, _RETVAL_OFFSET)
+        return retval, (ctypes.string_at(self._out_ptr, got) if got else b"")
 
 
 class KernelTransport:

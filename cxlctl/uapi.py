@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import struct
 
 from ioctl_opt import IOR, IOWR
 
@@ -156,6 +157,13 @@ CXL_MEM_QUERY_COMMANDS: int = IOR(0xCE, 1, cxl_mem_query_commands)
 CXL_MEM_SEND_COMMAND: int = IOWR(0xCE, 2, cxl_send_command)
 
 SEND_SIZE = ctypes.sizeof(cxl_send_command)
+
+#: ``struct cxl_send_command`` as one :class:`struct.Struct`, for packing and
+#: unpacking in one call: id, flags, raw.opcode, raw.rsvd, retval, in.size,
+#: in.rsvd, in.payload, out.size, out.rsvd, out.payload (pinned in tests/test_uapi.py)
+SEND_FORMAT = struct.Struct("<IIHHIIIQIIQ")
+SEND_RETVAL_OFFSET: int = cxl_send_command.retval.offset
+SEND_OUT_SIZE_OFFSET: int = cxl_send_command.out.offset + _Payload.size.offset
 QUERY_HEADER_SIZE = ctypes.sizeof(cxl_mem_query_commands)
 COMMAND_INFO_SIZE = ctypes.sizeof(cxl_command_info)
 

@@ -22,15 +22,17 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from .. import __version__
-from .. import render as rd
-from ..backends import Backend, open_backend
 from ..errors import CxlError, ExitCode, UsageError
 from . import complete, output
+
+if TYPE_CHECKING:  # the library is imported when a command needs it, not for --help/TAB
+    from ..backends import Backend
+    from ..render import Style
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -45,13 +47,24 @@ class App:
 
     def __init__(self, backend_name: str | None, color: str, debug: bool) -> None:
         self.backend_name = backend_name
-        self.style = rd.Style(color)
+        self.color = color
         self.debug = debug or bool(os.environ.get("CXLCTL_DEBUG"))
         self._backend: Backend | None = None
+        self._style: Style | None = None
+
+    @property
+    def style(self) -> Style:
+        if self._style is None:
+            from ..render import Style
+
+            self._style = Style(self.color)
+        return self._style
 
     @property
     def backend(self) -> Backend:
         if self._backend is None:
+            from ..backends import open_backend
+
             self._backend = open_backend(self.backend_name)
         return self._backend
 
@@ -141,6 +154,23 @@ class CxlGroup(click.Group):
             rows.append((n, cmd.get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        """Subcommand names with their summaries from summaries.json (as click
+        would give them), importing no command module; options as click does."""
+        from click.shell_completion import CompletionItem
+
+        summaries = _summaries()
+        names = [n for n in self.list_commands(ctx) if n.startswith(incomplete)]
+        if any(n not in summaries and n not in self.commands for n in names):
+            return super().shell_complete(ctx, incomplete)
+        items = []
+        for n in names:
+            cmd = self.commands.get(n) or click.Command(n, help=summaries[n])
+            if not cmd.hidden:
+                items.append(CompletionItem(n, help=cmd.get_short_help_str()))
+        # click.Command.shell_complete: the group's own options
+        return items + click.Command.shell_complete(self, ctx, incomplete)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS and cmd_name not in self.commands:
@@ -236,7 +266,14 @@ memdevs_argument = click.argument(
 
 
 @click.group(cls=CxlGroup, context_settings=CONTEXT)
-@click.version_option(__version__, "-V", "--version", prog_name="cxlctl")
+@click.version_option(
+    # message given: click's default is looked up with gettext at import (locale, .mo files)
+    __version__,
+    "-V",
+    "--version",
+    prog_name="cxlctl",
+    message="%(prog)s, version %(version)s",
+)
 @click.option(
     "--sim", is_flag=True, help="Use the bundled simulated devices (same as --backend sim)."
 )

@@ -15,10 +15,10 @@ from __future__ import annotations
 import enum
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
+from ..record import Record
 from ..uapi import CommandId
 
 CAPACITY_UNIT = 256 * 1024 * 1024  #: capacities in Identify/Partition Info are in 256 MiB units
@@ -97,8 +97,7 @@ LOG_ALIASES: dict[str, str] = {
 VARIABLE: None = None  #: a variable-length payload
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(Record):
     """One mailbox command."""
 
     name: str  #: CLI name (kebab-case)
@@ -122,9 +121,15 @@ class Command:
         return fn(data)
 
 
+_RESOLVED: dict[str, Callable[[bytes], Any]] = {}
+
+
 def _resolve(spec: str) -> Callable[[bytes], Any]:
-    module, func = spec.split(":")
-    fn: Callable[[bytes], Any] = getattr(importlib.import_module(f"{__name__}.{module}"), func)
+    fn = _RESOLVED.get(spec)
+    if fn is None:  # imported once, on first use
+        module, func = spec.split(":")
+        fn = getattr(importlib.import_module(f"{__name__}.{module}"), func)
+        _RESOLVED[spec] = fn
     return fn
 
 

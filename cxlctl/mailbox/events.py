@@ -12,10 +12,10 @@ from __future__ import annotations
 import ctypes
 import enum
 import uuid as _uuid
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DecodeError, UsageError
+from ..record import Record
 from .layouts import (
     DramRecord,
     EventRecord,
@@ -195,8 +195,7 @@ def _sym(table: dict[int, str], value: int) -> str:
 # --- values ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class EventHeader:
+class EventHeader(Record):
     """Common Event Record header (Table 8-43)."""
 
     uuid: str
@@ -214,8 +213,7 @@ class EventHeader:
     head_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class ComponentId:
+class ComponentId(Record):
     """The 16-byte Component ID and, in PLDM format, its entity and resource IDs."""
 
     raw: str  #: hex
@@ -231,8 +229,7 @@ def _component(raw: Any, pldm: bool) -> ComponentId:
     return ComponentId(b.hex(), pldm, ent, res)
 
 
-@dataclass(frozen=True, slots=True)
-class GeneralMediaEvent:
+class GeneralMediaEvent(Record):
     """General Media Event Record (8.2.9.2.1.1)."""
 
     header: EventHeader
@@ -258,8 +255,7 @@ class GeneralMediaEvent:
     sub_type_name: str
 
 
-@dataclass(frozen=True, slots=True)
-class DramEvent:
+class DramEvent(Record):
     """DRAM Event Record (8.2.9.2.1.2)."""
 
     header: EventHeader
@@ -291,8 +287,7 @@ class DramEvent:
     sub_type_name: str
 
 
-@dataclass(frozen=True, slots=True)
-class ModuleHealth:
+class ModuleHealth(Record):
     """The Get Health Info payload embedded in a Memory Module record."""
 
     health_status: int
@@ -311,8 +306,7 @@ class ModuleHealth:
     corrected_persistent_error_count: int
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryModuleEvent:
+class MemoryModuleEvent(Record):
     """Memory Module Event Record (8.2.9.2.1.3)."""
 
     header: EventHeader
@@ -326,8 +320,7 @@ class MemoryModuleEvent:
     event_sub_type_name: str
 
 
-@dataclass(frozen=True, slots=True)
-class GenericEvent:
+class GenericEvent(Record):
     """A record of a type cxlctl does not decode: header plus data as hex."""
 
     header: EventHeader
@@ -337,8 +330,7 @@ class GenericEvent:
 EventValue = GeneralMediaEvent | DramEvent | MemoryModuleEvent | GenericEvent
 
 
-@dataclass(frozen=True, slots=True)
-class EventRecords:
+class EventRecords(Record):
     """Get Event Records output (Table 8-50)."""
 
     flags: int

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ..record import Record
 from .layouts import FwInfoOut, fixed_string, parse
 
 
-@dataclass(frozen=True, slots=True)
-class FwSlot:
+class FwSlot(Record):
     slot: int
     version: str
     active: bool
     staged: bool
 
 
-@dataclass(frozen=True, slots=True)
-class FwInfo:
+class FwInfo(Record):
     num_slots: int
     active_slot: int
     staged_slot: int

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ..record import Record
 from .layouts import ScanMediaCapsOut, SecurityStateOut, TimestampOut, parse
 
 
-@dataclass(frozen=True, slots=True)
-class Timestamp:
+class Timestamp(Record):
     timestamp: int  #: ns since the Unix epoch (0: never set)
     trailing_bytes: int
 
@@ -18,8 +16,7 @@ def decode_timestamp(data: bytes) -> Timestamp:
     return Timestamp(int(s.timestamp), trailing)
 
 
-@dataclass(frozen=True, slots=True)
-class ScanMediaCaps:
+class ScanMediaCaps(Record):
     estimated_scan_media_time_ms: int
     trailing_bytes: int
 
@@ -29,8 +26,7 @@ def decode_scan_media_caps(data: bytes) -> ScanMediaCaps:
     return ScanMediaCaps(int(s.estimated_scan_media_time), trailing)
 
 
-@dataclass(frozen=True, slots=True)
-class SecurityState:
+class SecurityState(Record):
     """Get Security State (8.2.9.9.6.1): the device's view."""
 
     security_state: int  #: raw 32-bit field
@@ -50,8 +46,7 @@ def decode_security_state(data: bytes) -> SecurityState:
     return SecurityState(v, b[0], b[1], b[2], b[3], b[4], b[5], trailing)
 
 
-@dataclass(frozen=True, slots=True)
-class RawBytes:
+class RawBytes(Record):
     """Output of a command without a structured decoder."""
 
     length: int

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import struct
 
-from .layouts import AlertConfigOut, HealthInfoOut, ShutdownStateOut, parse
+from ..record import Record
+from .layouts import AlertConfigOut, ShutdownStateOut, parse, unpack
+
+#: HealthInfoOut as one struct format (size pinned against the layout)
+HEALTH_FORMAT = struct.Struct("<BBBBhIII")
 
 #: Media Status values (Table 8-134) -> cxl-cli's ``media_*`` key for that value.
 MEDIA_STATUS = {
@@ -24,8 +28,7 @@ LIFE_USED_NOT_IMPLEMENTED = 0xFF
 TEMPERATURE_NOT_IMPLEMENTED = 0xFFFF
 
 
-@dataclass(frozen=True, slots=True)
-class HealthInfo:
+class HealthInfo(Record):
     """Get Health Info, every field (keys as cxl-cli's ``health`` block where they exist)."""
 
     health_status: int  #: raw Health Status byte
@@ -48,33 +51,23 @@ class HealthInfo:
 
 
 def decode_health_info(data: bytes) -> HealthInfo:
-    s, trailing = parse(HealthInfoOut, data, "get-health-info")
-    hs, ms, add = int(s.health_status), int(s.media_status), int(s.additional_status)
-    life = int(s.life_used)
-    temp = int(s.device_temperature)
-    return HealthInfo(
-        health_status=hs,
-        maintenance_needed=bool(hs & 1),
-        performance_degraded=bool(hs & 2),
-        hw_replacement_needed=bool(hs & 4),
-        media_status=ms,
-        media_status_name=MEDIA_STATUS.get(ms, f"reserved({ms})"),
-        additional_status=add,
-        ext_life_used=_LEVEL.get(add & 3, "unknown"),
-        ext_temperature=_LEVEL.get((add >> 2) & 3, "unknown"),
-        ext_corrected_volatile="warning" if add & 0x10 else "normal",
-        ext_corrected_persistent="warning" if add & 0x20 else "normal",
-        life_used_percent=None if life == LIFE_USED_NOT_IMPLEMENTED else life,
-        temperature=None if temp & 0xFFFF == TEMPERATURE_NOT_IMPLEMENTED else temp,
-        dirty_shutdowns=int(s.dirty_shutdown_count),
-        volatile_errors=int(s.corrected_volatile_error_count),
-        pmem_errors=int(s.corrected_persistent_error_count),
-        trailing_bytes=trailing,
+    (hs, ms, add, life, temp, dirty, vol_err, pmem_err), trailing = unpack(
+        HEALTH_FORMAT, data, "get-health-info"
     )
+    return HealthInfo(
+        hs, bool(hs & 1), bool(hs & 2), bool(hs & 4),
+        ms, MEDIA_STATUS.get(ms) or f"reserved({ms})", add,
+        _LEVEL.get(add & 3, "unknown"),
+        _LEVEL.get((add >> 2) & 3, "unknown"),
+        "warning" if add & 0x10 else "normal",
+        "warning" if add & 0x20 else "normal",
+        None if life == LIFE_USED_NOT_IMPLEMENTED else life,
+        None if temp & 0xFFFF == TEMPERATURE_NOT_IMPLEMENTED else temp,
+        dirty, vol_err, pmem_err, trailing,
+    )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class AlertConfig:
+class AlertConfig(Record):
     life_used_prog_warn_threshold_valid: bool
     dev_over_temperature_prog_warn_threshold_valid: bool
     dev_under_temperature_prog_warn_threshold_valid: bool
@@ -114,8 +107,7 @@ def decode_alert_config(data: bytes) -> AlertConfig:
     )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class ShutdownState:
+class ShutdownState(Record):
     dirty: bool
     state: str
     trailing_bytes: int

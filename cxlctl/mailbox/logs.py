@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
 
 from ..errors import DecodeError
+from ..record import Record
 from . import BY_OPCODE, KNOWN_LOGS
 from .layouts import (
     CelEntry,
@@ -17,15 +17,13 @@ from .layouts import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
+class LogEntry(Record):
     uuid: str
     name: str
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class SupportedLogs:
+class SupportedLogs(Record):
     logs: tuple[LogEntry, ...]
     trailing_bytes: int
 
@@ -65,8 +63,7 @@ CEL_EFFECTS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class CelEffects:
+class CelEffects(Record):
     """Every Command Effect bit of one CEL entry, by name."""
 
     config_change_cold_reset: bool
@@ -84,8 +81,7 @@ class CelEffects:
     reserved_bits: int  #: bits 15:12, raw
 
 
-@dataclass(frozen=True, slots=True)
-class CelRecord:
+class CelRecord(Record):
     opcode: int
     name: str | None  #: the catalogue's command name, None if cxlctl does not know it
     title: str  #: spec name, or ``Opcode 0xNNNN``
@@ -93,8 +89,7 @@ class CelRecord:
     effects: CelEffects
 
 
-@dataclass(frozen=True, slots=True)
-class Cel:
+class Cel(Record):
     entries: tuple[CelRecord, ...]
     trailing_bytes: int  #: bytes after the last whole 4-byte entry
 
@@ -128,8 +123,7 @@ def decode_cel(data: bytes) -> Cel:
     return Cel(tuple(recs), len(data) - n * esz)
 
 
-@dataclass(frozen=True, slots=True)
-class LogCaps:
+class LogCaps(Record):
     parameter_flags: int
     clear_log_supported: bool
     populate_log_supported: bool

@@ -8,9 +8,9 @@ here to bytes).
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
 
 from ..errors import DecodeError
+from ..record import Record
 from .layouts import MediaErrorRecord, PoisonListOutHeader, ScanMediaResultsHeader, parse
 
 POISON_LEN_MULT = 64  #: Media Error Record lengths are in 64-byte units
@@ -40,8 +40,7 @@ def source_name(source: int) -> str:
     return POISON_SOURCES.get(source, "Reserved")
 
 
-@dataclass(frozen=True, slots=True)
-class MediaError:
+class MediaError(Record):
     """One Media Error Record."""
 
     dpa: int  #: device physical address (bits 63:6 of the address field)
@@ -75,8 +74,7 @@ def _records(data: bytes, off: int, count: int, command: str) -> tuple[MediaErro
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
-class PoisonList:
+class PoisonList(Record):
     """Get Poison List output (Table 8-141)."""
 
     flags: int
@@ -105,8 +103,7 @@ def decode_poison_list(data: bytes) -> PoisonList:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ScanMediaResults:
+class ScanMediaResults(Record):
     """Get Scan Media Results output (Table 8-148)."""
 
     restart_address: int  #: where a stopped scan would resume (DPA)

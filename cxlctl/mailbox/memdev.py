@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import struct
 
+from ..record import Record
 from . import CAPACITY_UNIT
-from .layouts import IdentifyOut, IdentifyOut3, PartitionInfoOut, fixed_string, parse
+from .layouts import PartitionInfoOut, parse, unpack
+
+#: IdentifyOut / IdentifyOut3 as struct formats (sizes pinned against the layouts)
+IDENTIFY_FORMAT = struct.Struct("<16sQQQQHHHHI3sHBB")
+IDENTIFY3_FORMAT = struct.Struct("<16sQQQQHHHHI3sHBBH")
 
 
-@dataclass(frozen=True, slots=True)
-class Identify:
+class Identify(Record):
     fw_revision: str
     total_capacity: int  #: bytes
     volatile_only_capacity: int
@@ -31,37 +35,29 @@ class Identify:
 
 
 def decode_identify(data: bytes) -> Identify:
-    base, trailing = parse(IdentifyOut, data, "identify")
     dc: int | None = None
-    if trailing >= 2:
-        ext, trailing = parse(IdentifyOut3, data, "identify")
-        dc = int(ext.dc_event_log_size)
-    mer = bytes(base.poison_list_max_mer)
-    caps = int(base.poison_caps)
+    if len(data) >= IDENTIFY3_FORMAT.size:
+        (
+            (fw, total, vol, pers, align, info, warn, fail, fatal, lsa, mer, inject, caps, qos, dc),
+            (trailing),
+        ) = unpack(IDENTIFY3_FORMAT, data, "identify")
+    else:
+        (
+            (fw, total, vol, pers, align, info, warn, fail, fatal, lsa, mer, inject, caps, qos),
+            (trailing),
+        ) = unpack(IDENTIFY_FORMAT, data, "identify")
+    u = CAPACITY_UNIT
     return Identify(
-        fw_revision=fixed_string(base.fw_revision),
-        total_capacity=int(base.total_capacity) * CAPACITY_UNIT,
-        volatile_only_capacity=int(base.volatile_capacity) * CAPACITY_UNIT,
-        persistent_only_capacity=int(base.persistent_capacity) * CAPACITY_UNIT,
-        partition_align=int(base.partition_align) * CAPACITY_UNIT,
-        info_event_log_size=int(base.info_event_log_size),
-        warning_event_log_size=int(base.warning_event_log_size),
-        failure_event_log_size=int(base.failure_event_log_size),
-        fatal_event_log_size=int(base.fatal_event_log_size),
-        lsa_size=int(base.lsa_size),
-        poison_list_max_mer=int.from_bytes(mer, "little"),
-        inject_poison_limit=int(base.inject_poison_limit),
-        poison_caps=caps,
-        poison_caps_injects_persistent_poison=bool(caps & 1),
-        poison_caps_scan_media=bool(caps & 2),
-        qos_telemetry_caps=int(base.qos_telemetry_caps),
-        dc_event_log_size=dc,
-        trailing_bytes=trailing,
-    )
+        fw.split(b"\0", 1)[0].decode("ascii", "backslashreplace"),
+        total * u, vol * u, pers * u, align * u,
+        info, warn, fail, fatal, lsa,
+        int.from_bytes(mer, "little"), inject,
+        caps, bool(caps & 1), bool(caps & 2),
+        qos, dc, trailing,
+    )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class PartitionInfo:
+class PartitionInfo(Record):
     active_volatile_capacity: int  #: bytes
     active_persistent_capacity: int
     next_volatile_capacity: int

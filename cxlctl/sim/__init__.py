@@ -118,6 +118,16 @@ DEFAULT_KINDS = ("pmem", "ram", "mixed")
 FAULTS = frozenset({"lsa-readback"})
 
 
+def pci_address(index: int) -> str:
+    """The simulated PCI address of ``mem<index>``: ``0000:0d:00.0`` upwards, one
+    bus per device; past bus ff (mem243) the next PCI domain, so every address
+    stays a valid ``DDDD:BB:DD.F``."""
+    domain, bus = divmod(0x0D + index, 0x100)
+    if domain > 0xFFFF:
+        raise ValueError(f"no PCI address for simulated device {index}")
+    return f"{domain:04x}:{bus:02x}:00.0"
+
+
 def make_devices(
     kinds: Iterable[str] = DEFAULT_KINDS,
     *,
@@ -141,7 +151,7 @@ def make_devices(
             persistent_bytes=pers * mb.CAPACITY_UNIT,
             serial=0x1234 + i,
             profile=profile,
-            host=f"0000:{0x0D + i:02x}:00.0",
+            host=pci_address(i),
             faults=fault_set,
         )
         if profile not in ("full", "qemu"):

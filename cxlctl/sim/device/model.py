@@ -11,7 +11,6 @@ import mmap
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ... import mailbox as mb
@@ -43,31 +42,87 @@ QEMU_CEL: tuple[int, ...] = (
 )  # fmt: skip
 
 
-@dataclass
 class DeviceConfig:
-    """What a simulated device is: capacities in bytes, identity, profile."""
+    """What a simulated device is: capacities in bytes, identity, profile.
 
-    volatile_bytes: int = 0
-    persistent_bytes: int = 256 * MiB
-    serial: int = 0x1234
-    lsa_size: int = 256 * MiB
-    payload_max: int = 2048
-    fw_revision: str = "BWFW VERSION 00"
-    slot_fw_revisions: tuple[str, ...] = ("BWFW VERSION 0",)
-    #: "full": every command cxlctl knows; "qemu": exactly QEMU 10's cxl-type3 CEL.
-    profile: str = "full"
-    host: str = "0000:0d:00.0"
-    numa_node: int = -1
-    cel: tuple[int, ...] = field(default=())
-    #: faults to inject (CXLCTL_SIM_FAULTS): "lsa-readback" flips a bit in what Get LSA returns
-    faults: frozenset[str] = frozenset()
+    A plain class (not a dataclass: defining one costs start-up time); every
+    field is a keyword (or positional, in this order) argument and can be changed
+    afterwards, as tests do.
+    """
 
-    def __post_init__(self) -> None:
-        if not self.cel:
-            if self.profile == "qemu":
-                self.cel = QEMU_CEL
-            else:
-                self.cel = tuple(sorted(h for h in HANDLERS))
+    __slots__ = (
+        "cel",
+        "faults",
+        "fw_revision",
+        "host",
+        "lsa_size",
+        "numa_node",
+        "payload_max",
+        "persistent_bytes",
+        "profile",
+        "serial",
+        "slot_fw_revisions",
+        "volatile_bytes",
+    )
+
+    def __init__(
+        self,
+        volatile_bytes: int = 0,
+        persistent_bytes: int = 256 * MiB,
+        serial: int = 0x1234,
+        lsa_size: int = 256 * MiB,
+        payload_max: int = 2048,
+        fw_revision: str = "BWFW VERSION 00",
+        slot_fw_revisions: tuple[str, ...] = ("BWFW VERSION 0",),
+        #: "full": every command cxlctl knows; "qemu": exactly QEMU 10's cxl-type3 CEL.
+        profile: str = "full",
+        host: str = "0000:0d:00.0",
+        numa_node: int = -1,
+        cel: tuple[int, ...] = (),
+        #: faults to inject (CXLCTL_SIM_FAULTS): "lsa-readback" flips a bit in what Get LSA returns
+        faults: frozenset[str] = frozenset(),
+    ) -> None:
+        self.volatile_bytes = volatile_bytes
+        self.persistent_bytes = persistent_bytes
+        self.serial = serial
+        self.lsa_size = lsa_size
+        self.payload_max = payload_max
+        self.fw_revision = fw_revision
+        self.slot_fw_revisions = slot_fw_revisions
+        self.profile = profile
+        self.host = host
+        self.numa_node = numa_node
+        if not cel:
+            cel = QEMU_CEL if profile == "qemu" else tuple(sorted(HANDLERS))
+        self.cel = cel
+        self.faults = faults
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in _CONFIG_ORDER)
+        return f"DeviceConfig({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DeviceConfig):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in _CONFIG_ORDER)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
+
+
+_CONFIG_ORDER = (
+    "volatile_bytes",
+    "persistent_bytes",
+    "serial",
+    "lsa_size",
+    "payload_max",
+    "fw_revision",
+    "slot_fw_revisions",
+    "profile",
+    "host",
+    "numa_node",
+    "cel",
+    "faults",
+)
 
 
 Handler = Callable[["TypeThreeDevice", bytes], tuple[int, bytes]]

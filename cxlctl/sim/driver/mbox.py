@@ -11,10 +11,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import struct
 import threading
-from dataclasses import dataclass
 
 from ... import uapi
+from ...record import Record
 from ...uapi import CXL_VARIABLE_PAYLOAD as VAR
 from ...uapi import CommandId as K
 from ..device.model import RC, TypeThreeDevice
@@ -29,13 +30,85 @@ _libc.write.restype = ctypes.c_ssize_t
 _CHUNK = 32 * 1024  # half the default pipe capacity
 
 
-class UserMemory:
-    """Reads and writes this process's memory through a pipe, so the kernel does
-    the access check: an unmapped or read-only address gives ``EFAULT``."""
+class _IoVec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
 
-    def __init__(self) -> None:
+
+_VM_ARGS = [ctypes.c_int, ctypes.POINTER(_IoVec), ctypes.c_ulong]
+_VM_ARGS += [ctypes.POINTER(_IoVec), ctypes.c_ulong, ctypes.c_ulong]
+_process_vm_readv = getattr(_libc, "process_vm_readv", None)
+_process_vm_writev = getattr(_libc, "process_vm_writev", None)
+for _fn in (_process_vm_readv, _process_vm_writev):
+    if _fn is not None:
+        _fn.argtypes = _VM_ARGS
+        _fn.restype = ctypes.c_ssize_t
+
+
+class UserMemory:
+    """Reads and writes this process's memory so that the kernel does the access
+    check, as copy_from_user/copy_to_user: an unmapped or read-only address gives
+    ``EFAULT``, never a crash.
+
+    ``process_vm_readv``/``process_vm_writev`` on our own pid: one system call per
+    copy, which fails (or comes back short) exactly where the page tables say no.
+    Where they are not allowed (seccomp, ENOSYS) or ``method="pipe"`` asks, the
+    bytes go through a pipe instead: ``write(2)`` from the user address, ``read(2)``
+    to it, two system calls that check the same way.
+    """
+
+    def __init__(self, method: str = "auto") -> None:
+        if method not in ("auto", "vm", "pipe"):
+            raise ValueError(f"unknown copy method {method!r} (auto, vm, pipe)")
         self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._local = _IoVec()
+        self._remote = _IoVec()
+        self._lp = ctypes.pointer(self._local)
+        self._rp = ctypes.pointer(self._remote)
+        self._scratch = ctypes.create_string_buffer(0)
+        self.method = "pipe" if method == "pipe" else self._probe(method == "vm")
+
+    def _probe(self, required: bool) -> str:
+        if _process_vm_readv is not None and _process_vm_writev is not None:
+            probe = ctypes.create_string_buffer(b"cxl", 3)
+            try:
+                with self._lock:
+                    ok = self._vm_read(ctypes.addressof(probe), 3) == b"cxl"
+            except OSError:
+                ok = False
+            if ok:
+                return "vm"
+        if required:
+            raise OSError(errno.ENOSYS, "process_vm_readv is not available")
+        return "pipe"
+
+    def _buffer(self, n: int) -> int:
+        if len(self._scratch) < n:
+            self._scratch = ctypes.create_string_buffer(max(n, 4096))
+        return ctypes.addressof(self._scratch)
+
+    def _vm_read(self, addr: int, n: int) -> bytes:
+        buf = self._buffer(n)
+        self._local.iov_base, self._local.iov_len = buf, n
+        self._remote.iov_base, self._remote.iov_len = addr, n
+        assert _process_vm_readv is not None
+        got = _process_vm_readv(self._pid, self._lp, 1, self._rp, 1, 0)
+        if got != n:
+            if got < 0 and ctypes.get_errno() not in (errno.EFAULT, errno.ESRCH):
+                raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+            raise _fault()
+        return ctypes.string_at(buf, n)
+
+    def _vm_write(self, addr: int, data: bytes) -> None:
+        n = len(data)
+        buf = self._buffer(n)
+        ctypes.memmove(buf, data, n)
+        self._local.iov_base, self._local.iov_len = buf, n
+        self._remote.iov_base, self._remote.iov_len = addr, n
+        assert _process_vm_writev is not None
+        if _process_vm_writev(self._pid, self._lp, 1, self._rp, 1, 0) != n:
+            raise _fault()
 
     def _drain(self) -> None:
         try:
@@ -45,26 +118,31 @@ class UserMemory:
             pass
 
     def copy_from_user(self, addr: int, n: int) -> bytes:
-        out = bytearray()
         with self._lock:
+            if self.method == "vm":
+                return self._vm_read(addr, n)
+            out = bytearray()
             while len(out) < n:
                 want = min(_CHUNK, n - len(out))
                 got = _libc.write(self._w, ctypes.c_void_p(addr + len(out)), want)
                 if got != want:
                     self._drain()
-                    raise OSError(errno.EFAULT, os.strerror(errno.EFAULT))
+                    raise _fault()
                 out += os.read(self._r, want)
         return bytes(out)
 
     def copy_to_user(self, addr: int, data: bytes) -> None:
         with self._lock:
+            if self.method == "vm":
+                self._vm_write(addr, data)
+                return
             for pos in range(0, len(data), _CHUNK):
                 chunk = data[pos : pos + _CHUNK]
                 os.write(self._w, chunk)
                 got = _libc.read(self._r, ctypes.c_void_p(addr + pos), len(chunk))
                 if got != len(chunk):
                     self._drain()
-                    raise OSError(errno.EFAULT, os.strerror(errno.EFAULT))
+                    raise _fault()
 
     def close(self) -> None:
         os.close(self._r)
@@ -89,11 +167,15 @@ def _err(e: int) -> OSError:
     return OSError(e, os.strerror(e))
 
 
+SEND_FORMAT = uapi.SEND_FORMAT
+_U32 = struct.Struct("<I")
+_RETVAL_OFFSET = uapi.SEND_RETVAL_OFFSET
+_OUT_SIZE_OFFSET = uapi.SEND_OUT_SIZE_OFFSET
+
 # --- the driver ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class MemCommand:
+class MemCommand(Record):
     """One ``CXL_CMD()`` entry of ``cxl_mem_commands[]`` in Linux 6.12."""
 
     id: int
@@ -245,45 +327,46 @@ class SimDriver:
             return False
         return opcode not in DISABLED_RAW_OPCODES
 
-    def _validate(self, s: uapi.cxl_send_command) -> tuple[int, int, int]:
-        """cxl_validate_cmd_from_user(): (opcode, size_in, size_out) or raise."""
-        cid = int(s.id)
+    def _validate(self, f: tuple[int, ...]) -> tuple[int, int, int]:
+        """cxl_validate_cmd_from_user(): (opcode, size_in, size_out) or raise.
+        ``f`` is the struct's fields in :data:`SEND_FORMAT` order."""
+        cid, flags, raw_opcode, raw_rsvd, _, in_size, in_rsvd, _, out_size, out_rsvd, _ = f
         if cid == 0 or cid >= K.MAX:
             raise _err(errno.ENOTTY)
-        if s.in_.size > self.payload_size:
+        if in_size > self.payload_size:
             raise _err(errno.EINVAL)
         if cid == K.RAW:  # cxl_to_mem_cmd_raw()
-            if s.raw.rsvd:
+            if raw_rsvd:
                 raise _err(errno.EINVAL)
-            if s.out.size > self.payload_size:
+            if out_size > self.payload_size:
                 raise _err(errno.EINVAL)
-            if not self._raw_allowed(int(s.raw.opcode)):
+            if not self._raw_allowed(raw_opcode):
                 raise _err(errno.EPERM)
-            return int(s.raw.opcode), int(s.in_.size), int(s.out.size)
+            return raw_opcode, in_size, out_size
         c = self.table[cid]  # cxl_to_mem_cmd()
-        if s.flags & ~uapi.CXL_MEM_COMMAND_FLAG_MASK:
+        if flags & ~uapi.CXL_MEM_COMMAND_FLAG_MASK:
             raise _err(errno.EINVAL)
-        if s.rsvd:
+        if raw_opcode or raw_rsvd:  # the union's u32 rsvd
             raise _err(errno.EINVAL)
-        if s.in_.rsvd or s.out.rsvd:
+        if in_rsvd or out_rsvd:
             raise _err(errno.EINVAL)
         if c.id not in self.enabled:
             raise _err(errno.ENOTTY)
         if c.id in self.exclusive:
             raise _err(errno.EBUSY)
-        if c.size_in != VAR and c.size_in != s.in_.size:
+        if c.size_in != VAR and c.size_in != in_size:
             raise _err(errno.ENOMEM)
-        if c.size_out != VAR and s.out.size < c.size_out:
+        if c.size_out != VAR and out_size < c.size_out:
             raise _err(errno.ENOMEM)
-        return c.opcode, int(s.in_.size), int(s.out.size)
+        return c.opcode, in_size, out_size
 
     def _send(self, arg: bytearray) -> int:
         if len(arg) < uapi.SEND_SIZE:
             raise _fault()
-        s = uapi.cxl_send_command.from_buffer(arg)
-        opcode, size_in, size_out = self._validate(s)
+        f = SEND_FORMAT.unpack_from(arg)
+        opcode, size_in, size_out = self._validate(f)
         # cxl_mbox_cmd_ctor()
-        payload = self.mem.copy_from_user(int(s.in_.payload), size_in) if size_in else b""
+        payload = self.mem.copy_from_user(f[7], size_in) if size_in else b""
         if payload and not payload_from_user_allowed(opcode, payload):
             raise _err(errno.EBUSY)
         if size_out == VAR:
@@ -294,13 +377,14 @@ class SimDriver:
         # mbox_send: the device runs, the driver copies at most what fits
         rc, out = self.device.execute(opcode, payload)
         if rc == RC.SUCCESS:
-            out = out[: min(size_out, self.payload_size)]
+            if len(out) > size_out:
+                out = out[:size_out]
             size_out = len(out) if size_out else 0
-            out = out[:size_out]
         else:
             out = bytes(size_out)  # the zeroed bounce buffer, length unchanged
         if size_out:
-            self.mem.copy_to_user(int(s.out.payload), out)
-        s.out.size = size_out
-        s.retval = rc
+            self.mem.copy_to_user(f[10], out)
+        # the kernel writes back out.size and retval
+        _U32.pack_into(arg, _OUT_SIZE_OFFSET, size_out)
+        _U32.pack_into(arg, _RETVAL_OFFSET, rc)
         return 0
