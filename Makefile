@@ -36,4 +36,4 @@ check-docs:
 	$(PYTHON) tools/gen_docs.py --check
 
 bench:
-	$(PYTHON) benchmarks/startup.py
+	$(PYTHON) benchmarks/run.py
