@@ -358,9 +358,9 @@ class SimBackend(Backend):
     def __init__(
         self, devices: Sequence[SimDevice] | None = None, platform: Platform | None = None
     ) -> None:
-        from .sim.driver import platform as pf
-
         state_dir = os.environ.get("CXLCTL_SIM_STATE") or None
+        topology = os.environ.get("CXLCTL_SIM_TOPOLOGY", "")
+        made = devices is None
         if devices is None:
             from . import sim
 
@@ -379,19 +379,37 @@ class SimBackend(Backend):
             state_dir = None
         self.devices = {d.name: d for d in devices}
         self._tracing: Tracing | None = None
+        self._platform = platform
+        self._state_dir = state_dir
+        self._seam: SimSysfs | None = None
+        if made and platform is None and not topology:
+            # the default platform (a root port per device on one host bridge): its
+            # PCI addresses are what make_devices gave (sim.pci_address), so the
+            # topology code is imported only when sysfs topology is asked for
+            return
+        self._place_devices(topology)
+
+    def _place_devices(self, topology: str) -> None:
+        from .sim.driver import platform as pf
+
         try:
-            if platform is None:
-                platform = pf.parse(os.environ.get("CXLCTL_SIM_TOPOLOGY", ""), len(self.devices))
+            if self._platform is None:
+                self._platform = pf.parse(topology, len(self.devices))
             from .sim.driver.cxlbus import Layout
 
-            layout = Layout(platform, len(self.devices))
+            layout = Layout(self._platform, len(self.devices))
         except (OSError, ValueError) as e:
             raise UsageError(f"simulator topology (CXLCTL_SIM_TOPOLOGY): {e}") from e
         for dev, slot in zip(self.devices.values(), layout.slots, strict=False):
             dev.config.host = slot.pci.rsplit("/", 1)[-1]  # the PCI device above memN
-        self.platform = platform
-        self._state_dir = state_dir
-        self._seam: SimSysfs | None = None
+
+    @property
+    def platform(self) -> Platform:
+        """The simulated platform (windows, host bridges, switches)."""
+        if self._platform is None:
+            self._place_devices("")
+        assert self._platform is not None
+        return self._platform
 
     @property
     def sysfs_seam(self) -> SimSysfs:

@@ -334,3 +334,29 @@ def test_pci_addresses_stay_valid_and_unique_past_bus_ff() -> None:
 def test_256_devices_have_their_addresses_in_sysfs() -> None:
     devs = make_devices(["ram"] * 256)
     assert [d.sysfs()["host"] for d in devs] == [pci_address(i) for i in range(256)]
+
+
+def test_the_default_platform_places_devices_where_make_devices_did() -> None:
+    from cxlctl.sim.driver import platform as pf
+    from cxlctl.sim.driver.cxlbus import Layout
+
+    for n in (1, 3, 256):
+        slots = Layout(pf.parse("", n), n).slots
+        assert [s.pci.rsplit("/", 1)[-1] for s in slots] == [pci_address(i) for i in range(n)]
+
+
+def test_the_default_platform_is_built_only_when_asked_for() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from cxlctl.backends import SimBackend; b = SimBackend();"
+        "b.list_memdevs(); assert 'cxlctl.sim.driver.cxlbus' not in sys.modules;"
+        "assert b.platform.host_bridges == (3,); print(b.devices['mem2'].config.host)"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("CXLCTL_")}
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "0000:0f:00.0"

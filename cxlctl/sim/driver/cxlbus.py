@@ -114,6 +114,17 @@ class StaticPort:
     alias: str | None = None  # ACPI name of a host bridge
 
 
+def _addr(bus: int, device: int = 0) -> str:
+    """``DDDD:BB:DD.F`` for a bus counted past ``ff`` (it continues in the next PCI
+    domain) and a port index past 31 (functions 1..7), so that every address of a
+    large simulated platform is valid; small ones keep ``0000:0d:00.0``."""
+    domain, b = divmod(bus, 0x100)
+    fn, dev = divmod(device, 32)
+    if fn > 7 or domain > 0xFFFF:
+        raise ValueError(f"no PCI address for bus {bus:#x} device {device}")
+    return f"{domain:04x}:{b:02x}:{dev:02x}.{fn}"
+
+
 class Layout:
     """Names and paths fixed at boot: what ACPI and PCI enumerate."""
 
@@ -129,11 +140,11 @@ class Layout:
         bus = pf.HB_BUS0
         for h, nrp in enumerate(plat.host_bridges):
             hb_bus = bus
-            hb_path = f"devices/pci{0:04x}:{hb_bus:02x}"
+            hb_path = f"devices/pci{_addr(hb_bus)[:7]}"
             self.hb_uid.append(hb_bus)
             root_dports.append((hb_bus, hb_path))
             pid = 1 + h
-            rps = [(r, f"{hb_path}/0000:{hb_bus:02x}:{r:02x}.0") for r in range(nrp)]
+            rps = [(r, f"{hb_path}/{_addr(hb_bus, r)}") for r in range(nrp)]
             self.ports[pid] = StaticPort(
                 pid, "hb", f"{root}/port{pid}", hb_path, 0, hb_path, rps, h, f"ACPI0016:{h:02x}"
             )
@@ -141,13 +152,11 @@ class Layout:
             for r, rp_path in rps:
                 sw = switches.get((h, r))
                 if sw is None:
-                    self.slots.append(Slot(h, f"{rp_path}/0000:{bus:02x}:00.0", pid, r, rp_path))
+                    self.slots.append(Slot(h, f"{rp_path}/{_addr(bus)}", pid, r, rp_path))
                     bus += 1
                     continue
-                usp = f"{rp_path}/0000:{bus:02x}:00.0"
-                dsps = [
-                    (k, f"{usp}/0000:{bus + 1:02x}:{k:02x}.0") for k in range(sw.downstream_ports)
-                ]
+                usp = f"{rp_path}/{_addr(bus)}"
+                dsps = [(k, f"{usp}/{_addr(bus + 1, k)}") for k in range(sw.downstream_ports)]
                 sid = nid
                 nid += 1
                 self.ports[sid] = StaticPort(
@@ -155,7 +164,7 @@ class Layout:
                 )
                 bus += 2
                 for k, dsp in dsps:
-                    self.slots.append(Slot(h, f"{dsp}/0000:{bus:02x}:00.0", sid, k, dsp))
+                    self.slots.append(Slot(h, f"{dsp}/{_addr(bus)}", sid, k, dsp))
                     bus += 1
         self.ports[0] = StaticPort(
             0, "root", root, "devices/platform/ACPI0017:00", None, None, root_dports
