@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,9 +12,11 @@ from .. import render as rd
 from .. import uapi
 from ..errors import CxlError
 from ..memdev import Memdev
-from ..topology import Memdev as Memdev_
 from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option
 from .topology import params_of, topology_list, topology_options, wants_topology
+
+if TYPE_CHECKING:
+    from ..topology import Memdev as Memdev_
 
 # --- list -------------------------------------------------------------------------
 

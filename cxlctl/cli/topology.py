@@ -8,14 +8,16 @@ The walk and the JSON are the library's (:mod:`cxlctl.listing` over
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .. import render as rd
-from ..listing import Params, cxl_list
-from ..topology import Decoder, Memdev, Port, Region, Topology, read_topology
 from . import App
+
+if TYPE_CHECKING:  # imported when a topology option is used: `list --json` stays lean
+    from ..listing import Params
+    from ..topology import Decoder, Memdev, Port, Region, Topology
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,6 +112,8 @@ def params_of(kw: dict[str, Any], memdevs: Sequence[str], human: bool) -> Params
     mf = kw.get("memdev_filter")
     if names:
         mf = ",".join([*([mf] if mf else []), *names])
+    from ..listing import Params
+
     return Params(
         memdevs=bool(kw.get("memdevs_flag")),
         buses=bool(kw.get("buses")),
@@ -143,6 +147,9 @@ def topology_list(
         from ..errors import UsageError
 
         raise UsageError("-S/--single expects a port filter: -p/--port=PORT")
+    from ..listing import cxl_list
+    from ..topology import read_topology
+
     topo = read_topology(app.backend.sysfs_seam)
     data = cxl_list(topo, params, memdev_json)
     if fmt == "json":
