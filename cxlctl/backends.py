@@ -41,15 +41,33 @@ if TYPE_CHECKING:
 
 #: debugfs of the cxl core (inject_poison, clear_poison per memdev)
 DEBUGFS_CXL = "/sys/kernel/debug/cxl"
-_MEMDEV_RE = re.compile(r"^(?:/dev/cxl/)?(mem\d+)$")
+_MEMDEV_RE = re.compile(r"(?:/dev/cxl/)?mem([0-9]+)|([0-9]+)", re.ASCII)
+_PCI_RE = re.compile(r"(?:[0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]", re.ASCII | re.IGNORECASE)
 
 
 def memdev_name(spec: str) -> str:
-    """``mem0`` or ``/dev/cxl/mem0`` -> ``mem0``; anything else is a usage error."""
-    m = _MEMDEV_RE.match(spec.strip())
+    """``mem0``, ``/dev/cxl/mem0`` or a bare id ``0`` -> ``mem0``; anything else
+    (including non-ASCII digits such as ``mem٣``) is a usage error."""
+    s = spec.strip()
+    m = _MEMDEV_RE.fullmatch(s) if s.isascii() else None
     if not m:
-        raise UsageError(f"{spec!r} is not a memdev (expected memN or /dev/cxl/memN)")
-    return m.group(1)
+        raise UsageError(
+            f"{spec!r} is not a memdev (expected memN, /dev/cxl/memN, N, a PCI address "
+            "such as 0000:0d:00.0, or a serial with -S)"
+        )
+    return f"mem{int(m.group(1) or m.group(2))}"
+
+
+def split_specs(specs: Sequence[str]) -> list[str]:
+    """MEMDEV arguments with comma lists opened up (``mem0,mem1`` -> two)."""
+    return [p.strip() for s in specs for p in s.split(",") if p.strip()]
+
+
+def parse_serial(spec: str) -> int:
+    """A serial as cxl-cli takes it with ``-S``: decimal or ``0x`` hex, 64 bits."""
+    from .units import parse_int
+
+    return parse_int(spec, f"serial {spec!r}", units=False)
 
 
 class MemdevInfo(Record):
@@ -115,24 +133,63 @@ class Backend:
     def list_memdevs(self, specs: Sequence[str] = ()) -> list[MemdevInfo]:
         return [self.info(n) for n in self.select(specs)]
 
-    def select(self, specs: Sequence[str] = ()) -> list[str]:
-        """Names for the given MEMDEV arguments; none given means all memdevs."""
+    def select(
+        self, specs: Sequence[str] = (), *, serial: bool = False, explicit: bool = False
+    ) -> list[str]:
+        """The memdev names a command line selects: the grammar of every per-memdev
+        verb (docs/cli-grammar.md).
+
+        SPECS are MEMDEV arguments: ``memN``, ``/dev/cxl/memN``, a bare id ``N``, a
+        PCI address of the device (``0000:0d:00.0``), or with SERIAL every
+        argument is a serial (decimal or ``0x`` hex), as cxl-cli's ``-S``.  Comma
+        lists are split; ``all`` (or no argument) selects every memdev; duplicates
+        are dropped, the order is the arguments'.  EXPLICIT (verbs that change a
+        device) refuses an empty selection: they need a MEMDEV or ``all``.
+        """
+        items = split_specs(specs)
+        if explicit and not items:
+            raise UsageError(
+                "name the memdevs to change (MEMDEV..., or `all` for every memdev)",
+                hint="`cxlctl list` shows them",
+            )
         have = self.names()
-        if not specs:
+        if not items or "all" in items:
             if not have:
                 raise self.no_devices()
             return have
-        out = []
-        for spec in specs:
-            name = memdev_name(spec)
-            if name not in have:
-                raise DeviceNotFound(
-                    f"{name}: no such memdev on the {self.name} backend",
-                    hint=f"available: {', '.join(have) or 'none'}",
-                )
-            if name not in out:
-                out.append(name)
+        out: list[str] = []
+        for spec in items:
+            for name in self._resolve(spec, have, serial):
+                if name not in out:
+                    out.append(name)
         return out
+
+    def _resolve(self, spec: str, have: list[str], serial: bool) -> list[str]:
+        if serial:
+            want = parse_serial(spec)
+            hits = [n for n in have if self.info(n).serial == want]
+            what = f"serial {spec}"
+        elif _PCI_RE.fullmatch(spec.strip()) and spec.isascii():
+            pci = spec.strip().lower()
+            if pci.count(":") == 1:
+                pci = "0000:" + pci
+            hits = [n for n in have if self.info(n).host.lower() == pci]
+            what = f"PCI device {pci}"
+        else:
+            try:
+                name = memdev_name(spec)
+            except UsageError as e:
+                if re.fullmatch(r"0x[0-9a-fA-F]+", spec.strip(), re.ASCII):
+                    e.hint = f"to select by serial, add -S: `-S {spec.strip()}`"
+                raise
+            hits = [name] if name in have else []
+            what = name
+        if not hits:
+            raise DeviceNotFound(
+                f"{what}: no such memdev on the {self.name} backend",
+                hint=f"available: {', '.join(have) or 'none'}",
+            )
+        return hits
 
     def no_devices(self) -> CxlError:
         return DeviceNotFound("no CXL memdevs found")

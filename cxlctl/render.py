@@ -103,8 +103,18 @@ def write_stdout(data: bytes | str) -> None:
     output.write_stdout(data)
 
 
-def dump_json(data: Any, stream: IO[str] | None = None) -> None:
-    text = json.dumps(data, indent=2) + "\n"
+def json_text(data: Any, *, lines: bool = False) -> str:
+    """The text dump_json writes."""
+    if lines:
+        items = data if isinstance(data, list) else [data]
+        return "".join(json.dumps(x, separators=(",", ":")) + "\n" for x in items)
+    return json.dumps(data, indent=2) + "\n"
+
+
+def dump_json(data: Any, stream: IO[str] | None = None, *, lines: bool = False) -> None:
+    """JSON, indented; with ``lines`` (``-o jsonl``) one compact object per line
+    (the elements of an array, or the one object)."""
+    text = json_text(data, lines=lines)
     if stream is not None:
         stream.write(text)
     else:
@@ -117,8 +127,11 @@ def dump_json(data: Any, stream: IO[str] | None = None) -> None:
 class Style:
     """Per-invocation console settings (``--color``, ``NO_COLOR``, TTY)."""
 
-    def __init__(self, color: str = "auto") -> None:
+    def __init__(self, color: str = "auto", mode: str = "table") -> None:
         self.color = color
+        #: table (boxes, fitted to the terminal), wide (every column, never
+        #: shortened), plain (aligned columns, no box characters: grep/awk)
+        self.mode = mode
 
     def console(self, stream: IO[str] | None = None) -> Any:
         no_color = self.color == "never" or (
@@ -212,13 +225,15 @@ def print_fields(
     print_table(style, title, ("field", "value"), rows, simulated=simulated)
 
 
-def hexdump(data: bytes) -> str:
+def hexdump(data: bytes, base: int = 0) -> str:
+    """``xxd``'s default format (``xxd -r`` turns it back into the bytes): an
+    8-digit hex offset from BASE, 16 bytes in groups of two, the printable ASCII."""
     lines = []
     for off in range(0, len(data), 16):
         chunk = data[off : off + 16]
-        hx = " ".join(f"{b:02x}" for b in chunk)
+        hx = " ".join(chunk[i : i + 2].hex() for i in range(0, len(chunk), 2))
         asc = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"{off:04x}: {hx:<47}  |{asc}|")
+        lines.append(f"{base + off:08x}: {hx:<39}  {asc}")
     return "\n".join(lines)
 
 

@@ -137,8 +137,8 @@ def test_unbound_sim_memdev_still_answers_ioctls() -> None:
         ([], "Action not specified: turn an alert on or off"),
         (["--life-used-alert", "on"], "Threshold not specified"),
         (["-P", "3", "--pmem-err-alert", "off"], "--pmem-err-alert off takes no threshold"),
-        (["-L", "101", "--life-used-alert", "on"], "101 is not in the range 0<=x<=100"),
-        (["-U", "x", "--under-temperature-alert", "on"], "'x' is not a valid integer"),
+        (["-L", "101", "--life-used-alert", "on"], "'101' is out of range (0..100)"),
+        (["-U", "x", "--under-temperature-alert", "on"], "'x' is not a number"),
     ],
 )
 def test_set_alert_config_usage(cli: Callable[..., Result], args: list[str], message: str) -> None:
@@ -150,7 +150,7 @@ def test_set_alert_config_usage(cli: Callable[..., Result], args: list[str], mes
 def test_set_alert_config_needs_a_memdev(cli: Callable[..., Result]) -> None:
     r = cli("set-alert-config", "-L", "50", "--life-used-alert", "on")
     assert r.exit_code == 2
-    assert "Missing argument 'MEMDEV...'" in r.stderr
+    assert "name the memdevs to change (MEMDEV..., or `all` for every memdev)" in r.stderr
 
 
 def test_set_alert_config_not_enabled_on_qemu(cli: Callable[..., Result]) -> None:
@@ -240,7 +240,7 @@ def test_write_labels_closed_stdin() -> None:
 def test_zero_labels_needs_a_memdev(cli: Callable[..., Result]) -> None:
     r = cli("zero-labels")
     assert r.exit_code == 2
-    assert "Missing argument 'MEMDEV...'" in r.stderr
+    assert "name the memdevs to change (MEMDEV..., or `all` for every memdev)" in r.stderr
 
 
 # --- the kernel backend over a fake sysfs tree ----------------------------------------

@@ -36,9 +36,9 @@ QEMU = {"CXLCTL_SIM_PROFILE": "qemu"}
         ("query-mem0.json", ["query", "mem0", "--json"]),
         ("query-mem0.txt", ["query", "mem0"]),
         ("send-fw-info.txt", ["send", "mem0", "get-fw-info"]),
-        ("send-lsa-hex.txt", ["send", "mem0", "get-lsa", "-i", "00000000 20000000", "-o", "hex"]),
-        ("dry-run.txt", ["send", "mem1", "get-lsa", "-i", "00100000 40000000", "--dry-run"]),
-        ("dry-run-raw.json", ["raw", "mem0", "0x4303", "-i", "00" * 16, "--dry-run", "--json"]),
+        ("send-lsa-hex.txt", ["send", "mem0", "get-lsa", "-x", "00000000 20000000", "-o", "hex"]),
+        ("dry-run.txt", ["send", "mem1", "get-lsa", "-x", "00100000 40000000", "--dry-run"]),
+        ("dry-run-raw.json", ["raw", "mem0", "0x4303", "-x", "00" * 16, "--dry-run", "--json"]),
     ],
 )
 def test_golden(cli: Cli, name: str, args: list[str]) -> None:
@@ -118,10 +118,10 @@ def test_send_raw_output_round_trips(cli: Cli, tmp_path: Path) -> None:
 def test_send_input_from_file_and_stdin(cli: Cli, tmp_path: Path) -> None:
     f = tmp_path / "in.bin"
     f.write_bytes(bytes.fromhex("00000000 08000000"))
-    a = cli("send", "mem0", "get-lsa", "-f", str(f), "-o", "hex")
-    b = cli("send", "mem0", "get-lsa", "-f", "-", "-o", "hex", input=f.read_bytes())
+    a = cli("send", "mem0", "get-lsa", "-i", str(f), "-o", "hex")
+    b = cli("send", "mem0", "get-lsa", "-i", "-", "-o", "hex", input=f.read_bytes())
     assert a.exit_code == b.exit_code == 0
-    assert a.stdout == b.stdout == "0000: 00 00 00 00 00 00 00 00" + " " * 26 + "|........|\n"
+    assert a.stdout == b.stdout == "00000000: 0000 0000 0000 0000" + " " * 20 + "  ........\n"
 
 
 def test_raw_with_a_raw_kernel(cli_json: CliJson) -> None:
@@ -145,7 +145,7 @@ ERROR_CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
     ("unknown id", ["send", "mem0", "9999"], {}, 4, r"mem0: id 9999: not supported .*\[ENOTTY\]"),
     ("id 0", ["send", "mem0", "0"], {}, 4, r"\[ENOTTY\]"),
     ("id MAX", ["send", "mem0", "25"], {}, 4, r"\[ENOTTY\]"),
-    ("deprecated", ["send", "mem0", "15", "-i", "00" * 16], {}, 4, r"\[ENOTTY\]"),
+    ("deprecated", ["send", "mem0", "15", "-x", "00" * 16], {}, 4, r"\[ENOTTY\]"),
     (
         "flags",
         ["send", "mem0", "identify", "--flags", "4"],
@@ -158,7 +158,7 @@ ERROR_CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
     ("out.rsvd", ["send", "mem0", "identify", "--set", "out.rsvd=1"], {}, 8, r"\[EINVAL\]"),
     (
         "in.size 4",
-        ["send", "mem0", "identify", "-i", "00000000"],
+        ["send", "mem0", "identify", "-x", "00000000"],
         {},
         9,
         r"in.size or out.size .*\[ENOMEM\]",
@@ -166,17 +166,17 @@ ERROR_CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
     ("in.size big", ["send", "mem0", "identify", "--set", "in.size=2049"], {}, 8, r"\[EINVAL\]"),
     ("out.size 0x42", ["send", "mem0", "identify", "--out-size", "0x42"], {}, 9, r"\[ENOMEM\]"),
     ("out.size 0", ["send", "mem0", "identify", "--out-size", "0"], {}, 9, r"\[ENOMEM\]"),
-    ("get-lsa 4", ["send", "mem0", "get-lsa", "-i", "00000000"], {}, 9, r"get-lsa: .*\[ENOMEM\]"),
+    ("get-lsa 4", ["send", "mem0", "get-lsa", "-x", "00000000"], {}, 9, r"get-lsa: .*\[ENOMEM\]"),
     (
         "set-lsa",
-        ["send", "mem0", "set-lsa", "-i", "00" * 16],
+        ["send", "mem0", "set-lsa", "-x", "00" * 16],
         {},
         7,
         r"set-lsa: the kernel has claimed .*\[EBUSY\].*disable the memdev",
     ),
     (
         "set-partition",
-        ["send", "mem0", "set-partition-info", "-i", "00" * 10],
+        ["send", "mem0", "set-partition-info", "-x", "00" * 10],
         QEMU,
         4,
         r"set-partition-info: not supported .*\[ENOTTY\]",
@@ -190,7 +190,7 @@ ERROR_CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
     ),
     (
         "mailbox error",
-        ["send", "mem0", "get-lsa", "-i", "f0ffff0f 40000000"],
+        ["send", "mem0", "get-lsa", "-x", "f0ffff0f 40000000"],
         {},
         3,
         r"get-lsa: device returned Invalid Input \(0x2\)",
@@ -203,7 +203,7 @@ ERROR_CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
         r"mem9: no such memdev on the sim backend .*available: mem0, mem1, mem2",
     ),
     ("bad memdev", ["identify", "nvme0"], {}, 2, r"'nvme0' is not a memdev"),
-    ("bad hex", ["send", "mem0", "get-lsa", "-i", "zz"], {}, 2, r"--input: 'zz' is not hex"),
+    ("bad hex", ["send", "mem0", "get-lsa", "-x", "zz"], {}, 2, r"--hex: 'zz' is not hex"),
     ("unknown name", ["send", "mem0", "frobnicate"], {}, 2, r"unknown command 'frobnicate'"),
     (
         "no kernel id",
@@ -217,7 +217,7 @@ ERROR_CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
         ["send", "mem0", "identify", "--out-size", "0x200000"],
         {},
         2,
-        r"outside 0\.\.1048576",
+        r"out of range \(0\.\.1048576\)",
     ),
 ]
 
@@ -301,8 +301,8 @@ def test_shell_pipeline_into_head() -> None:
 
 
 def test_debug_shows_the_traceback() -> None:
-    quiet = run("send", "mem0", "get-lsa", "-i", "00000000")
-    loud = run("--debug", "send", "mem0", "get-lsa", "-i", "00000000")
+    quiet = run("send", "mem0", "get-lsa", "-x", "00000000")
+    loud = run("--debug", "send", "mem0", "get-lsa", "-x", "00000000")
     assert quiet.returncode == 9
     assert b"Traceback" not in quiet.stderr
     assert b"Traceback" in loud.stderr

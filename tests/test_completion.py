@@ -90,7 +90,7 @@ def test_log_uuids_by_prefix_or_name() -> None:
 
 
 def test_other_commands_use_the_callbacks() -> None:
-    assert candidates("--sim", "get-log", "vendor") == ["vendor-debug"]
+    assert candidates("--sim", "get-log", "mem0", "vendor") == ["vendor-debug"]
     assert candidates("--sim", "get-log", "cel", "mem2") == ["mem2"]
     assert candidates("decode", "partition") == ["partition", "partition-info"]
     assert "get-event-records" in candidates("decode", "get-ev")  # no kernel id needed
@@ -98,7 +98,7 @@ def test_other_commands_use_the_callbacks() -> None:
 
 
 def test_choices_and_subcommands() -> None:
-    assert candidates("--sim", "identify", "-o", "") == ["table", "json"]
+    assert candidates("--sim", "identify", "-o", "") == ["table", "wide", "plain", "json", "jsonl"]
     assert candidates("--backend", "") == ["kernel", "sim"]
     assert "completion" in candidates("")
     assert candidates("completion", "") == ["bash", "zsh", "fish"]

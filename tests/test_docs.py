@@ -170,9 +170,9 @@ def test_runnable_examples() -> None:
     assert r("cxlctl --sim identify --json | jq '.[0]'") is None
     assert r("cxlctl --sim send mem0 identify -o raw > id.bin") is None
     assert r("cxlctl list mem0") is None  # the kernel backend: machine-dependent
-    assert r("cxlctl --sim send mem0 get-lsa -i '00 | 01'") == (
+    assert r("cxlctl --sim send mem0 get-lsa -x '00 | 01'") == (
         {},
-        ["--sim", "send", "mem0", "get-lsa", "-i", "00 | 01"],
+        ["--sim", "send", "mem0", "get-lsa", "-x", "00 | 01"],
     )
 
 

@@ -224,9 +224,9 @@ def test_help_and_usage_errors_into_full_or_closed_stdout() -> None:
 def test_closed_stdin_is_a_usage_error(payload_file: str) -> None:
     cases = [
         {"argv": ["decode", "identify"], "stdin": "closed"},
-        {"argv": ["send", "mem0", "set-lsa", "-f", "-"], "stdin": "closed"},
+        {"argv": ["send", "mem0", "set-lsa", "-i", "-"], "stdin": "closed"},
         {"argv": ["write-labels", "mem1"], "stdin": "closed"},
-        {"argv": ["raw", "mem0", "0x4000", "-f", "-", "--dry-run"], "stdin": "closed"},
+        {"argv": ["raw", "mem0", "0x4000", "-i", "-", "--dry-run"], "stdin": "closed"},
     ]
     for r in run_many(cases):
         err = clean(r)

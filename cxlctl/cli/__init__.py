@@ -18,10 +18,11 @@ fails until you do).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -29,6 +30,27 @@ import click
 from .. import __version__
 from ..errors import CxlError, ExitCode, UsageError
 from . import complete, output
+from .options import (
+    fmt_of,
+    memdevs_argument,
+    memdevs_required,
+    output_option,
+    selected,
+)
+
+__all__ = [
+    "CONTEXT",
+    "App",
+    "F",
+    "app_of",
+    "complete",
+    "fmt_of",
+    "memdevs_argument",
+    "memdevs_required",
+    "output_option",
+    "read_payload",
+    "selected",
+]
 
 if TYPE_CHECKING:  # the library is imported when a command needs it, not for --help/TAB
     from ..backends import Backend
@@ -43,12 +65,15 @@ class App:
 
     ``debug`` is the one place the CLI knows whether to show tracebacks and the
     details it otherwise leaves out: ``--debug`` or a non-empty ``CXLCTL_DEBUG``.
+    ``jsonl``/``human`` and ``style.mode`` are what ``-o``/``-u`` chose (options.py).
     """
 
     def __init__(self, backend_name: str | None, color: str, debug: bool) -> None:
         self.backend_name = backend_name
         self.color = color
         self.debug = debug or bool(os.environ.get("CXLCTL_DEBUG"))
+        self.jsonl = False
+        self.human = False
         self._backend: Backend | None = None
         self._style: Style | None = None
 
@@ -59,6 +84,15 @@ class App:
 
             self._style = Style(self.color)
         return self._style
+
+    def json(self, data: Any) -> None:
+        """Data on stdout as JSON (``-o jsonl``: one array element a line), human
+        formatted with ``-u``."""
+        from .. import render as rd
+
+        if self.human:
+            data = rd.humanize(data)
+        rd.dump_json(data, lines=self.jsonl)
 
     @property
     def backend(self) -> Backend:
@@ -179,6 +213,47 @@ class CxlGroup(click.Group):
             self.add_command(cmd, cmd_name)
         return super().get_command(ctx, cmd_name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as e:
+            name = args[0] if args else ""
+            if getattr(e, "command_name", name) != name or name.startswith("-"):
+                raise
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=3)
+            msg = f"no such command {name!r}"
+            if close:
+                msg += " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+            raise click.UsageError(msg, ctx) from None
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """click's main, with every usage error as one line (click prints a usage
+        block): ``cxlctl: list: no such option '--jsno' (did you mean '--json'?);
+        see 'cxlctl list --help'``."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as e:
+            output.message(_click_message(e))
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            output.message("cxlctl: interrupted")
+            sys.exit(int(ExitCode.INTERRUPTED))
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             rv = super().invoke(ctx)
@@ -212,6 +287,72 @@ def _interrupted(e: KeyboardInterrupt) -> int:
     return output.interrupted_code(e)
 
 
+#: Global options accepted after the subcommand too (``cxlctl list --sim``):
+#: name -> takes a value.
+GLOBAL_OPTIONS = {"--sim": False, "--debug": False, "--backend": True, "--color": True}
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move the group's options that follow the subcommand in front of it, so
+    ``cxlctl list --sim`` means ``cxlctl --sim list`` (up to a ``--``)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    seen_command = False
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest += args[i:]
+            break
+        name = a.split("=", 1)[0]
+        if seen_command and name in GLOBAL_OPTIONS:
+            if GLOBAL_OPTIONS[name] and "=" not in a and i + 1 < len(args):
+                front += [a, args[i + 1]]
+                i += 2
+                continue
+            front.append(a)
+        else:
+            if not a.startswith("-"):
+                seen_command = True
+            elif not seen_command and GLOBAL_OPTIONS.get(name) and "=" not in a:
+                # a value-taking global option before the command: keep its value
+                rest.append(a)
+                i += 1
+                if i < len(args):
+                    rest.append(args[i])
+                i += 1
+                continue
+            rest.append(a)
+        i += 1
+    if not front:
+        return args
+    return front + rest
+
+
+def usage_line(e: click.UsageError) -> str:
+    """One line for a usage error, with click's "did you mean" and a --help pointer."""
+    ctx = e.ctx
+    msg = e.format_message().strip()
+    poss = getattr(e, "possibilities", None)
+    if isinstance(e, click.NoSuchOption):
+        msg = f"no such option {e.option_name!r}"
+        if poss:
+            msg += " (did you mean " + " or ".join(repr(p) for p in poss) + "?)"
+    msg = " ".join(msg.split())
+    if msg[:1].isupper() and not msg[1:2].isupper():
+        msg = msg[0].lower() + msg[1:]
+    msg = msg.rstrip(".")
+    where = ""
+    see = "cxlctl --help"
+    if ctx is not None:
+        sub = ctx.command_path.partition(" ")[2]
+        path = f"cxlctl {sub}" if sub else "cxlctl"
+        if sub:
+            where = f"{sub}: "
+        see = f"{path} --help"
+    return f"cxlctl: {where}{msg}; see '{see}'"
+
+
 #: No mailbox payload exceeds 1 MiB (the largest payload_max the spec allows).
 PAYLOAD_LIMIT = 1 << 20
 
@@ -231,38 +372,6 @@ def read_payload(path: str | None, what: str) -> bytes:
     if len(data) > PAYLOAD_LIMIT:
         raise UsageError(f"{what}: {source}: larger than 1 MiB, not a mailbox payload")
     return data
-
-
-def output_option(*choices: str, default: str = "table") -> Callable[[F], F]:
-    """``-o/--output`` plus ``--json`` as a shorthand for ``-o json``."""
-
-    def deco(f: F) -> F:
-        f = click.option(
-            "--json",
-            "as_json",
-            is_flag=True,
-            help="JSON on stdout (same as -o json).",
-        )(f)
-        f = click.option(
-            "-o",
-            "--output",
-            type=click.Choice(choices),
-            default=default,
-            show_default=True,
-            help="Output format.",
-        )(f)
-        return f
-
-    return deco
-
-
-def fmt_of(output: str, as_json: bool) -> str:
-    return "json" if as_json else output
-
-
-memdevs_argument = click.argument(
-    "memdevs", nargs=-1, metavar="[MEMDEV]...", shell_complete=complete.memdevs
-)
 
 
 @click.group(cls=CxlGroup, context_settings=CONTEXT)
@@ -333,7 +442,7 @@ def _run() -> int:
         sys.stdout.flush()
         return int(e.exit_code)
     except click.ClickException as e:
-        output.message(_click_message(e), lines=True)
+        output.message(_click_message(e))
         return int(e.exit_code)
     except click.Abort as e:  # click turns Ctrl-C (and EOF) while parsing into Abort
         if isinstance(e.__cause__, KeyboardInterrupt):
@@ -356,9 +465,8 @@ def _run() -> int:
 
 
 def _click_message(e: click.ClickException) -> str:
-    """click's own usage text, made visible-safe (it echoes arguments back)."""
-    import io
-
-    buf = io.StringIO()
-    e.show(file=buf)
-    return buf.getvalue().rstrip("\n")
+    """One line for click's errors (usage errors: with click's "did you mean" and
+    the --help pointer); output.message makes it visible-safe (it echoes arguments)."""
+    if isinstance(e, click.UsageError):
+        return usage_line(e)
+    return f"cxlctl: {' '.join(e.format_message().split())}"

@@ -17,26 +17,17 @@ import click
 from ..change import Outcome, ProgressHook, Recorder
 from ..errors import DeviceBusy, UnsupportedCommand, UsageError
 from ..memdev import Memdev
-from . import CONTEXT, App, app_of, complete
+from . import CONTEXT, App, app_of, memdevs_required, selected
 from .change import Change, change_options
+from .options import Size, force_option
 
 Row = dict[str, Any]
 
-#: MEMDEV... for commands that change something: at least one, ``all`` for every memdev.
-memdevs_required = click.argument(
-    "memdevs", nargs=-1, required=True, metavar="MEMDEV...", shell_complete=complete.memdevs
-)
-
-
-def targets(app: App, memdevs: Sequence[str]) -> list[str]:
-    """The named memdevs; ``all`` means every memdev (as in cxl-cli)."""
-    if list(memdevs) == ["all"]:
-        return app.backend.select(())
-    return app.backend.select(memdevs)
-
 
 def note(message: str) -> None:
-    click.echo(f"cxlctl: {message}", err=True)
+    from . import output
+
+    output.message(f"cxlctl: {message}")
 
 
 # --- disable-memdev / enable-memdev ---------------------------------------------------
@@ -61,12 +52,7 @@ def _active_region_check(app: App, name: str, force: bool) -> None:
 
 @click.command("disable-memdev", context_settings=CONTEXT)
 @memdevs_required
-@click.option(
-    "-f",
-    "--force",
-    is_flag=True,
-    help="DANGEROUS: disable even a memdev that is part of an active region.",
-)
+@force_option
 @change_options(destructive=False)
 @click.pass_context
 def disable_memdev(ctx: click.Context, /, memdevs: Sequence[str], force: bool, **opts: Any) -> None:
@@ -101,7 +87,7 @@ def disable_memdev(ctx: click.Context, /, memdevs: Sequence[str], force: bool, *
         app.backend.disable(name, rec)
         return Outcome.CHANGED, f"{name}: disabled", {"state": "disabled"}
 
-    change.run(targets(app, memdevs), action)
+    change.run(selected(ctx, memdevs), action)
 
 
 @click.command("enable-memdev", context_settings=CONTEXT)
@@ -131,33 +117,37 @@ def enable_memdev(ctx: click.Context, /, memdevs: Sequence[str], **opts: Any) ->
         app.backend.enable(name, rec)
         return Outcome.CHANGED, f"{name}: enabled", {"state": "enabled"}
 
-    change.run(targets(app, memdevs), action)
+    change.run(selected(ctx, memdevs), action)
 
 
 # --- set-alert-config --------------------------------------------------------------
 
 #: (option stem, Set Alert Configuration input field, threshold range), in bit order
-ALERTS: tuple[tuple[str, str, click.IntRange], ...] = (
-    ("life_used", "life_used_programmable_warning_threshold", click.IntRange(0, 100)),
+ALERTS: tuple[tuple[str, str, Size], ...] = (
+    (
+        "life_used",
+        "life_used_programmable_warning_threshold",
+        Size(8, units=False, maximum=100),
+    ),
     (
         "over_temperature",
         "device_over_temperature_programmable_warning_threshold",
-        click.IntRange(-32768, 32767),
+        Size(16, units=False, signed=True),
     ),
     (
         "under_temperature",
         "device_under_temperature_programmable_warning_threshold",
-        click.IntRange(-32768, 32767),
+        Size(16, units=False, signed=True),
     ),
     (
         "volatile_mem_err",
         "corrected_volatile_mem_error_programmable_warning_threshold",
-        click.IntRange(0, 65535),
+        Size(16, units=False),
     ),
     (
         "pmem_err",
         "corrected_persistent_mem_error_programmable_warning_threshold",
-        click.IntRange(0, 65535),
+        Size(16, units=False),
     ),
 )
 _LETTERS = {"life_used": "-L", "over_temperature": "-O", "under_temperature": "-U"}
@@ -219,7 +209,6 @@ def _alert_options(f: Any) -> Any:
             f"--{opt}-threshold",
             f"{stem}_threshold",
             type=rng,
-            metavar="N",
             help=f"Warning threshold: {_WHAT[stem]}.",
         )(f)
     return f
@@ -281,4 +270,4 @@ def set_alert_config(ctx: click.Context, /, memdevs: Sequence[str], **params: An
             md.close()
         return Outcome.CHANGED, f"{name}: alert configuration set", row
 
-    change.run(targets(app, memdevs), action)
+    change.run(selected(ctx, memdevs), action)

@@ -12,7 +12,8 @@ from .. import render as rd
 from .. import uapi
 from ..errors import CxlError
 from ..memdev import Memdev
-from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option
+from . import CONTEXT, App, app_of, complete, fmt_of, memdevs_argument, output_option, selected
+from .options import MemdevArgument
 from .topology import params_of, topology_list, topology_options, wants_topology
 
 if TYPE_CHECKING:
@@ -119,7 +120,13 @@ def _firmware_json(md: Memdev) -> dict[str, Any]:
 
 
 @click.command("list", context_settings=CONTEXT)
-@memdevs_argument
+@click.argument(
+    "memdevs",
+    cls=MemdevArgument,
+    nargs=-1,
+    metavar="[MEMDEV]...",
+    shell_complete=complete.memdevs,
+)
 @click.option("-I", "--partition", is_flag=True, help="Include partition information.")
 @click.option("-F", "--firmware", is_flag=True, help="Include firmware information.")
 @click.option("-H", "--health", is_flag=True, help="Include health information.")
@@ -127,9 +134,8 @@ def _firmware_json(md: Memdev) -> dict[str, Any]:
 @click.option(
     "-L", "--media-errors", is_flag=True, help="Include media errors (the poison list; root)."
 )
-@click.option("-u", "--human", is_flag=True, help="Human sizes and hex serials, as cxl -u.")
 @topology_options
-@output_option("table", "json")
+@output_option()
 @click.pass_context
 def list_cmd(
     ctx: click.Context,
@@ -140,7 +146,6 @@ def list_cmd(
     health: bool,
     alert_config: bool,
     media_errors: bool,
-    human: bool,
     output: str,
     as_json: bool,
     **topo: Any,
@@ -167,6 +172,7 @@ def list_cmd(
       cxlctl --sim list -v
     """
     app = app_of(ctx)
+    human = app.human
     if wants_topology(topo):
         params = params_of(topo, memdevs, human)
         flags = {"partition": partition, "firmware": firmware, "health": health,
@@ -202,10 +208,8 @@ def list_cmd(
         )
         for n in names
     ]
-    if human:
-        data = rd.humanize(data)
     if fmt_of(output, as_json) == "json":
-        rd.dump_json(data)
+        app.json(data)
         return
     cols = ("memdev", "ram_size", "pmem_size", "serial", "host", "firmware_version", "backend")
     rows = [[d.get(c, 0 if c.endswith("size") else "") for c in cols] for d in data]
@@ -221,7 +225,7 @@ def _var(n: int) -> int | None:
 
 @click.command(context_settings=CONTEXT)
 @memdevs_argument
-@output_option("table", "json")
+@output_option()
 @click.pass_context
 def query(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) -> None:
     """Show the kernel's command table for a memdev (CXL_MEM_QUERY_COMMANDS).
@@ -236,7 +240,7 @@ def query(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool
     """
     app = app_of(ctx)
     out: list[dict[str, Any]] = []
-    for name in app.backend.select(memdevs):
+    for name in selected(ctx, memdevs):
         md = Memdev(app.backend, name)
         try:
             infos = md.query()
@@ -261,7 +265,7 @@ def query(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool
             )
         out.append({"memdev": name, "commands": cmds})
     if fmt_of(output, as_json) == "json":
-        rd.dump_json(out)
+        app.json(out)
         return
     for entry in out:
         rows = [
@@ -293,12 +297,9 @@ def query(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool
 
 @click.command(context_settings=CONTEXT)
 @memdevs_argument
-@click.option("-u", "--human", is_flag=True, help="Human sizes in JSON.")
-@output_option("table", "json")
+@output_option()
 @click.pass_context
-def identify(
-    ctx: click.Context, memdevs: Sequence[str], human: bool, output: str, as_json: bool
-) -> None:
+def identify(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) -> None:
     """Decode Identify Memory Device (opcode 0x4000), every field.
 
     Capacities are in bytes (the device reports 256 MiB units).
@@ -310,16 +311,14 @@ def identify(
     """
     app = app_of(ctx)
     out = []
-    for name in app.backend.select(memdevs):
+    for name in selected(ctx, memdevs):
         md = Memdev(app.backend, name)
         try:
             out.append({"memdev": name, **rd.to_data(md.identify())})
         finally:
             md.close()
-    if human:
-        out = rd.humanize(out)
     if fmt_of(output, as_json) == "json":
-        rd.dump_json(out)
+        app.json(out)
         return
     for d in out:
         rd.print_fields(app.style, f"{d['memdev']}: Identify", d, simulated=app.backend.simulated)

@@ -28,6 +28,7 @@ from .. import render as rd
 from ..change import Outcome, Recorder, Result, exit_code, run_each
 from ..errors import CxlError, UsageError
 from . import App, output
+from .options import output_option
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,18 +60,9 @@ def change_options(*, destructive: bool) -> Callable[[F], F]:
             is_flag=True,
             help="Print every sysfs write and ioctl a real run would make; change nothing.",
         )(f)
-        f = click.option(
-            "--json", "as_json", is_flag=True, help="The report as JSON on stdout (-o json)."
-        )(f)
-        f = click.option(
-            "-o",
-            "--output",
-            type=click.Choice(["table", "json", "jsonl"]),
-            default="table",
-            show_default=True,
-            help="Report format; jsonl also prints progress events on stderr.",
-        )(f)
-        return f
+        # the report is data: the grammar's -o/--json/-u (jsonl also prints
+        # progress events on stderr)
+        return output_option()(f)
 
     return deco
 
@@ -176,7 +168,7 @@ class Change:
 
     def report(self, results: list[Result]) -> None:
         if self.fmt == "json":
-            rd.dump_json([r.json() for r in results])
+            self.app.json([r.json() for r in results])
             return
         if self.fmt == "jsonl":
             for r in results:

@@ -9,8 +9,9 @@ import click
 
 from .. import mailbox as mb
 from .. import render as rd
-from ..errors import UsageError
+from ..errors import DecodeError, UsageError
 from . import CONTEXT, app_of, complete, fmt_of, output_option, read_payload
+from .options import input_option
 
 
 def _decoder(command: str) -> tuple[str, Callable[[bytes], Any]]:
@@ -30,9 +31,17 @@ def _decoder(command: str) -> tuple[str, Callable[[bytes], Any]]:
 @click.command(context_settings=CONTEXT)
 @click.argument("command", shell_complete=complete.catalogue_commands)
 @click.argument("file", required=False, shell_complete=complete.files)
-@output_option("table", "json")
+@input_option
+@output_option()
 @click.pass_context
-def decode(ctx: click.Context, command: str, file: str | None, output: str, as_json: bool) -> None:
+def decode(
+    ctx: click.Context,
+    command: str,
+    file: str | None,
+    input_file: str | None,
+    output: str,
+    as_json: bool,
+) -> None:
     """Decode a saved output payload of COMMAND from FILE (stdin if none).
 
     The same decoders as the live commands; COMMAND is a catalogue name or alias
@@ -47,9 +56,18 @@ def decode(ctx: click.Context, command: str, file: str | None, output: str, as_j
     """
     app = app_of(ctx)
     name, fn = _decoder(command)
-    data = read_payload(file, "decode")
-    d = {"command": name, "length": len(data), "decoded": rd.to_data(fn(data))}
+    if file is not None and input_file is not None:
+        raise UsageError("give the payload once: FILE or -i/--input FILE")
+    source = file if file is not None else input_file
+    data = read_payload(source, "decode")
+    try:
+        value = fn(data)
+    except DecodeError as e:  # the user's input, not the device: a usage error (exit 2)
+        raise UsageError(
+            f"decode: {source if source not in (None, '-') else 'stdin'}: {e.message}"
+        ) from None
+    d = {"command": name, "length": len(data), "decoded": rd.to_data(value)}
     if fmt_of(output, as_json) == "json":
-        rd.dump_json(d)
+        app.json(d)
         return
     rd.print_fields(app.style, f"decoded {name} ({len(data)} bytes)", d["decoded"])

@@ -16,7 +16,8 @@ from .. import uapi
 from ..errors import PermissionDenied, UsageError
 from ..memdev import Memdev, check_retval
 from ..tracefs import LOG_CLI_NAMES, RECORD_EVENTS
-from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option
+from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option, selected
+from .options import Duration, Size, deprecated
 
 LOGS = ("info", "warn", "fail", "fatal")
 _NOT_RECORD = ("system", "memdev", "host", "serial", "log")
@@ -107,17 +108,30 @@ def _row(rec: dict[str, Any]) -> tuple[Any, ...]:
 @click.command(context_settings=CONTEXT)
 @memdevs_argument
 @click.option(
-    "-l",
-    "--log",
+    "--event-log",
     "logs",
     type=click.Choice(LOGS),
     multiple=True,
     help="Only this event log (repeatable; default: all four).",
 )
-@output_option("table", "json")
+@click.option(
+    "-l",
+    "--log",
+    "logs_old",
+    type=click.Choice(LOGS),
+    multiple=True,
+    hidden=True,
+    help="Old name of --event-log (-l is monitor's log file, as in cxl-cli).",
+)
+@output_option()
 @click.pass_context
 def events(
-    ctx: click.Context, memdevs: Sequence[str], logs: Sequence[str], output: str, as_json: bool
+    ctx: click.Context,
+    memdevs: Sequence[str],
+    logs: Sequence[str],
+    logs_old: Sequence[str],
+    output: str,
+    as_json: bool,
 ) -> None:
     """Show event records, decoded per type (General Media, DRAM, Memory Module, other).
 
@@ -133,14 +147,16 @@ def events(
     \b
     Examples:
       cxlctl --sim events mem0
-      cxlctl --sim events mem0 --log warn --json
+      cxlctl --sim events mem0 --event-log warn --json
       CXLCTL_SIM_RAW=1 cxlctl --sim events mem0 --json
     """
     app = app_of(ctx)
-    want = list(logs) or list(LOGS)
+    if logs_old:
+        deprecated("events -l/--log is now --event-log (-l is a log file, as in cxl monitor)")
+    want = list(logs) + [x for x in logs_old if x not in logs] or list(LOGS)
     out: list[dict[str, Any]] = []
     snapshot: list[dict[str, Any]] | None = None
-    for name in app.backend.select(memdevs):
+    for name in selected(ctx, memdevs):
         md = Memdev(app.backend, name)
         try:
             entry: list[dict[str, Any]] | None = None
@@ -157,7 +173,7 @@ def events(
             entry, source = _trace_logs(app, name, want, snapshot), "trace"
         out.append({"memdev": name, "source": source, "logs": entry})
     if fmt_of(output, as_json) == "json":
-        rd.dump_json(out)
+        app.json(out)
         return
     for d in out:
         for lg in d["logs"]:
@@ -203,8 +219,13 @@ def _reader_gone(stream: IO[str]) -> bool:
     metavar="FILE|standard",
     help="Append the JSON lines to FILE instead of stdout ('standard': stdout).",
 )
-@click.option("--count", type=click.IntRange(min=1), help="Stop after N events.")
-@click.option("--timeout", type=click.FloatRange(min=0), help="Stop after S seconds.")
+@click.option("--count", type=Size(units=False, minimum=1), help="Stop after N events.")
+@click.option(
+    "-t",
+    "--timeout",
+    type=Duration(),
+    help="Stop after MS milliseconds (500, 2s, 1m; ms as in cxl-cli and nvme-cli).",
+)
 @click.option(
     "-m",
     "--memdev",
@@ -218,7 +239,7 @@ def monitor(
     ctx: click.Context,
     log_file: str | None,
     count: int | None,
-    timeout: float | None,
+    timeout: int | None,
     memdevs: Sequence[str],
 ) -> None:
     """Stream CXL trace events as JSON lines, like `cxl monitor`.
@@ -227,17 +248,17 @@ def monitor(
     instance and follows its trace_pipe (needs root); on the simulator it streams
     what the simulated kernel logs from the simulated devices. Each line is one
     event: {"system": "cxl", "event": ..., "timestamp": ns, fields...}. Runs until
-    --count events, --timeout seconds, Ctrl-C (exit 130) or a closed pipe (exit
+    --count events, --timeout milliseconds, Ctrl-C (exit 130) or a closed pipe (exit
     141), and always disables the events it enabled.
 
     \b
     Examples:
       cxlctl --sim monitor --count 3
-      cxlctl --sim monitor -m mem1 --timeout 1
+      cxlctl --sim monitor -m mem1 --timeout 1000
       cxlctl monitor -l /var/log/cxl-events.jsonl
     """
     app = app_of(ctx)
-    names = set(app.backend.select(memdevs)) if memdevs else None
+    names = set(app.backend.select(memdevs)) if memdevs else None  # -m: cxl-cli's filter
     if log_file is not None and not log_file:
         raise UsageError("--log needs a file name (or 'standard')")
     to_file = log_file not in (None, "standard")
@@ -247,7 +268,7 @@ def monitor(
             stream = open(log_file or "", "a")  # noqa: SIM115 - closed below
         except OSError as e:
             raise UsageError(f"--log {log_file}: {e.strerror}") from e
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if timeout is None else time.monotonic() + timeout / 1000
     n = 0
 
     def stop() -> bool:

@@ -11,17 +11,21 @@ import click
 from .. import render as rd
 from ..errors import UnsupportedCommand
 from ..memdev import Memdev
-from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option
+from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option, selected
 
 Row = dict[str, Any]
 
 # --- shared helpers (also used by logs.py) -----------------------------------------
 
 
-def each_memdev(app: App, memdevs: Sequence[str], fn: Callable[[Memdev], Row]) -> list[Row]:
-    """``[{"memdev": name, **fn(memdev)}, ...]`` over the selected memdevs (none = all)."""
+def each_memdev(
+    app: App, memdevs: Sequence[str], fn: Callable[[Memdev], Row], *, names: bool = False
+) -> list[Row]:
+    """``[{"memdev": name, **fn(memdev)}, ...]`` over the selected memdevs (none =
+    all); MEMDEVS are command-line arguments, or resolved names with ``names``."""
     out: list[Row] = []
-    for name in app.backend.select(memdevs):
+    chosen = list(memdevs) if names else selected(click.get_current_context(), memdevs)
+    for name in chosen:
         md = Memdev(app.backend, name)
         try:
             out.append({"memdev": name, **fn(md)})
@@ -30,12 +34,10 @@ def each_memdev(app: App, memdevs: Sequence[str], fn: Callable[[Memdev], Row]) -
     return out
 
 
-def emit(app: App, rows: list[Row], fmt: str, title: str, *, human: bool = False) -> None:
+def emit(app: App, rows: list[Row], fmt: str, title: str) -> None:
     """JSON array, or one field/value table per memdev."""
-    if human:
-        rows = rd.humanize(rows)
     if fmt == "json":
-        rd.dump_json(rows)
+        app.json(rows)
         return
     for d in rows:
         fields = {k: v for k, v in d.items() if k != "memdev"}
@@ -48,10 +50,6 @@ def _data(value: Any) -> Row:
     d: Row = rd.to_data(value)
     return d
 
-
-human_option = click.option(
-    "-u", "--human", is_flag=True, help="Human sizes and hex values in JSON, as cxl -u."
-)
 
 # --- the cxl list -H / -A blocks ----------------------------------------------------
 
@@ -94,7 +92,7 @@ def cxl_alert_config_json(md: Memdev) -> Row:
 
 @click.command(context_settings=CONTEXT)
 @memdevs_argument
-@output_option("table", "json")
+@output_option()
 @click.pass_context
 def health(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) -> None:
     """Decode Get Health Info (opcode 0x4200), every field.
@@ -116,12 +114,9 @@ def health(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: boo
 
 @click.command(context_settings=CONTEXT)
 @memdevs_argument
-@human_option
-@output_option("table", "json")
+@output_option()
 @click.pass_context
-def partition(
-    ctx: click.Context, memdevs: Sequence[str], human: bool, output: str, as_json: bool
-) -> None:
+def partition(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) -> None:
     """Decode Get Partition Info (opcode 0x4100): active and next capacities.
 
     Capacities are in bytes (the device reports 256 MiB units); "next" is what
@@ -134,12 +129,12 @@ def partition(
     """
     app = app_of(ctx)
     rows = each_memdev(app, memdevs, lambda md: _data(md.partition_info()))
-    emit(app, rows, fmt_of(output, as_json), "Partition Info", human=human)
+    emit(app, rows, fmt_of(output, as_json), "Partition Info")
 
 
 @click.command("fw-info", context_settings=CONTEXT)
 @memdevs_argument
-@output_option("table", "json")
+@output_option()
 @click.pass_context
 def fw_info(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) -> None:
     """Decode Get FW Info (opcode 0x0200): slots, versions, active/staged, caps.
@@ -159,7 +154,7 @@ def fw_info(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bo
 
 @click.command("alert-config", context_settings=CONTEXT)
 @memdevs_argument
-@output_option("table", "json")
+@output_option()
 @click.pass_context
 def alert_config(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) -> None:
     """Decode Get Alert Configuration (opcode 0x4201), every field.
@@ -179,7 +174,7 @@ def alert_config(ctx: click.Context, memdevs: Sequence[str], output: str, as_jso
 
 @click.command("shutdown-state", context_settings=CONTEXT)
 @memdevs_argument
-@output_option("table", "json")
+@output_option()
 @click.pass_context
 def shutdown_state(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) -> None:
     """Decode Get Shutdown State (opcode 0x4203): clean or dirty.
@@ -216,7 +211,7 @@ def _timestamp(md: Memdev) -> Row:
 
 @click.command(context_settings=CONTEXT)
 @memdevs_argument
-@output_option("table", "json")
+@output_option()
 @click.pass_context
 def timestamp(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) -> None:
     """Read the device clock with Get Timestamp (opcode 0x0300).
@@ -247,7 +242,7 @@ def _security_state(app: App, name: str) -> Row:
 
 @click.command("security-state", context_settings=CONTEXT)
 @memdevs_argument
-@output_option("table", "json")
+@output_option()
 @click.pass_context
 def security_state(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) -> None:
     """Show the security state the kernel reports (sysfs memN/security/state).
@@ -261,5 +256,5 @@ def security_state(ctx: click.Context, memdevs: Sequence[str], output: str, as_j
       cxlctl --sim security-state mem0 --json
     """
     app = app_of(ctx)
-    rows = [{"memdev": n, **_security_state(app, n)} for n in app.backend.select(memdevs)]
+    rows = [{"memdev": n, **_security_state(app, n)} for n in selected(ctx, memdevs)]
     emit(app, rows, fmt_of(output, as_json), "Security State")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import stat
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import click
@@ -16,19 +15,23 @@ from .. import render as rd
 from ..change import Outcome, ProgressHook, Recorder, midway, no_progress, stopped
 from ..errors import CxlError, UsageError
 from ..memdev import Memdev
-from . import CONTEXT, app_of, complete, output
+from . import CONTEXT, app_of, complete, memdevs_argument, memdevs_required, output, selected
 from .change import Change, change_options
-
-_SIZE_RE = re.compile(r"^(0x[0-9a-f]+|\d+)([kmg]?)(i?b)?$")
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+from .options import (
+    BYTE_FORMATS,
+    FORMATS,
+    apply_output,
+    human_option,
+    input_option,
+    range_options,
+)
 
 
 def parse_size(value: str, what: str) -> int:
     """``4096``, ``0x1000``, ``4K``, ``1M``, ``1GiB`` -> bytes (binary units, like cxl-cli)."""
-    m = _SIZE_RE.match(value.strip().lower())
-    if not m:
-        raise UsageError(f"{what}: {value!r} is not a size (e.g. 4096, 0x1000, 4K, 1M)")
-    return int(m.group(1), 0) * _UNITS[m.group(2)]
+    from ..units import parse_size as _parse
+
+    return _parse(value, what)
 
 
 def write_atomic(path: str, chunks: Iterable[bytes]) -> int:
@@ -68,43 +71,114 @@ def write_atomic(path: str, chunks: Iterable[bytes]) -> int:
 
 
 @click.command("read-labels", context_settings=CONTEXT)
-@click.argument("memdev", shell_complete=complete.memdevs)
-@click.option("-s", "--size", metavar="SIZE", help="Bytes to read [default: to the end].")
-@click.option("-O", "--offset", metavar="OFFSET", default="0", help="Start offset [default: 0].")
+@memdevs_argument
+@range_options("bytes of the label area")
 @click.option(
-    "-o", "--output", "output_file", metavar="FILE", help="Write to FILE [default: stdout]."
+    "-o",
+    "--output",
+    "output_file",
+    metavar="FILE",
+    shell_complete=complete.files,
+    help="Write to FILE [default: stdout]. -o is a file here, as in cxl-cli's "
+    "read-labels; the format is --format.",
 )
+@click.option(
+    "--output-file",
+    "output_file2",
+    metavar="FILE",
+    shell_complete=complete.files,
+    help="Same as -o FILE (the name every other verb uses).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["raw", "hex", "json"]),
+    default="raw",
+    show_default=True,
+    help="raw bytes, hex (xxd dump; xxd -r reverses it), or json. Not -o: -o is "
+    "cxl-cli's output FILE for this verb.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@human_option
 @click.pass_context
 def read_labels(
-    ctx: click.Context, memdev: str, size: str | None, offset: str, output_file: str | None
+    ctx: click.Context,
+    memdevs: Sequence[str],
+    offset: int | None,
+    size: int | None,
+    output_file: str | None,
+    output_file2: str | None,
+    fmt: str,
+    as_json: bool,
 ) -> None:
     """Dump the label storage area (Get LSA, opcode 0x4102) as binary.
 
     Read in payload_max chunks (never 0 bytes, never more than payload_max per
-    command), bounded by label_storage_size. Writing to a FILE goes through a
-    temporary file and a rename, so an error leaves no partial file. A closed
-    pipe ends the command quietly.
+    command), bounded by label_storage_size. With several MEMDEVs the areas
+    follow each other (as cxl-cli). Writing to a FILE goes through a temporary
+    file and a rename, so an error leaves no partial file. A closed pipe ends
+    the command quietly. -o is the output FILE here, kept from cxl-cli's
+    read-labels so its scripts run unchanged; the output format is --format
+    (raw, hex, json) or --json.
 
     \b
     Examples:
       cxlctl --sim read-labels mem0 -s 64 | xxd
+      cxlctl --sim read-labels mem0 -s 64 --format hex
       cxlctl --sim read-labels mem0 -s 32 -O 4096 -o labels.bin
+      cxlctl --sim read-labels mem0 -s 16 --json
       cxlctl read-labels mem0 -o lsa.bin
     """
     app = app_of(ctx)
-    name = app.backend.memdev(memdev).name
-    md = Memdev(app.backend, name)
+    if output_file is not None and output_file2 is not None and output_file != output_file2:
+        raise UsageError("give the output file once: -o FILE or --output-file FILE")
+    target = output_file if output_file is not None else output_file2
+    if output_file in FORMATS + BYTE_FORMATS and not os.path.exists(output_file):
+        raise UsageError(
+            f"read-labels: -o is the output FILE (as in cxl-cli), not a format: for "
+            f"{output_file} use --format {output_file if output_file in ('hex', 'raw') else 'json'}"
+            f" or --json (a file called {output_file!r}: -o ./{output_file})"
+        )
+    fmt = "json" if as_json else fmt
+    apply_output(ctx, "json" if fmt == "json" else "table", False)
+    mds = [Memdev(app.backend, n) for n in selected(ctx, memdevs)]
     try:
-        off, asked, lsa = _range(md, offset, size)
-        n = asked if asked is not None else lsa - off
-        chunks = md.iter_lsa(off, n)  # validates the range before sending anything
-        if output_file is None or output_file == "-":
-            for c in chunks:
+        plans = []
+        for md in mds:  # every range is checked before anything is read
+            off, asked, lsa = _range(md, offset, size)
+            plans.append((md, off, asked if asked is not None else lsa - off))
+
+        def chunks() -> Iterator[bytes]:
+            for md, off, n in plans:
+                if fmt == "raw":
+                    yield from md.iter_lsa(off, n)
+                elif fmt == "hex":
+                    data = b"".join(md.iter_lsa(off, n))
+                    if len(plans) > 1:
+                        output.message(f"cxlctl: {md.name}: {n} bytes at offset {off:#x}")
+                    yield (rd.hexdump(data, base=off) + "\n").encode()
+            if fmt == "json":
+                rows = [
+                    {
+                        "memdev": md.name,
+                        "offset": off,
+                        "length": n,
+                        "data": b"".join(md.iter_lsa(off, n)).hex(),
+                    }
+                    for md, off, n in plans
+                ]
+                if app.human:
+                    rows = rd.humanize(rows)
+                yield rd.json_text(rows, lines=app.jsonl).encode()
+
+        if target is None or target == "-":
+            for c in chunks():
                 rd.write_stdout(c)
         else:
-            write_atomic(output_file, chunks)
+            write_atomic(target, chunks())
     finally:
-        md.close()
+        for md in mds:
+            md.close()
 
 
 # --- writing: write-labels, zero-labels ------------------------------------------------
@@ -155,15 +229,15 @@ def _read_upto(f: Any, limit: int, source: str) -> bytes:
     return bytes(out)
 
 
-def _range(md: Memdev, offset: str, size: str | None) -> tuple[int, int | None, int]:
+def _range(md: Memdev, offset: int | None, size: int | None) -> tuple[int, int | None, int]:
     """(offset, size or None, label area size), checked against the area."""
     lsa = md.info.label_storage_size
     if lsa == 0:
         raise UsageError(f"{md.name}: the device has no label storage area")
-    off = parse_size(offset, "--offset")
+    off = offset or 0
     if off >= lsa:
         raise UsageError(f"{md.name}: --offset {off} is beyond the {lsa}-byte label area")
-    n = parse_size(size, "--size") if size is not None else None
+    n = size
     if n == 0:
         raise UsageError("--size: must be at least 1")
     if n is not None and off + n > lsa:
@@ -242,27 +316,19 @@ _verify_option = click.option(
 
 
 @click.command("write-labels", context_settings=CONTEXT)
-@click.argument("memdev", shell_complete=complete.memdevs)
-@click.option(
-    "-i",
-    "--input",
-    "input_file",
-    metavar="FILE",
-    shell_complete=complete.files,
-    help="Read the labels from FILE ('-': stdin) [default: stdin].",
-)
-@click.option("-s", "--size", metavar="SIZE", help="Bytes to write [default: the whole input].")
-@click.option("-O", "--offset", metavar="OFFSET", default="0", help="Start offset [default: 0].")
+@memdevs_required
+@input_option
+@range_options("bytes of the label area", size_help="Bytes to write [default: the whole input].")
 @_verify_option
 @change_options(destructive=True)
 @click.pass_context
 def write_labels(
     ctx: click.Context,
     /,
-    memdev: str,
+    memdevs: Sequence[str],
     input_file: str | None,
-    size: str | None,
-    offset: str,
+    offset: int | None,
+    size: int | None,
     verify: bool,
     **opts: Any,
 ) -> None:
@@ -289,7 +355,12 @@ def write_labels(
     """
     app = app_of(ctx)
     change = Change(app, "write-labels", opts, destroys="the label storage area")
-    name = app.backend.memdev(memdev).name
+    names = selected(ctx, memdevs)
+    if len(names) != 1:
+        raise UsageError(
+            f"write-labels writes one memdev ({len(names)} selected), as cxl-cli's write-labels"
+        )
+    (name,) = names
     md = Memdev(app.backend, name)
     try:
         off, n, lsa = _range(md, offset, size)
@@ -312,11 +383,8 @@ def write_labels(
 
 
 @click.command("zero-labels", context_settings=CONTEXT)
-@click.argument(
-    "memdevs", nargs=-1, required=True, metavar="MEMDEV...", shell_complete=complete.memdevs
-)
-@click.option("-s", "--size", metavar="SIZE", help="Bytes to zero [default: to the end].")
-@click.option("-O", "--offset", metavar="OFFSET", default="0", help="Start offset [default: 0].")
+@memdevs_required
+@range_options("bytes of the label area", size_help="Bytes to zero [default: to the end].")
 @_verify_option
 @change_options(destructive=True)
 @click.pass_context
@@ -324,8 +392,8 @@ def zero_labels(
     ctx: click.Context,
     /,
     memdevs: Sequence[str],
-    size: str | None,
-    offset: str,
+    offset: int | None,
+    size: int | None,
     verify: bool,
     **opts: Any,
 ) -> None:
@@ -347,8 +415,6 @@ def zero_labels(
       cxlctl --sim zero-labels mem1 -O 0x10000 -s 64K --verify -y --json
       cxlctl disable-memdev mem0 && cxlctl zero-labels mem0 && cxlctl enable-memdev mem0
     """
-    from .admin import targets
-
     app = app_of(ctx)
     change = Change(app, "zero-labels", opts, destroys="the label storage area")
 
@@ -365,4 +431,4 @@ def zero_labels(
             md.close()
         return Outcome.CHANGED, _summary(row, name, "zeroed"), row
 
-    change.run(targets(app, memdevs), action)
+    change.run(selected(ctx, memdevs), action)

@@ -12,8 +12,9 @@ from .. import mailbox as mb
 from .. import render as rd
 from ..errors import UsageError
 from ..memdev import Memdev
-from . import CONTEXT, app_of, complete, fmt_of, memdevs_argument, output_option
+from . import CONTEXT, app_of, complete, fmt_of, memdevs_argument, output_option, selected
 from .info import Row, each_memdev, emit
+from .options import Size, deprecated, range_options
 
 
 def resolve_log(spec: str) -> str:
@@ -32,24 +33,12 @@ def _log_name(log_uuid: str) -> str:
     return mb.KNOWN_LOGS.get(log_uuid, "unknown")
 
 
-def _parse_int(value: str | None, what: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        n = int(value, 0)
-    except ValueError:
-        raise UsageError(f"{what}: {value!r} is not a number") from None
-    if n < 0:
-        raise UsageError(f"{what}: must not be negative")
-    return n
-
-
 log_argument = click.argument("log", metavar="LOG", shell_complete=complete.logs)
 
 
 @click.command(context_settings=CONTEXT)
 @memdevs_argument
-@output_option("table", "json")
+@output_option()
 @click.pass_context
 def logs(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) -> None:
     """List the logs a device keeps (Get Supported Logs, opcode 0x0400).
@@ -66,7 +55,7 @@ def logs(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool)
     rows = each_memdev(app, memdevs, lambda md: rd.to_data(md.supported_logs()))
     fmt = fmt_of(output, as_json)
     if fmt == "json":
-        rd.dump_json(rows)
+        app.json(rows)
         return
     for d in rows:
         rd.print_table(
@@ -92,7 +81,7 @@ def _cel(md: Memdev) -> Row:
 
 @click.command(context_settings=CONTEXT)
 @memdevs_argument
-@output_option("table", "json")
+@output_option()
 @click.pass_context
 def cel(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) -> None:
     """Decode the Command Effects Log: every opcode the device supports.
@@ -110,7 +99,7 @@ def cel(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) 
     rows = each_memdev(app, memdevs, _cel)
     fmt = fmt_of(output, as_json)
     if fmt == "json":
-        rd.dump_json(rows)
+        app.json(rows)
         return
     for d in rows:
         table = []
@@ -126,43 +115,78 @@ def cel(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) 
         )
 
 
+def _log_and_memdevs(log: str, memdevs: Sequence[str], verb: str) -> tuple[str, list[str]]:
+    """MEMDEV... LOG; the old order (LOG MEMDEV..., before 0.3) still works with a
+    warning when the last argument is a memdev and the first a log."""
+    from ..backends import memdev_name
+
+    def is_memdev(a: str) -> bool:
+        try:
+            memdev_name(a.split(",")[0])
+        except UsageError:
+            return a.strip() == "all"
+        return True
+
+    def is_log(a: str) -> bool:
+        try:
+            resolve_log(a)
+        except UsageError:
+            return False
+        return True
+
+    if memdevs and is_memdev(log) and not is_log(log) and is_log(memdevs[0]):
+        old = [memdevs[0], *memdevs[1:], log]
+        deprecated(
+            f"`{verb} {' '.join(old)}` is the old argument order; "
+            f"write `{verb} {' '.join(old[1:])} {old[0]}` (MEMDEV first)"
+        )
+        return memdevs[0], [*memdevs[1:], log]
+    return log, list(memdevs)
+
+
 @click.command("get-log", context_settings=CONTEXT)
-@log_argument
 @memdevs_argument
-@click.option("--offset", metavar="BYTES", help="Start offset in the log [default: 0].")
-@click.option("--length", metavar="BYTES", help="Bytes to read [default: to the end].")
-@output_option("hex", "raw", "json", default="hex")
+@log_argument
+@range_options("bytes of the log")
+@click.option("--length", "length_old", type=Size(), hidden=True, help="Old name of --size.")
+@output_option("hex", "raw", default="hex")
 @click.pass_context
 def get_log(
     ctx: click.Context,
-    log: str,
     memdevs: Sequence[str],
-    offset: str | None,
-    length: str | None,
+    log: str,
+    offset: int | None,
+    size: int | None,
+    length_old: int | None,
     output: str,
     as_json: bool,
 ) -> None:
     """Read a log (Get Log, opcode 0x0401) by UUID or name.
 
-    LOG is a UUID or one of cel, vendor-debug, component-state-dump. The
-    offset and length are checked against the size Get Supported Logs advertises
-    before anything is sent (devices misbehave on ranges they never advertised);
-    the log is read in payload_max pages. -o raw writes the bytes (one MEMDEV).
+    LOG is a UUID or one of cel, vendor-debug, component-state-dump. The range
+    (-O/--offset, -s/--size) is checked against the size Get Supported Logs
+    advertises before anything is sent (devices misbehave on ranges they never
+    advertised); the log is read in payload_max pages. -o hex is an xxd dump
+    (reversible with xxd -r); -o raw writes the bytes (one MEMDEV).
 
     \b
     Examples:
-      cxlctl --sim get-log cel mem0
-      cxlctl --sim get-log vendor-debug mem0 -o raw > debug.bin
-      cxlctl --sim get-log cel mem0 --offset 8 --length 16 --json
+      cxlctl --sim get-log mem0 cel
+      cxlctl --sim get-log mem0 vendor-debug -o raw > debug.bin
+      cxlctl --sim get-log mem0 cel -O 8 -s 16 --json
     """
     app = app_of(ctx)
     fmt = fmt_of(output, as_json)
+    log, memdevs = _log_and_memdevs(log, memdevs, "get-log")
     log_uuid = resolve_log(log)
-    off = _parse_int(offset, "--offset") or 0
-    ln = _parse_int(length, "--length")
+    if length_old is not None:
+        deprecated("--length is now -s/--size")
+        size = size if size is not None else length_old
+    off = offset or 0
+    ln = size
     if ln == 0:
-        raise UsageError("--length: must be at least 1")
-    names = app.backend.select(memdevs)
+        raise UsageError("--size: must be at least 1")
+    names = selected(ctx, memdevs)
     if fmt == "raw":
         if len(names) != 1:
             raise UsageError("-o raw needs exactly one MEMDEV")
@@ -184,15 +208,25 @@ def get_log(
             "data": data.hex(),
         }
 
-    rows = each_memdev(app, names, read)
+    rows = each_memdev(app, names, read, names=True)
     if fmt == "json":
-        rd.dump_json(rows)
+        app.json(rows)
         return
     for d in rows:
-        click.echo(
-            f"{d['memdev']}: {d['name']} ({d['uuid']}), {d['length']} bytes at offset {d['offset']}"
-        )
-        click.echo(rd.hexdump(bytes.fromhex(d["data"])))
+        if fmt != "hex":
+            rd.print_fields(
+                app.style,
+                f"{d['memdev']}: {d['name']} log",
+                {k: v for k, v in d.items() if k not in ("memdev", "data")},
+                simulated=app.backend.simulated,
+            )
+        elif len(rows) > 1:
+            click.echo(
+                f"cxlctl: {d['memdev']}: {d['name']} ({d['uuid']}), {d['length']} bytes "
+                f"at offset {d['offset']}",
+                err=True,
+            )
+        click.echo(rd.hexdump(bytes.fromhex(d["data"]), base=d["offset"]))
 
 
 def _log_caps(md: Memdev, log_uuid: str) -> Row:
@@ -202,12 +236,12 @@ def _log_caps(md: Memdev, log_uuid: str) -> Row:
 
 
 @click.command("log-caps", context_settings=CONTEXT)
-@log_argument
 @memdevs_argument
-@output_option("table", "json")
+@log_argument
+@output_option()
 @click.pass_context
 def log_caps(
-    ctx: click.Context, log: str, memdevs: Sequence[str], output: str, as_json: bool
+    ctx: click.Context, memdevs: Sequence[str], log: str, output: str, as_json: bool
 ) -> None:
     """Decode Get Log Capabilities (opcode 0x0402) for one log.
 
@@ -216,10 +250,11 @@ def log_caps(
 
     \b
     Examples:
-      cxlctl --sim log-caps cel mem0
+      cxlctl --sim log-caps mem0 cel
       cxlctl --sim log-caps vendor-debug --json
     """
     app = app_of(ctx)
+    log, memdevs = _log_and_memdevs(log, memdevs, "log-caps")
     log_uuid = resolve_log(log)
     rows = each_memdev(app, memdevs, lambda md: _log_caps(md, log_uuid))
     emit(app, rows, fmt_of(output, as_json), "Log Capabilities")

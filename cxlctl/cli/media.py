@@ -3,7 +3,7 @@ and the ``media_errors`` block of ``list -L``."""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -12,33 +12,37 @@ from .. import render as rd
 from ..errors import UsageError
 from ..memdev import Memdev
 from ..tracefs import media_error_json, poison_flags
-from . import CONTEXT, App, app_of, complete, fmt_of, output_option
-
-_RANGE = re.compile(r"^\s*(\w+)\s*([-+])\s*(\w+)\s*$")
+from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option, selected
+from .options import Size, deprecated, range_options
 
 
 def parse_range(text: str) -> tuple[int, int]:
     """``0x1000-0x2000`` (end exclusive) or ``0x1000+4096`` -> (start, length in bytes)."""
-    m = _RANGE.match(text)
-    try:
-        if not m:
-            raise ValueError
-        a, op, b = int(m.group(1), 0), m.group(2), int(m.group(3), 0)
-    except ValueError:
-        raise UsageError(
-            f"bad range {text!r}: expected START-END or START+LENGTH (e.g. 0x1000-0x2000)"
-        ) from None
-    length = b - a if op == "-" else b
-    if a < 0 or length <= 0:
-        raise UsageError(f"bad range {text!r}: it is empty")
-    return a, length
+    from ..units import parse_range as _parse
+
+    return _parse(text, "RANGE")
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise UsageError(f"bad address {text!r}: expected a number like 0x1000") from None
+def _range(
+    memdevs: Sequence[str], offset: int | None, size: int | None
+) -> tuple[list[str], tuple[int, int] | None]:
+    """-O/-s, or the old positional RANGE after the MEMDEVs (with a warning)."""
+    from ..units import looks_like_range
+
+    args = list(memdevs)
+    rng: tuple[int, int] | None = None
+    if args and looks_like_range(args[-1]):
+        old = args.pop()
+        rng = parse_range(old)
+        deprecated(f"a positional RANGE is the old form: write -O {rng[0]:#x} -s {rng[1]:#x}")
+        if offset is not None or size is not None:
+            raise UsageError("give the range with -O/--offset and -s/--size, not both forms")
+    elif offset is not None or size is not None:
+        if size == 0:
+            raise UsageError("--size: must be at least 1")
+        start = offset or 0
+        rng = (start, size if size is not None else (1 << 64) - start)
+    return args, rng
 
 
 def poison_events(app: App, name: str) -> list[dict[str, Any]]:
@@ -78,100 +82,134 @@ def poison_json(app: App, name: str, rng: tuple[int, int] | None) -> dict[str, A
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("memdev", shell_complete=complete.memdevs)
-@click.argument("range_", metavar="[RANGE]", required=False)
+@memdevs_argument
+@range_options("bytes of device physical address", size_help="Only records within SIZE bytes.")
 @click.option(
-    "--inject", "inject", metavar="DPA", multiple=True, help="Inject poison at DPA first (debugfs)."
+    "--inject",
+    "inject",
+    type=Size(metavar="DPA"),
+    multiple=True,
+    help="Inject poison at DPA first (debugfs; changes the device: needs MEMDEV).",
 )
 @click.option(
-    "--clear", "clear", metavar="DPA", multiple=True, help="Clear poison at DPA first (debugfs)."
+    "--clear",
+    "clear",
+    type=Size(metavar="DPA"),
+    multiple=True,
+    help="Clear poison at DPA first (debugfs; changes the device: needs MEMDEV).",
 )
-@click.option("-u", "--human", is_flag=True, help="Hex offsets in JSON, as cxl -u.")
-@output_option("table", "json")
+@output_option()
 @click.pass_context
 def poison(
     ctx: click.Context,
-    memdev: str,
-    range_: str | None,
-    inject: tuple[str, ...],
-    clear: tuple[str, ...],
-    human: bool,
+    memdevs: Sequence[str],
+    offset: int | None,
+    size: int | None,
+    inject: tuple[int, ...],
+    clear: tuple[int, ...],
     output: str,
     as_json: bool,
 ) -> None:
-    """List a memdev's poison (Get Poison List), optionally only within RANGE.
+    """List memdevs' poison (Get Poison List), optionally only within a range.
 
     Linux has no ioctl for Get Poison List: as `cxl list -L` does, cxlctl writes 1
     to /sys/bus/cxl/devices/MEMDEV/trigger_poison_list, and the kernel pages
     through the list (while the device sets More Media Error Records) and reports
     each record as a cxl_poison trace event, which cxlctl reads from tracefs.
     "more" and "overflow" are the device's flags as the kernel saw them; an
-    overflowed list is incomplete until a Scan Media. RANGE is START-END (end
-    exclusive) or START+LENGTH, in bytes of device physical address.
-    --inject/--clear write a DPA to debugfs inject_poison/clear_poison first
-    (they change the device: test systems only). Needs root on a real system.
+    overflowed list is incomplete until a Scan Media. -O/--offset and -s/--size
+    select a range of device physical address (the old positional START-END or
+    START+LENGTH still works, with a warning). --inject/--clear write a DPA to
+    debugfs inject_poison/clear_poison first: they change the device (test
+    systems only), so they need an explicit MEMDEV (or `all`). Needs root on a
+    real system.
 
     \b
     Examples:
       cxlctl --sim poison mem0
-      cxlctl --sim poison mem0 0x0-0x100000 --json
-      cxlctl --sim poison mem0 --inject 0x3000 0x3000+64
+      cxlctl --sim poison mem0 -O 0 -s 1M --json
+      cxlctl --sim poison mem0 --inject 0x3000 -O 0x3000 -s 64
     """
     app = app_of(ctx)
-    (name,) = app.backend.select([memdev])
-    rng = parse_range(range_) if range_ else None
-    for dpa in inject:
-        app.backend.inject_poison(name, _int(dpa))
-    for dpa in clear:
-        app.backend.clear_poison(name, _int(dpa))
-    d = poison_json(app, name, rng)
+    args, rng = _range(memdevs, offset, size)
+    changes = bool(inject or clear)
+    names = app.backend.select(args, serial=bool(ctx.meta.get("cxlctl.serial")), explicit=changes)
+    for name in names:
+        for dpa in inject:
+            app.backend.inject_poison(name, dpa)
+        for dpa in clear:
+            app.backend.clear_poison(name, dpa)
+    rows = [poison_json(app, name, rng) for name in names]
     if fmt_of(output, as_json) == "json":
-        rd.dump_json(rd.humanize([d]) if human else [d])
+        app.json(rows)
         return
-    flags = ", ".join(f for f in ("more", "overflow", "scanning") if d[f]) or "none"
-    title = f"{name} poison list (flags: {flags})"
-    if d["overflow"]:
-        title += f" overflowed at {d['overflow_timestamp']}: incomplete"
-    rows = [(e["offset"], e["length"], e["source"]) for e in d["media_errors"]]
-    rd.print_table(
-        app.style, title, ("offset", "length", "source"), rows, simulated=app.backend.simulated
-    )
+    for d in rows:
+        flags = ", ".join(f for f in ("more", "overflow", "scanning") if d[f]) or "none"
+        title = f"{d['memdev']} poison list (flags: {flags})"
+        if d["overflow"]:
+            title += f" overflowed at {d['overflow_timestamp']}: incomplete"
+        table = [(e["offset"], e["length"], e["source"]) for e in d["media_errors"]]
+        rd.print_table(
+            app.style,
+            title,
+            ("offset", "length", "source"),
+            table,
+            simulated=app.backend.simulated,
+        )
 
 
 @click.command("scan-media-caps", context_settings=CONTEXT)
-@click.argument("memdev", shell_complete=complete.memdevs)
-@click.argument("range_", metavar="RANGE")
-@output_option("table", "json")
+@memdevs_argument
+@range_options("bytes of device physical address", size_help="Bytes to scan.")
+@output_option()
 @click.pass_context
 def scan_media_caps(
-    ctx: click.Context, memdev: str, range_: str, output: str, as_json: bool
+    ctx: click.Context,
+    memdevs: Sequence[str],
+    offset: int | None,
+    size: int | None,
+    output: str,
+    as_json: bool,
 ) -> None:
-    """Estimate how long a Scan Media of RANGE would take (Get Scan Media Capabilities).
+    """Estimate how long a Scan Media of a range would take (Get Scan Media Capabilities).
 
-    Sent through the kernel's GET_SCAN_MEDIA_CAPS command (id 18). RANGE is
-    START-END or START+LENGTH in bytes; both must be multiples of 64.
+    Sent through the kernel's GET_SCAN_MEDIA_CAPS command (id 18). The range is
+    -O/--offset and -s/--size in bytes (the old positional START-END or
+    START+LENGTH still works, with a warning); both must be multiples of 64.
 
     \b
     Examples:
-      cxlctl --sim scan-media-caps mem0 0x0-0x10000000
-      cxlctl --sim scan-media-caps mem0 0x0+4096 --json
+      cxlctl --sim scan-media-caps mem0 -O 0 -s 256M
+      cxlctl --sim scan-media-caps mem0 -s 4096 --json
     """
     from ..mailbox.media import scan_media_caps_input
 
     app = app_of(ctx)
-    (name,) = app.backend.select([memdev])
-    start, length = parse_range(range_)
+    args, rng = _range(memdevs, offset, size)
+    if rng is None or (size is None and offset is not None):
+        raise UsageError("scan-media-caps needs a range: -s/--size SIZE [-O/--offset START]")
+    start, length = rng
     if start % 64 or length % 64:
-        raise UsageError(f"range {range_!r}: start and length must be multiples of 64 bytes")
-    md = Memdev(app.backend, name)
-    try:
-        caps = md.decoded("get-scan-media-caps", scan_media_caps_input(start, length))
-    finally:
-        md.close()
-    d = {"memdev": name, "offset": start, "length": length, **rd.to_data(caps)}
+        raise UsageError(
+            f"range {start:#x}+{length:#x}: start and length must be multiples of 64 bytes"
+        )
+    if start + length > 1 << 64:
+        raise UsageError(f"range {start:#x}+{length:#x} ends beyond 64 bits")
+    out = []
+    for name in selected(ctx, args):
+        md = Memdev(app.backend, name)
+        try:
+            caps = md.decoded("get-scan-media-caps", scan_media_caps_input(start, length))
+        finally:
+            md.close()
+        out.append({"memdev": name, "offset": start, "length": length, **rd.to_data(caps)})
     if fmt_of(output, as_json) == "json":
-        rd.dump_json([d])
+        app.json(out)
         return
-    rd.print_fields(
-        app.style, f"{name}: Scan Media capabilities", d, simulated=app.backend.simulated
-    )
+    for d in out:
+        rd.print_fields(
+            app.style,
+            f"{d['memdev']}: Scan Media capabilities",
+            d,
+            simulated=app.backend.simulated,
+        )

@@ -9,6 +9,8 @@ objects (cxl-cli's JSON) with ``--json``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,32 +21,32 @@ from .. import render as rd
 from ..errors import UsageError
 from ..listing import Params, Walker
 from ..topology import Decoder, Region, Topology, read_topology
-from . import CONTEXT, App, app_of
+from . import CONTEXT, App, F, app_of, memdevs_required, selected
+from .options import Size, output_option
 
 Row = dict[str, Any]
 
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print the resulting objects as a JSON array."
-)
-human_option = click.option("-u", "--human", is_flag=True, help="Human sizes in JSON, as cxl -u.")
+
+def report_option(f: F) -> F:
+    """The grammar's -o/--json/-u (options.output_option) for these verbs' reports:
+    one line per object on stderr by default, the objects as JSON with -o json."""
+    wants_human = "human" in inspect.signature(f).parameters
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, output: str | None = None, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
+        kwargs["as_json"] = as_json or output in ("json", "jsonl")
+        if wants_human:
+            kwargs["human"] = bool(click.get_current_context().find_root().obj.human)
+        return f(*args, **kwargs)
+
+    g: Any = wrapper
+    out: F = output_option(default=None)(g)
+    return out
 
 
 def note(message: str) -> None:
     click.echo(f"cxlctl: {message}", err=True)
-
-
-def _size_arg(value: str | None, what: str) -> int | None:
-    if value is None:
-        return None
-    from ..sim.driver.platform import parse_size
-
-    try:
-        n = parse_size(value)
-    except ValueError as e:
-        raise UsageError(f"{what}: {e}") from None
-    if n < 0 or n >= 1 << 64:
-        raise UsageError(f"{what}: {value} is out of range")
-    return n
 
 
 def _topo(app: App) -> Topology:
@@ -110,17 +112,22 @@ def _memory_note(app: App, r: Region) -> str:
     metavar="DECODER",
     help="Root decoder (CFMWS window) [default: the only one that fits].",
 )
-@click.option("-w", "--ways", type=int, help="Interleave ways [default: number of targets].")
+@click.option(
+    "-w",
+    "--ways",
+    type=Size(units=False, minimum=1, maximum=16),
+    help="Interleave ways [default: number of targets].",
+)
 @click.option(
     "-g",
     "--granularity",
-    type=int,
+    type=Size(32),
     help="Interleave granularity in bytes [default: the root decoder's].",
 )
 @click.option(
     "-s",
     "--size",
-    metavar="SIZE",
+    type=Size(),
     help="Region size (256M, 1G, 0x...) [default: the targets' free capacity x ways].",
 )
 @click.option("-U", "--uuid", help="UUID of a pmem region [default: random].")
@@ -132,8 +139,7 @@ def _memory_note(app: App, r: Region) -> str:
     help="Refuse memdevs whose QoS class differs from the root decoder's.",
 )
 @click.option("--no-enable", is_flag=True, help="Commit the decode but do not bind the region.")
-@human_option
-@json_option
+@report_option
 @click.pass_context
 def create_region(
     ctx: click.Context,
@@ -143,7 +149,7 @@ def create_region(
     root_decoder: str | None,
     ways: int | None,
     granularity: int | None,
-    size: str | None,
+    size: int | None,
     uuid: str | None,
     bus: str | None,
     enforce_qos: bool,
@@ -176,7 +182,7 @@ def create_region(
     if not targets:
         raise UsageError("create-region: give the target memdevs (or endpoint decoders)")
     topo = _topo(app)
-    nbytes = _size_arg(size, "--size")
+    nbytes = size
     if mode is None:
         mode = _infer_type(topo, targets)
     rd_name = root_decoder or _default_root(topo, mode, bus)
@@ -216,7 +222,7 @@ def create_region(
         + (f"; {_memory_note(app, region)}" if region.enabled else " (not enabled)")
     )
     if as_json:
-        rd.dump_json([_region_json(app, region.name, human)])
+        app.json([_region_json(app, region.name, human)])
 
 
 def _infer_type(topo: Topology, targets: Sequence[str]) -> str:
@@ -269,7 +275,7 @@ def _regions(app: App, specs: Sequence[str], decoder: str | None) -> tuple[Topol
 @click.command("enable-region", context_settings=CONTEXT)
 @region_args
 @decoder_filter
-@json_option
+@report_option
 @click.pass_context
 def enable_region(
     ctx: click.Context, regions: Sequence[str], decoder: str | None, as_json: bool
@@ -296,7 +302,7 @@ def enable_region(
         note(f"{r.name}: {'enabled' if changed else 'already enabled'}{extra}")
         rows.append(_region_json(app, r.name, False))
     if as_json:
-        rd.dump_json(rows)
+        app.json(rows)
 
 
 @click.command("disable-region", context_settings=CONTEXT)
@@ -308,7 +314,7 @@ def enable_region(
     is_flag=True,
     help="Unbind even when the memory cannot be offlined (its address space leaks until a reboot).",
 )
-@json_option
+@report_option
 @click.pass_context
 def disable_region(
     ctx: click.Context, regions: Sequence[str], decoder: str | None, force: bool, as_json: bool
@@ -348,14 +354,14 @@ def disable_region(
             note(f"{r.name}: disabled{extra}")
         rows.append(_region_json(app, r.name, False))
     if as_json:
-        rd.dump_json(rows)
+        app.json(rows)
 
 
 @click.command("destroy-region", context_settings=CONTEXT)
 @region_args
 @decoder_filter
 @click.option("-f", "--force", is_flag=True, help="Disable an active region first.")
-@json_option
+@report_option
 @click.pass_context
 def destroy_region(
     ctx: click.Context, regions: Sequence[str], decoder: str | None, force: bool, as_json: bool
@@ -393,7 +399,7 @@ def destroy_region(
         note(f"{r.name}: destroyed{extra}{';' if what else ''}{what}")
         rows.append({"region": r.name, "state": "destroyed"})
     if as_json:
-        rd.dump_json(rows)
+        app.json(rows)
 
 
 # --- reserve-dpa / free-dpa ------------------------------------------------------------------
@@ -409,7 +415,7 @@ def _memdev_with_decoder(app: App, w: Walker, name: str, d: Decoder) -> Row:
 
 
 @click.command("reserve-dpa", context_settings=CONTEXT)
-@click.argument("memdevs", nargs=-1, required=True, metavar="MEMDEV...")
+@memdevs_required
 @click.option(
     "-t",
     "--type",
@@ -418,16 +424,15 @@ def _memdev_with_decoder(app: App, w: Walker, name: str, d: Decoder) -> Row:
     required=True,
     help="Partition to reserve from (required: cxl-cli's default is broken).",
 )
-@click.option("-s", "--size", metavar="SIZE", help="Size [default: all free capacity].")
+@click.option("-s", "--size", type=Size(), help="Size [default: all free capacity].")
 @click.option("-d", "--decoder", metavar="DECODER", help="Endpoint decoder [default: the next].")
-@human_option
-@json_option
+@report_option
 @click.pass_context
 def reserve_dpa(
     ctx: click.Context,
     memdevs: Sequence[str],
     mode: str,
-    size: str | None,
+    size: int | None,
     decoder: str | None,
     human: bool,
     as_json: bool,
@@ -445,9 +450,9 @@ def reserve_dpa(
     """
     app = app_of(ctx)
     fs = app.backend.sysfs_seam
-    nbytes = _size_arg(size, "--size")
+    nbytes = size
     rows = []
-    for spec in memdevs:
+    for spec in selected(ctx, memdevs):
         topo = _topo(app)
         m = rg.memdev_of(topo, spec)
         d = rg.reserve_dpa(fs, topo, m, mode, nbytes, decoder)
@@ -457,11 +462,11 @@ def reserve_dpa(
         )
         rows.append(_memdev_with_decoder(app, _walker(app, human), m.name, d))
     if as_json:
-        rd.dump_json(rows)
+        app.json(rows)
 
 
 @click.command("free-dpa", context_settings=CONTEXT)
-@click.argument("memdevs", nargs=-1, required=True, metavar="MEMDEV...")
+@memdevs_required
 @click.option(
     "-t",
     "--type",
@@ -470,8 +475,7 @@ def reserve_dpa(
     help="Only a reservation of this partition [default: the last one].",
 )
 @click.option("-d", "--decoder", metavar="DECODER", help="Endpoint decoder [default: the last].")
-@human_option
-@json_option
+@report_option
 @click.pass_context
 def free_dpa(
     ctx: click.Context,
@@ -498,7 +502,7 @@ def free_dpa(
     app = app_of(ctx)
     fs = app.backend.sysfs_seam
     rows = []
-    for spec in memdevs:
+    for spec in selected(ctx, memdevs):
         topo = _topo(app)
         m = rg.memdev_of(topo, spec)
         d = rg.free_dpa(fs, topo, m, mode, decoder)
@@ -512,7 +516,7 @@ def free_dpa(
         note(f"{m.name}: {d.name} released its DPA (mode {d.mode or 'none'} kept)")
         rows.append(_memdev_with_decoder(app, _walker(app, human), m.name, d))
     if as_json:
-        rd.dump_json(rows)
+        app.json(rows)
 
 
 # --- ports and buses ---------------------------------------------------------------------------
@@ -527,7 +531,7 @@ def free_dpa(
     is_flag=True,
     help="Disable even when memdevs below are in active regions (they break).",
 )
-@json_option
+@report_option
 @click.pass_context
 def disable_port(
     ctx: click.Context, ports: Sequence[str], endpoint: bool, force: bool, as_json: bool
@@ -554,14 +558,14 @@ def disable_port(
         note(f"{p.name}: {'disabled' if changed else 'already disabled'}")
         rows.append({"port": p.name, "state": "disabled", "changed": changed})
     if as_json:
-        rd.dump_json(rows)
+        app.json(rows)
 
 
 @click.command("enable-port", context_settings=CONTEXT)
 @click.argument("ports", nargs=-1, required=True, metavar="PORT...")
 @click.option("-e", "--endpoint", is_flag=True, help="PORTs are endpoint ports.")
 @click.option("-m", "--enable-memdevs", is_flag=True, help="Also enable the memdevs below.")
-@json_option
+@report_option
 @click.pass_context
 def enable_port(
     ctx: click.Context, ports: Sequence[str], endpoint: bool, enable_memdevs: bool, as_json: bool
@@ -583,13 +587,13 @@ def enable_port(
         note(f"{p.name}: " + (f"enabled {', '.join(done)}" if done else "already enabled"))
         rows.append({"port": p.name, "enabled": done})
     if as_json:
-        rd.dump_json(rows)
+        app.json(rows)
 
 
 @click.command("disable-bus", context_settings=CONTEXT)
 @click.argument("buses", nargs=-1, required=True, metavar="BUS...")
 @click.option("-f", "--force", is_flag=True, help="Disable even with active regions.")
-@json_option
+@report_option
 @click.pass_context
 def disable_bus(ctx: click.Context, buses: Sequence[str], force: bool, as_json: bool) -> None:
     """Unbind cxl_acpi from a CXL bus, as `cxl disable-bus`: the whole topology goes.
@@ -612,4 +616,4 @@ def disable_bus(ctx: click.Context, buses: Sequence[str], force: bool, as_json: 
         note(f"{b}: disabled")
         rows.append({"bus": b, "state": "disabled"})
     if as_json:
-        rd.dump_json(rows)
+        app.json(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -14,29 +15,72 @@ from ..errors import UsageError
 from ..memdev import Memdev
 from ..transport import MAX_PAYLOAD, SendRequest
 from . import CONTEXT, App, F, app_of, complete, fmt_of, output_option, read_payload
+from .options import Size, deprecated, memdev_argument, one_memdev
 
 # --- send / raw ---------------------------------------------------------------------
 
 
-def _read_input(hex_in: str | None, file_in: str | None) -> bytes:
-    if hex_in is not None and file_in is not None:
-        raise UsageError("give the input payload with --input or --input-file, not both")
-    if hex_in is not None:
-        text = "".join(hex_in.split()).removeprefix("0x")
+def _hex(text: str, what: str) -> bytes:
+    clean = "".join(text.split()).removeprefix("0x")
+    try:
+        if not clean.isascii():
+            raise ValueError
+        return bytes.fromhex(clean)
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not hex bytes") from None
+
+
+def _read_input(opts: dict[str, Any]) -> bytes:
+    """The input payload: -x/--hex HEX or -i/--input FILE ('-': stdin).
+
+    Before 0.3, -i took hex and -f/--input-file a file: both still work, with a
+    warning (a -i value that names no file and reads as hex is taken as hex)."""
+    hex_in, file_in, old_file = opts["hex_in"], opts["input_file"], opts["input_file_old"]
+    if old_file is not None:
+        deprecated("-f/--input-file is now -i/--input FILE (-f is --force everywhere)")
+        if file_in is not None:
+            raise UsageError("give the input file once: -i/--input FILE")
+        file_in = old_file
+    if file_in is not None and file_in != "-" and not os.path.exists(file_in):
         try:
-            return bytes.fromhex(text)
-        except ValueError:
-            raise UsageError(f"--input: {hex_in!r} is not hex bytes") from None
+            data = _hex(file_in, "-i")
+        except UsageError:
+            data = None
+        if data is not None and hex_in is None:
+            deprecated(f"-i now takes a FILE; for hex bytes write -x {file_in!r}")
+            hex_in, file_in = file_in, None
+    if hex_in is not None and file_in is not None:
+        raise UsageError("give the input payload with -x/--hex or -i/--input FILE, not both")
+    if hex_in is not None:
+        return _hex(hex_in, "--hex")
     if file_in is not None:
-        return read_payload(file_in, "--input-file")
+        return read_payload(file_in, "--input")
     return b""
 
 
 def _int(value: str, what: str) -> int:
-    try:
-        return int(value, 0)
-    except ValueError:
-        raise UsageError(f"{what}: {value!r} is not a number") from None
+    from ..units import parse_int
+
+    return parse_int(value, what, units=False)
+
+
+def _swapped(memdev: str, other: str, verb: str, what: str) -> None:
+    """``send identify mem0``: say the order is MEMDEV first instead of calling
+    mem0 an unknown command."""
+    from ..backends import memdev_name
+
+    def is_memdev(a: str) -> bool:
+        try:
+            memdev_name(a)
+        except UsageError:
+            return False
+        return not a.strip().isdigit()
+
+    if is_memdev(other) and not is_memdev(memdev):
+        raise UsageError(
+            f"{verb}: MEMDEV comes first: write `cxlctl {verb} {other} {memdev}` "
+            f"({other!r} is a memdev, not a {what})"
+        )
 
 
 _FIELDS = {
@@ -58,28 +102,43 @@ def payload_options(f: F) -> F:
         + ", ".join(_FIELDS)
         + " (buffers grow to match).",
     )(f)
-    f = click.option("--flags", metavar="N", help="The struct's flags field [default: 0].")(f)
+    f = click.option(
+        "--flags", type=Size(32, units=False), help="The struct's flags field [default: 0]."
+    )(f)
     f = click.option(
         "--out-size",
-        metavar="BYTES",
+        type=Size(32, maximum=MAX_PAYLOAD),
         help="out.size to offer the kernel [default: payload_max; 0 for no-output commands].",
     )(f)
     f = click.option(
-        "-f", "--input-file", metavar="FILE", help="Input payload from FILE ('-' for stdin)."
+        "-f",
+        "--input-file",
+        "input_file_old",
+        metavar="FILE",
+        hidden=True,
+        help="Old name of -i/--input FILE.",
     )(f)
-    f = click.option("-i", "--input", "hex_in", metavar="HEX", help="Input payload as hex bytes.")(
-        f
-    )
+    f = click.option(
+        "-i",
+        "--input",
+        "input_file",
+        metavar="FILE",
+        shell_complete=complete.files,
+        help="Input payload from FILE ('-' for stdin).",
+    )(f)
+    f = click.option(
+        "-x", "--hex", "hex_in", metavar="HEX", help="Input payload as hex bytes ('00 40 00 00')."
+    )(f)
     f = click.option(
         "--dry-run", is_flag=True, help="Print the struct cxl_send_command; send nothing."
     )(f)
     return f
 
 
-def _overrides(req: SendRequest, flags: str | None, sets: tuple[str, ...]) -> SendRequest:
+def _overrides(req: SendRequest, flags: int | None, sets: tuple[str, ...]) -> SendRequest:
     changes: dict[str, int] = {}
     if flags is not None:
-        changes["flags"] = _int(flags, "--flags")
+        changes["flags"] = flags
     for item in sets:
         key, sep, value = item.partition("=")
         if not sep or key not in _FIELDS:
@@ -105,7 +164,7 @@ def _overrides(req: SendRequest, flags: str | None, sets: tuple[str, ...]) -> Se
     )
 
 
-def _dry_run(name: str, req: SendRequest, fmt: str) -> None:
+def _dry_run(app: App, name: str, req: SendRequest, fmt: str) -> None:
     s = req.struct()
     d: dict[str, Any] = {
         "memdev": name,
@@ -122,8 +181,8 @@ def _dry_run(name: str, req: SendRequest, fmt: str) -> None:
         "out_rsvd": int(s.out.rsvd),
         "struct": bytes(s).hex(),
     }
-    if fmt == "json":
-        rd.dump_json(d)
+    if fmt == "json":  # an array, as every per-memdev command's JSON
+        app.json([d])
         return
     click.echo(f"ioctl(/dev/cxl/{name}, CXL_MEM_SEND_COMMAND={uapi.CXL_MEM_SEND_COMMAND:#x}, {{")
     click.echo(
@@ -171,7 +230,7 @@ def _emit_result(
     if retval == mb.ReturnCode.SUCCESS and out:
         d["decoded"] = rd.to_data(cmd.decode(out) if cmd else mb.BY_NAME["get-log"].decode(out))
     if fmt == "json":  # scripts get the return code in the JSON too
-        rd.dump_json([d])
+        app.json([d])
     elif retval == mb.ReturnCode.SUCCESS:
         rd.print_fields(app.style, f"{name}: {what}", d, simulated=app.backend.simulated)
     check_retval(name, what, retval)
@@ -187,12 +246,12 @@ def _issue(
 ) -> None:
     app = app_of(ctx)
     fmt = fmt_of(opts["output"], opts["as_json"])
-    name = app.backend.memdev(memdev).name
+    name = one_memdev(ctx, memdev)
     md = Memdev(app.backend, name)
     try:
         req = _overrides(build(md), opts["flags"], opts["sets"])
         if opts["dry_run"]:
-            _dry_run(name, req, fmt)
+            _dry_run(app, name, req, fmt)
             return
         res = md.submit(req, what)
     finally:
@@ -201,13 +260,8 @@ def _issue(
 
 
 def _out_size(opts: dict[str, Any]) -> int | None:
-    v = opts["out_size"]
-    if v is None:
-        return None
-    n = _int(v, "--out-size")
-    if not 0 <= n <= MAX_PAYLOAD:
-        raise UsageError(f"--out-size {n} is outside 0..{MAX_PAYLOAD} (the largest payload)")
-    return n
+    v: int | None = opts["out_size"]
+    return v
 
 
 def _command(spec: str) -> mb.Command:
@@ -225,10 +279,10 @@ def _command(spec: str) -> mb.Command:
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("memdev", shell_complete=complete.memdevs)
+@memdev_argument
 @click.argument("command", metavar="COMMAND", shell_complete=complete.kernel_commands)
 @payload_options
-@output_option("table", "json", "hex", "raw")
+@output_option("hex", "raw")
 @click.pass_context
 def send(ctx: click.Context, /, memdev: str, command: str, **opts: Any) -> None:
     """Send a kernel command (CXL_MEM_SEND_COMMAND) by name or id.
@@ -243,20 +297,21 @@ def send(ctx: click.Context, /, memdev: str, command: str, **opts: Any) -> None:
     Examples:
       cxlctl --sim send mem0 identify
       cxlctl --sim send mem0 identify -o raw > id.bin
-      cxlctl --sim send mem0 get-lsa -i '00000000 40000000' -o hex
+      cxlctl --sim send mem0 get-lsa -x '00000000 40000000' -o hex
       cxlctl --sim send mem0 get-timestamp --dry-run
       cxlctl --sim send mem0 identify --set in.rsvd=1
     """
+    _swapped(memdev, command, "send", "COMMAND")
     cmd = _command(command)
-    payload = _read_input(opts["hex_in"], opts["input_file"])
+    payload = _read_input(opts)
     _issue(ctx, memdev, lambda md: md.request(cmd, payload, _out_size(opts)), cmd.name, cmd, opts)
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("memdev", shell_complete=complete.memdevs)
+@memdev_argument
 @click.argument("opcode", shell_complete=complete.opcodes)
 @payload_options
-@output_option("table", "json", "hex", "raw", default="hex")
+@output_option("hex", "raw", default="hex")
 @click.pass_context
 def raw(ctx: click.Context, /, memdev: str, opcode: str, **opts: Any) -> None:
     """Send any mailbox OPCODE through the kernel's RAW command.
@@ -270,10 +325,11 @@ def raw(ctx: click.Context, /, memdev: str, opcode: str, **opts: Any) -> None:
       cxlctl --sim raw mem0 0x4000 --dry-run
       CXLCTL_SIM_RAW=1 cxlctl --sim raw mem0 0x4000 -o json
     """
+    _swapped(memdev, opcode, "raw", "OPCODE")
     op = _int(opcode, "OPCODE")
     if not 0 <= op <= 0xFFFF:
         raise UsageError(f"OPCODE {opcode} does not fit in 16 bits")
-    payload = _read_input(opts["hex_in"], opts["input_file"])
+    payload = _read_input(opts)
     cat = mb.BY_OPCODE.get(op)
     what = f"raw {op:#06x}" + (f" ({cat.name})" if cat else "")
     _issue(ctx, memdev, lambda md: md.raw_request(op, payload, _out_size(opts)), what, cat, opts)

@@ -1,0 +1,243 @@
+"""Regression tests for issue 9's inconsistencies: each old surprise, and its fix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from cxlctl import render as rd
+
+Cli = Callable[..., Result]
+
+
+def _one_line(r: Result) -> str:
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+# --- global options after the verb ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list", "--sim", "--json"],
+        ["list", "--json", "--backend", "sim"],
+        ["list", "--backend=sim", "--json", "--color", "never", "--debug"],
+    ],
+)
+def test_global_options_after_the_verb(cli: Cli, args: list[str]) -> None:
+    r = cli(*args, env={"CXLCTL_BACKEND": "kernel"})
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)[0]["backend"] == "sim"
+
+
+def test_global_options_after_double_dash_are_arguments(cli: Cli) -> None:
+    r = cli("list", "--", "--sim")
+    assert r.exit_code == 2  # '--sim' is a MEMDEV argument now, and not one
+
+
+# --- one-line usage errors --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["indentify", "mem0"],
+            "cxlctl: no such command 'indentify' (did you mean 'identify'?); see 'cxlctl --help'",
+        ),
+        (
+            ["list", "--jsno"],
+            "cxlctl: list: no such option '--jsno' (did you mean '--json'?); "
+            "see 'cxlctl list --help'",
+        ),
+        (
+            ["identify", "-o", "yaml"],
+            "cxlctl: identify: invalid value for '-o' / '--output': 'yaml' is not one of "
+            "'table', 'wide', 'plain', 'json', 'jsonl'; see 'cxlctl identify --help'",
+        ),
+    ],
+)
+def test_usage_errors_are_one_line(cli: Cli, args: list[str], line: str) -> None:
+    r = cli(*args)
+    assert r.exit_code == 2
+    assert _one_line(r) == line
+
+
+def test_swapped_send_arguments_are_named(cli: Cli) -> None:
+    r = cli("send", "identify", "mem0")
+    assert r.exit_code == 2
+    assert "MEMDEV comes first: write `cxlctl send mem0 identify`" in _one_line(r)
+    r = cli("raw", "0x4000", "mem0")
+    assert "write `cxlctl raw mem0 0x4000`" in _one_line(r)
+
+
+# --- argument order: MEMDEV first, the old order with a warning ----------------------
+
+
+@pytest.mark.parametrize("verb", ["get-log", "log-caps"])
+def test_log_verbs_take_memdev_first(cli: Cli, verb: str) -> None:
+    new = cli(verb, "mem0", "cel", "--json")
+    old = cli(verb, "cel", "mem0", "--json")
+    assert new.exit_code == old.exit_code == 0, old.stderr
+    assert new.stdout == old.stdout
+    assert new.stderr == ""
+    assert f"write `{verb} mem0 cel` (MEMDEV first)" in _one_line(old)
+    assert json.loads(cli(verb, "cel", "--json").stdout)[0]["memdev"] == "mem0"  # all memdevs
+
+
+def test_get_log_range_uses_offset_and_size(cli: Cli) -> None:
+    new = json.loads(cli("get-log", "mem0", "cel", "-O", "8", "-s", "16", "--json").stdout)
+    assert (new[0]["offset"], new[0]["length"]) == (8, 16)
+    old = cli("get-log", "mem0", "cel", "-O", "8", "--length", "16", "--json")
+    assert json.loads(old.stdout) == new
+    assert "--length is now -s/--size" in old.stderr
+
+
+def test_poison_range_options_and_old_positional(cli: Cli) -> None:
+    new = cli("poison", "mem0", "-O", "0x1000", "-s", "4K", "--json")
+    old = cli("poison", "mem0", "0x1000+4096", "--json")
+    assert new.exit_code == old.exit_code == 0, old.stderr
+    assert json.loads(new.stdout) == json.loads(old.stdout)
+    assert json.loads(new.stdout)[0]["range"] == {"offset": 0x1000, "length": 4096}
+    assert "write -O 0x1000 -s 0x1000" in old.stderr
+
+
+def test_scan_media_caps_range_options(cli: Cli) -> None:
+    new = cli("scan-media-caps", "mem0", "-O", "0", "-s", "4K", "--json")
+    old = cli("scan-media-caps", "mem0", "0x0+4096", "--json")
+    assert new.exit_code == old.exit_code == 0, old.stderr
+    assert json.loads(new.stdout) == json.loads(old.stdout)
+
+
+# --- -i / -f / -l / -o mean one thing ---------------------------------------------------
+
+
+def test_send_input_file_and_hex(cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "in.bin"
+    f.write_bytes(bytes.fromhex("00000000 08000000"))
+    a = cli("send", "mem0", "get-lsa", "-i", str(f), "-o", "hex")
+    b = cli("send", "mem0", "get-lsa", "-x", "00000000 08000000", "-o", "hex")
+    c = cli("send", "mem0", "get-lsa", "-i", "00000000 08000000", "-o", "hex")  # old -i HEX
+    d = cli("send", "mem0", "get-lsa", "-f", str(f), "-o", "hex")  # old -f FILE
+    assert a.exit_code == b.exit_code == c.exit_code == d.exit_code == 0
+    assert a.stdout == b.stdout == c.stdout == d.stdout
+    assert (a.stderr, b.stderr) == ("", "")
+    assert "-i now takes a FILE; for hex bytes write -x" in c.stderr
+    assert "-f/--input-file is now -i/--input FILE" in d.stderr
+
+
+def test_events_log_option_renamed(cli: Cli) -> None:
+    new = cli("events", "mem0", "--event-log", "warn", "--json")
+    old = cli("events", "mem0", "-l", "warn", "--json")
+    assert new.exit_code == old.exit_code == 0
+    assert new.stdout == old.stdout
+    assert "--event-log" in old.stderr
+
+
+def test_read_labels_o_json_is_not_a_silent_file(cli: Cli, tmp_path: Path) -> None:
+    r = cli("read-labels", "mem0", "-s", "64", "-o", "json")
+    assert r.exit_code == 2
+    assert "--json" in _one_line(r)
+    assert not Path("json").exists()
+    out = tmp_path / "lsa.bin"
+    assert cli("read-labels", "mem0", "-s", "64", "-o", str(out)).exit_code == 0
+    assert out.read_bytes() == bytes(64)
+    d = json.loads(cli("read-labels", "mem0", "-s", "16", "--json").stdout)
+    assert d == [{"memdev": "mem0", "offset": 0, "length": 16, "data": "00" * 16}]
+
+
+def test_read_labels_takes_several_memdevs(cli: Cli) -> None:
+    r = cli("read-labels", "mem0", "mem1", "-s", "64")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout_bytes == bytes(128)
+
+
+# --- one size type --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["poison", "mem0", "--inject", "0x10000000000003000"], "does not fit in 64 bits"),
+        (["scan-media-caps", "mem0", "0x10000000000000000+0x40"], "does not fit in 64 bits"),
+        (["read-labels", "mem0", "-s", "٣"], "only ASCII digits"),
+        (["read-labels", "mem0", "-s", "-1"], "must not be negative"),
+        (["get-log", "mem0", "cel", "-s", "1x"], "is not a number"),
+        (["identify", "mem٣"], "is not a memdev"),
+        (["monitor", "--timeout", "nan"], "is not a duration in ms"),
+        (["monitor", "--timeout", "0.3"], "0.3 s is 300"),
+        (["monitor", "--count", "0"], "out of range"),
+        (["send", "mem0", "identify", "--out-size", "-1"], "must not be negative"),
+    ],
+)
+def test_bad_numbers_are_usage_errors(cli: Cli, args: list[str], message: str) -> None:
+    r = cli(*args)
+    assert r.exit_code == 2, (r.exit_code, r.stderr)
+    assert message in _one_line(r)
+
+
+def test_sizes_take_units(cli: Cli) -> None:
+    a = cli("read-labels", "mem0", "-O", "4K", "-s", "0x40").stdout_bytes
+    b = cli("read-labels", "mem0", "-O", "4096", "-s", "64").stdout_bytes
+    assert a == b == bytes(64)
+
+
+# --- exit codes and JSON shapes ------------------------------------------------------
+
+
+def test_decode_of_an_empty_payload_is_a_usage_error(cli: Cli) -> None:
+    r = cli("decode", "identify", input=b"")
+    assert r.exit_code == 2
+    assert "payload is 0 bytes" in _one_line(r)
+
+
+def test_send_dry_run_json_is_an_array(cli: Cli) -> None:
+    d = json.loads(cli("send", "mem0", "identify", "--dry-run", "--json").stdout)
+    assert isinstance(d, list)
+    assert d[0]["memdev"] == "mem0"
+
+
+def test_jsonl_is_one_object_per_line(cli: Cli) -> None:
+    r = cli("identify", "-o", "jsonl")
+    lines = r.stdout.splitlines()
+    assert [json.loads(x)["memdev"] for x in lines] == ["mem0", "mem1", "mem2"]
+
+
+def test_human_everywhere_json_is_printed(cli: Cli) -> None:
+    d = json.loads(cli("identify", "mem0", "-u", "--json").stdout)[0]
+    assert d["total_capacity"] == "256.00 MiB (268.44 MB)"
+    d = json.loads(cli("partition", "mem2", "-u", "--json").stdout)[0]
+    assert isinstance(d["active_volatile_capacity"], str)
+
+
+# --- hex dumps are xxd's ------------------------------------------------------------
+
+
+def test_hexdump_is_xxd_format() -> None:
+    data = bytes(range(20))
+    assert rd.hexdump(data).splitlines() == [
+        "00000000: 0001 0203 0405 0607 0809 0a0b 0c0d 0e0f  ................",
+        "00000010: 1011 1213                                ....",
+    ]
+    assert rd.hexdump(b"AB", base=0x1000) == "00001000: 4142" + " " * 35 + "  AB"
+
+
+@pytest.mark.skipif(shutil.which("xxd") is None, reason="needs xxd")
+def test_hexdump_reverses_with_xxd_r(cli: Cli) -> None:
+    data = cli("get-log", "mem0", "cel", "-o", "raw").stdout_bytes
+    dump = cli("get-log", "mem0", "cel", "-o", "hex").stdout
+    back = subprocess.run(["xxd", "-r"], input=dump.encode(), capture_output=True, timeout=60)
+    assert back.stdout == data
+    assert len(data) > 16
+    # what xxd itself prints is what cxlctl prints
+    ref = subprocess.run(["xxd"], input=data, capture_output=True, timeout=60).stdout.decode()
+    assert dump == ref
