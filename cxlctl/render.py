@@ -39,10 +39,18 @@ SIZE_KEYS = frozenset(
 HEX_KEYS = frozenset({"serial", "offset", "opcode"})
 
 
+#: values JSON takes as they are (exact types: an IntEnum is converted)
+_PLAIN = frozenset({int, str, bool, float, type(None)})
+
+
 def to_data(obj: Any) -> Any:
     """Records (and frozen dataclasses), tuples and enums -> JSON-able dicts/lists/scalars."""
     if isinstance(obj, Record):
-        return {f: to_data(getattr(obj, f)) for f in obj._fields}
+        out = {}
+        for f in obj._fields:
+            v = getattr(obj, f)
+            out[f] = v if type(v) in _PLAIN else to_data(v)
+        return out
     fields = getattr(type(obj), "__dataclass_fields__", None)
     if fields is not None:
         return {f: to_data(getattr(obj, f)) for f in fields}

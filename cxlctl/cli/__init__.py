@@ -150,6 +150,7 @@ COMMANDS: dict[str, str] = {
     "disable-port": "regions:disable_port",
     "disable-bus": "regions:disable_bus",
     "monitor": "events:monitor",
+    "batch": "batch:batch",
 }
 
 
