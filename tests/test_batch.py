@@ -162,9 +162,14 @@ def test_verbs_never_read_the_request_stream(cli: Run) -> None:
     assert rows[1]["ok"] is True
 
 
-def test_binary_output_comes_as_hex(cli: Run) -> None:
-    (row,), _ = batch(cli, {"memdev": "mem0", "command": "read-labels", "size": "16"})
-    assert row["result"] == {"hex": "00" * 16}
+def test_binary_output_comes_as_hex(cli: Run, cli_json: Callable[..., Any]) -> None:
+    rows, _ = batch(
+        cli,
+        {"memdev": "mem0", "command": "read-labels", "size": "16"},
+        {"memdev": "mem0", "command": "read-labels", "size": "16", "format": "raw"},
+    )
+    assert rows[0]["result"] == cli_json("--sim", "read-labels", "mem0", "-s", "16", "--json")
+    assert rows[1]["result"] == {"hex": "00" * 16}
 
 
 def test_refused_verbs(cli: Run) -> None:

@@ -107,6 +107,7 @@ DEPRECATED: set[tuple[str, str]] = {
 NON_MEMDEV_VERBS: dict[str, str] = {
     "decode": "decodes a saved payload offline",
     "completion": "prints a shell script",
+    "batch": "reads requests from stdin; each names its own memdev",
     "monitor": "streams every memdev's events; -m/--memdev filters, as cxl monitor",
     "create-region": "targets are memdevs or endpoint decoders, cxl-cli's positional",
     "enable-region": "takes regions",

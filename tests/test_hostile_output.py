@@ -48,6 +48,7 @@ def payload_file(tmp_path_factory: pytest.TempPathFactory) -> str:
     d = tmp_path_factory.mktemp("payload")
     (d / "id.bin").write_bytes(IDENTIFY[:0x43])
     (d / "labels.bin").write_bytes(bytes(64))
+    (d / "requests.jsonl").write_text('{"id": 1, "memdev": "mem0", "command": "health"}\n')
     return str(d)
 
 
@@ -86,6 +87,7 @@ def every_command(d: str) -> dict[str, list[str]]:
         ],
         "decode": ["decode", "identify", f"{d}/id.bin"],
         "completion": ["completion", "bash"],
+        "batch": ["batch", "-i", f"{d}/requests.jsonl"],
         "poison": ["poison", "mem0"],
         "scan-media-caps": ["scan-media-caps", "mem0", "0+0x40"],
         "events": ["events", "mem0"],

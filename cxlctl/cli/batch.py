@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from ..errors import CxlError, ExitCode, UsageError
-from . import CONTEXT, App, app_of, output
+from . import CONTEXT, App, app_of, complete, output
 
 Row = dict[str, Any]
 
@@ -100,8 +100,12 @@ class Batch:
             ):
                 raise UsageError('"memdev" is a name or a list of names')
             method = FAST.get(command)
+            md = None
             if method is not None and isinstance(memdevs, str) and len(req) == len(head) - 1:
-                result: Any = self._fast(memdevs, method)
+                md = self._memdev(memdevs)  # None: the spec selects several memdevs
+            if md is not None:
+                value = getattr(md, FAST[command])()
+                result: Any = [{"memdev": md.name, **self._to_data(value)}]
                 code, messages = 0, list[str]()
             else:
                 result, code, messages = self._generic(command, req, memdevs)
@@ -139,19 +143,17 @@ class Batch:
         return head, code
 
     def _memdev(self, spec: str) -> Any:
+        """The open Memdev a MEMDEV spec names, or None if it selects several."""
         md = self._memdevs.get(spec)
         if md is None:
             from ..memdev import Memdev
 
-            (name,) = self.app.backend.select([spec])
-            md = self._memdevs.get(name) or Memdev(self.app.backend, name)
-            self._memdevs[spec] = self._memdevs[name] = md
+            names = self.app.backend.select([spec])
+            if len(names) != 1:
+                return None
+            md = self._memdevs.get(names[0]) or Memdev(self.app.backend, names[0])
+            self._memdevs[spec] = self._memdevs[names[0]] = md
         return md
-
-    def _fast(self, spec: str, method: str) -> list[Row]:
-        md = self._memdev(spec)
-        value = getattr(md, method)()
-        return [{"memdev": md.name, **self._to_data(value)}]
 
     # -- any verb, through the CLI's own command ------------------------------------------
     def _generic(
@@ -239,7 +241,7 @@ class Batch:
                 opts += [flag, _text(value)]
         if "yes" in names and req.get("yes") is True:
             opts.append("--yes")
-        if "as_json" in names and "output" not in req and "as_json" not in req:
+        if "as_json" in names and not {"output", "format", "json", "as_json"} & set(req):
             opts.append("--json")
         args = [a for p in cmd.params if isinstance(p, click.Argument) and p.name
                 for a in positional.get(p.name, [])]  # fmt: skip
@@ -301,9 +303,17 @@ def _as_cxl_error(e: BaseException) -> BaseException:
 
 
 @click.command(context_settings=CONTEXT)
+@click.option(
+    "-i",
+    "--input",
+    "input_file",
+    metavar="FILE",
+    shell_complete=complete.files,
+    help="Read the requests from FILE ('-': stdin) [default: stdin].",
+)
 @click.option("--fail-fast", is_flag=True, help="Stop at the first request that fails.")
 @click.pass_context
-def batch(ctx: click.Context, fail_fast: bool) -> None:
+def batch(ctx: click.Context, input_file: str | None, fail_fast: bool) -> None:
     """Run JSON-lines requests from stdin in one process; one JSON result per line.
 
     Each line is a request such as {"id": 1, "memdev": "mem0", "command":
@@ -320,10 +330,18 @@ def batch(ctx: click.Context, fail_fast: bool) -> None:
     \b
     Examples:
       cxlctl --sim batch < requests.jsonl
-      cxlctl --sim batch --fail-fast < requests.jsonl > results.jsonl
+      cxlctl --sim batch --fail-fast -i requests.jsonl > results.jsonl
       cxlctl batch < checks.jsonl | jq -c 'select(.ok | not)'
     """
-    run_batch(ctx, output.stdin_binary("batch"), fail_fast)
+    if input_file is None or input_file == "-":
+        run_batch(ctx, output.stdin_binary("batch"), fail_fast)
+        return
+    try:
+        f = open(input_file, "rb")  # noqa: SIM115 - closed below, after the loop
+    except OSError as e:
+        raise UsageError(f"batch: {input_file}: {e.strerror}") from None
+    with f:
+        run_batch(ctx, f, fail_fast)
 
 
 def run_batch(ctx: click.Context, stream: Any, fail_fast: bool) -> None:
