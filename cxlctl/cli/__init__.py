@@ -18,7 +18,6 @@ fails until you do).
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import sys
@@ -190,6 +189,24 @@ class CxlGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # click sizes help with shutil.get_terminal_size(), whose import (with zlib,
+        # bz2, lzma) costs more than the rest of --help; the same width, computed here
+        if parent is None and "terminal_width" not in extra:
+            limit = extra.get("max_content_width") or self.context_settings.get(
+                "max_content_width", 80
+            )
+            width = _help_width(int(limit))
+            if width is not None:
+                extra["terminal_width"] = width
+        return super().make_context(info_name, args, parent, **extra)
+
     def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
         """Subcommand names with their summaries from summaries.json (as click
         would give them), importing no command module; options as click does."""
@@ -223,6 +240,8 @@ class CxlGroup(click.Group):
             name = args[0] if args else ""
             if getattr(e, "command_name", name) != name or name.startswith("-"):
                 raise
+            import difflib
+
             close = difflib.get_close_matches(name, self.list_commands(ctx), n=3)
             msg = f"no such command {name!r}"
             if close:
@@ -272,6 +291,27 @@ class CxlGroup(click.Group):
             if _debug(ctx):
                 raise
             _fail(f"{e.strerror or e}", int(ExitCode.FAILURE))
+
+
+def _help_width(max_width: int) -> int | None:
+    """What click.HelpFormatter computes from ``shutil.get_terminal_size()``:
+    COLUMNS, else the terminal of stdout, else 80; clamped to max_width - 2 and at
+    least 50. None when click's FORCED_WIDTH is set (click then decides)."""
+    import click.formatting
+
+    if click.formatting.FORCED_WIDTH is not None:
+        return None
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        columns = columns or 80
+    return max(min(columns, max_width) - 2, 50)
 
 
 def _debug(ctx: click.Context) -> bool:

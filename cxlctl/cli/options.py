@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import UsageError
-from ..units import parse_int, parse_ms
 from . import complete
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -76,6 +75,8 @@ class Size(click.ParamType):  # type: ignore[type-arg,unused-ignore]
             value = str(value)
         what = _param_name(param)
         try:
+            from ..units import parse_int
+
             return parse_int(
                 value,
                 what,
@@ -105,6 +106,8 @@ class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
             return value
         what = _param_name(param)
         try:
+            from ..units import parse_ms
+
             return parse_ms(str(value), what)
         except UsageError as e:
             self.fail(e.message.removeprefix(f"{what}: "), param, ctx)

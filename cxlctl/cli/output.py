@@ -31,7 +31,6 @@ import os
 import re
 import signal
 import sys
-import unicodedata
 from types import FrameType
 from typing import IO, Any, BinaryIO
 
@@ -112,7 +111,7 @@ def _stand_in(exc: UnicodeError) -> tuple[str, int]:
     for ch in exc.object[exc.start : exc.end]:
         if ch in _STAND_INS:
             out.append(_STAND_INS[ch])
-        elif unicodedata.east_asian_width(ch) in "WF":
+        elif _east_asian_width(ch) in "WF":
             out.append("??")  # a double-width character: keep the width
         else:
             out.append("?")
@@ -268,6 +267,12 @@ def discard_stdout() -> None:
     except OSError:
         pass
     sys.stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+
+
+def _east_asian_width(ch: str) -> str:
+    import unicodedata  # only for the rare wide character: start-up matters
+
+    return unicodedata.east_asian_width(ch)
 
 
 # --- signals ------------------------------------------------------------------------------
