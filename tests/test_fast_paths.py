@@ -360,3 +360,23 @@ def test_the_default_platform_is_built_only_when_asked_for() -> None:
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "0000:0f:00.0"
+
+
+@pytest.mark.parametrize("profile", ["full", "qemu"])
+@pytest.mark.parametrize("fw", ["BWFW VERSION 00", "", "a-revision-longer-than-16"])
+def test_simulated_identify_is_the_layouts_bytes(profile: str, fw: str) -> None:
+    from cxlctl.sim import DeviceConfig
+
+    cfg = DeviceConfig(volatile_bytes=1 << 28, profile=profile, fw_revision=fw)
+    dev = SimDevice("mem0", cfg)
+    base = layouts.IdentifyOut()
+    raw = fw.encode()[:16]
+    ctypes.memmove(base.fw_revision, raw, len(raw))
+    base.total_capacity, base.volatile_capacity, base.persistent_capacity = 2, 1, 1
+    if profile != "qemu":
+        base.info_event_log_size = base.warning_event_log_size = 32
+        base.failure_event_log_size = base.fatal_event_log_size = 16
+    base.lsa_size = cfg.lsa_size
+    base.poison_list_max_mer[1] = 1
+    want = bytes(layouts.IdentifyOut3(base=base, dc_event_log_size=8))
+    assert dev.device.execute(0x4000, b"") == (0, want)

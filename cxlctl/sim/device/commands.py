@@ -4,30 +4,37 @@ timestamp, partitions, labels, health, alerts, shutdown state, scan media caps."
 from __future__ import annotations
 
 import ctypes
+import struct
 import time
 import uuid as _uuid
 
 from ...mailbox import layouts as lay
 from .model import RC, VENDOR_DEBUG_UUID, MiB, TypeThreeDevice, handles, units
 
+#: Identify output as of CXL 3.0 (IdentifyOut3) as one struct format
+_IDENTIFY3 = struct.Struct("<16sQQQQHHHHI3sHBBH")
+_U64 = (1 << 64) - 1
+
 
 @handles(0x4000)
 def _identify(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     c = dev.config
-    base = lay.IdentifyOut()
-    fw = c.fw_revision.encode()[:16]
-    ctypes.memmove(base.fw_revision, fw, len(fw))
-    base.total_capacity = units(c.volatile_bytes + c.persistent_bytes)
-    base.volatile_capacity = units(c.volatile_bytes)
-    base.persistent_capacity = units(c.persistent_bytes)
-    base.partition_align = 0
-    if c.profile != "qemu":
-        base.info_event_log_size = base.warning_event_log_size = 32
-        base.failure_event_log_size = base.fatal_event_log_size = 16
-    base.lsa_size = c.lsa_size
-    base.poison_list_max_mer[1] = 1  # 256 records, little-endian 24-bit
-    out = lay.IdentifyOut3(base=base, dc_event_log_size=8)
-    return RC.SUCCESS, bytes(out)
+    logs = (0, 0, 0, 0) if c.profile == "qemu" else (32, 32, 16, 16)
+    out = _IDENTIFY3.pack(
+        c.fw_revision.encode()[:16],
+        units(c.volatile_bytes + c.persistent_bytes) & _U64,
+        units(c.volatile_bytes) & _U64,
+        units(c.persistent_bytes) & _U64,
+        0,  # partition_align
+        *logs,  # info, warning, failure, fatal event log sizes
+        c.lsa_size & 0xFFFFFFFF,
+        b"\x00\x01\x00",  # poison_list_max_mer: 256 records, little-endian 24-bit
+        0,  # inject_poison_limit
+        0,  # poison_caps
+        0,  # qos_telemetry_caps
+        8,  # dc_event_log_size
+    )
+    return RC.SUCCESS, out
 
 
 @handles(0x0400)
