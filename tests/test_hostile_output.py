@@ -101,6 +101,7 @@ def every_command(d: str) -> dict[str, list[str]]:
         "enable-port": ["enable-port", "port1", "--json"],
         "disable-port": ["disable-port", "-e", "endpoint2", "--json"],
         "disable-bus": ["disable-bus", "root0", "--json"],
+        "set-partition": ["set-partition", "--help"],
     }
 
 

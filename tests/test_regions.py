@@ -407,3 +407,48 @@ def test_destroy_a_region_whose_target_went_away() -> None:
     assert (reg["decode_state"], reg["state"]) == ("reset", "disabled")
     ok("destroy-region", "region0")  # cxl-cli 81 fails here (ENXIO) and leaves it
     assert json.loads(ok("list", "-R", "-i", "--json").stdout) == []
+
+
+def _ident(total: int, vol: int, pers: int, align: int) -> Any:
+    from cxlctl.mailbox.memdev import Identify
+
+    return Identify("FW", total, vol, pers, align, 0, 0, 0, 0, 0, 0, 0, 0, False, False, 0, None, 0)
+
+
+def _part(av: int, ap: int) -> Any:
+    from cxlctl.mailbox.memdev import PartitionInfo
+
+    return PartitionInfo(av, ap, 0, 0, 0)
+
+
+G = 1 << 30
+M256 = 256 << 20
+
+
+def test_partition_plan() -> None:
+    from cxlctl.partition import plan_partition, set_partition_payload
+
+    ident, part = _ident(4 * G, 0, 0, M256), _part(2 * G, 2 * G)
+    p = plan_partition("mem0", ident, part, "ram", 1 * G)
+    assert p.volatile_size == 1 * G
+    assert (p.after["next_volatile_size"], p.after["next_persistent_size"]) == (1 * G, 3 * G)
+    assert set_partition_payload(p) == (4).to_bytes(8, "little") + b"\0\0"  # no immediate flag
+    assert plan_partition("mem0", ident, part, "pmem", 1 * G).volatile_size == 3 * G
+    assert plan_partition("mem0", ident, part, "pmem", None).volatile_size == 0
+    assert plan_partition("mem0", ident, part, "ram", None).volatile_size == 4 * G
+    with pytest.raises(rg.TopologyError, match="not a multiple of the partition alignment"):
+        plan_partition("mem0", ident, part, "ram", 100 << 20)
+    assert plan_partition("mem0", ident, part, "ram", 100 << 20, align=True).volatile_size == M256
+    assert plan_partition("mem0", ident, part, "pmem", 100 << 20, align=True).volatile_size == (
+        4 * G - M256
+    )
+    with pytest.raises(rg.TopologyError, match="exceeds the partitionable capacity"):
+        plan_partition("mem0", ident, part, "ram", 5 * G)
+    with pytest.raises(rg.TopologyError, match="partition alignment 0"):
+        plan_partition("mem0", _ident(M256, M256, 0, 0), part, "ram", None)
+
+
+def test_set_partition_on_qemu_like_devices_is_refused_before_sending() -> None:
+    r = cli("set-partition", "mem0", "-t", "ram", "-s", "0")
+    assert r.exit_code == 8
+    assert "mem0: no capacity can be repartitioned (partition alignment 0" in r.stderr

@@ -148,6 +148,7 @@ COMMANDS: dict[str, str] = {
     "enable-port": "regions:enable_port",
     "disable-port": "regions:disable_port",
     "disable-bus": "regions:disable_bus",
+    "set-partition": "regions:set_partition",
     "monitor": "events:monitor",
     "batch": "batch:batch",
 }

@@ -617,3 +617,91 @@ def disable_bus(ctx: click.Context, buses: Sequence[str], force: bool, as_json: 
         rows.append({"bus": b, "state": "disabled"})
     if as_json:
         app.json(rows)
+
+
+# --- set-partition ----------------------------------------------------------------------------
+
+
+@click.command("set-partition", context_settings=CONTEXT)
+@memdevs_required
+@click.option(
+    "-t",
+    "--type",
+    "mode",
+    type=click.Choice(["ram", "pmem"]),
+    default="pmem",
+    show_default=True,
+    help="Partition that gets SIZE (the rest goes to the other).",
+)
+@click.option(
+    "-s",
+    "--size",
+    type=Size(),
+    help="Capacity for --type [default: all partitionable capacity].",
+)
+@click.option(
+    "-a",
+    "--align",
+    is_flag=True,
+    help="Align to the device's partition alignment (up for ram, down for pmem).",
+)
+@report_option
+@click.pass_context
+def set_partition(
+    ctx: click.Context,
+    memdevs: Sequence[str],
+    mode: str,
+    size: int | None,
+    align: bool,
+    as_json: bool,
+) -> None:
+    """Change the ram/pmem split of memdevs with Set Partition Info, as `cxl set-partition`.
+
+    Checked against Identify (partitionable capacity and alignment) and Get
+    Partition Info before anything is sent; prints the layout before and after.
+    Linux refuses immediate repartitioning, so the new split takes effect after
+    the next cold reset; until then Get Partition Info shows it as "next". A
+    device with partition alignment 0 (QEMU 10, the simulator) cannot be
+    repartitioned.
+
+    \b
+    Examples:
+      cxlctl --sim partition mem2
+      cxlctl set-partition mem0 -t ram -s 512M
+      cxlctl set-partition mem0 -t pmem -a --json
+    """
+    from ..memdev import Memdev
+    from ..partition import plan_partition, set_partition_payload
+
+    app = app_of(ctx)
+    nbytes = size
+    rows = []
+    for name in selected(ctx, memdevs):
+        md = Memdev(app.backend, name)
+        try:
+            plan = plan_partition(
+                name, md.identify(), md.partition_info(), mode, nbytes, align=align
+            )
+            md.run("set-partition-info", set_partition_payload(plan))
+            now = md.partition_info()
+        finally:
+            md.close()
+        b = plan.before
+        note(
+            f"{name}: next cold reset: ram {_mib(now.next_volatile_capacity)}, pmem "
+            f"{_mib(now.next_persistent_capacity)} (now ram {_mib(b['active_volatile_size'])}, "
+            f"pmem {_mib(b['active_persistent_size'])}); takes effect after the next cold reset"
+        )
+        rows.append(
+            {
+                "memdev": name,
+                "before": plan.before,
+                "after": {
+                    **plan.before,
+                    "next_volatile_size": now.next_volatile_capacity,
+                    "next_persistent_size": now.next_persistent_capacity,
+                },
+            }
+        )
+    if as_json:
+        app.json(rows)

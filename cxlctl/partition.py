@@ -1,0 +1,102 @@
+"""Set Partition Info, checked the way cxl-cli's ``validate_partition()`` does, and more.
+
+:func:`plan_partition` turns ``-t ram|pmem [-s SIZE] [-a]`` into the volatile
+capacity to send, from Identify (total, volatile-only, persistent-only, alignment)
+and Get Partition Info (active and next), before anything is sent.  Linux refuses
+immediate repartitioning from userspace (EBUSY for the immediate flag), so the new
+layout takes effect after the next cold reset (a reboot that power-cycles the
+device); Get Partition Info shows it as "next" until then.  Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+
+from .mailbox import layouts as lay
+from .mailbox.memdev import Identify, PartitionInfo
+from .regions import TopologyError
+
+CAPACITY_UNIT = 256 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionPlan:
+    memdev: str
+    volatile_size: int  #: what Set Partition Info will ask for, bytes
+    before: dict[str, int]
+    after: dict[str, int]
+
+
+def _mib(n: int) -> str:
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n:#x}"
+
+
+def plan_partition(
+    memdev: str,
+    ident: Identify,
+    part: PartitionInfo,
+    mode: str,
+    size: int | None,
+    *,
+    align: bool = False,
+) -> PartitionPlan:
+    """The volatile capacity for ``mode`` getting ``size`` (None: all of the
+    partitionable capacity), aligned up (ram) or down (pmem) with ``align``."""
+    if mode not in ("ram", "pmem"):
+        raise TopologyError(f"type {mode!r}: ram or pmem", errno.EINVAL)
+    alignment = ident.partition_align
+    if not alignment:
+        raise TopologyError(
+            f"{memdev}: no capacity can be repartitioned (partition alignment 0: "
+            f"{_mib(ident.volatile_only_capacity)} volatile-only, "
+            f"{_mib(ident.persistent_only_capacity)} persistent-only)",
+            errno.ENXIO,
+        )
+    available = ident.total_capacity - ident.volatile_only_capacity - ident.persistent_only_capacity
+    if size is not None and size > available:
+        raise TopologyError(
+            f"{memdev}: {_mib(size)} exceeds the partitionable capacity ({_mib(available)})",
+            errno.ENOSPC,
+        )
+    if size is None:
+        volatile = available if mode == "ram" else 0
+    else:
+        volatile = size if mode == "ram" else available - size
+    if volatile % alignment:
+        if not align:
+            raise TopologyError(
+                f"{memdev}: {_mib(volatile)} of volatile capacity is not a multiple of the "
+                f"partition alignment {_mib(alignment)}",
+                errno.EINVAL,
+                hint="-a aligns it (up for ram, down for pmem)",
+            )
+        volatile = (
+            -(-volatile // alignment) * alignment
+            if mode == "ram"
+            else volatile // alignment * alignment
+        )
+        if volatile > available:
+            raise TopologyError(
+                f"{memdev}: aligned to {_mib(volatile)}, more than the partitionable "
+                f"{_mib(available)}",
+                errno.ENOSPC,
+            )
+    before = {
+        "active_volatile_size": part.active_volatile_capacity,
+        "active_persistent_size": part.active_persistent_capacity,
+        "next_volatile_size": part.next_volatile_capacity,
+        "next_persistent_size": part.next_persistent_capacity,
+    }
+    vol = ident.volatile_only_capacity + volatile
+    after = {
+        **before,
+        "next_volatile_size": vol,
+        "next_persistent_size": ident.total_capacity - vol,
+    }
+    return PartitionPlan(memdev, volatile, before, after)
+
+
+def set_partition_payload(plan: PartitionPlan) -> bytes:
+    """Set Partition Info without the immediate flag (Linux refuses it)."""
+    return bytes(lay.SetPartitionInfoIn(volatile_capacity=plan.volatile_size // CAPACITY_UNIT))
