@@ -314,7 +314,7 @@ class Walker:
             return
         port = self.t.port(d.port)
         out = []
-        for t in d.targets:
+        for t in reversed(d.targets):  # libcxl prepends each target_list entry
             if self._filtering_memdevs() and port is not None:
                 dp = next((x for x in port.dports if x.id == t.id), None)
                 if dp is None or not self._dport_hosts_match(port, dp.path):
