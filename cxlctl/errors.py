@@ -124,6 +124,51 @@ class DecodeError(CxlError):
     exit_code = ExitCode.DEVICE_ERROR
 
 
+class PartialWrite(CxlError):
+    """A write of many commands stopped midway.
+
+    Exactly ``written`` bytes from ``offset`` reached the device; the rest of the
+    ``length``-byte range did not, except, after an interrupt, possibly the one
+    command in flight (``in_doubt`` bytes at ``offset + written``). ``cause`` is
+    what stopped it (a :class:`CxlError`, an ``OSError`` or ``KeyboardInterrupt``);
+    the exit code is the cause's.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        offset: int,
+        written: int,
+        length: int,
+        cause: BaseException,
+        in_doubt: int = 0,
+    ) -> None:
+        end = offset + written
+        if in_doubt:
+            rest = (
+                f"the command for {end:#x}..{end + in_doubt:#x} was interrupted and may "
+                "or may not have been written; the rest is unchanged"
+            )
+        else:
+            rest = "the rest is unchanged"
+        why = "interrupted" if isinstance(cause, KeyboardInterrupt) else str(cause)
+        super().__init__(
+            f"{what}: wrote {written:#x} of {length:#x} bytes at {offset:#x}..{end:#x}; "
+            f"{rest}: {why}",
+            hint=cause.hint if isinstance(cause, CxlError) else None,
+        )
+        self.offset = offset
+        self.written = written
+        self.length = length
+        self.in_doubt = in_doubt
+        self.cause = cause
+        if isinstance(cause, CxlError):
+            self.exit_code = cause.exit_code
+        elif isinstance(cause, KeyboardInterrupt):
+            self.exit_code = ExitCode.INTERRUPTED
+
+
 # errno -> (class, cause, hint) for failures of open() and the two ioctls.
 _ERRNO_MAP: dict[int, tuple[type[CxlError], str, str]] = {
     _errno.ENOTTY: (

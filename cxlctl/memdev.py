@@ -10,21 +10,29 @@ message names the device, the command and the cause.
 
 from __future__ import annotations
 
+import contextlib
 import errno
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+import io
+import os
+import stat
+import struct
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import mailbox as mb
 from . import transport as tp
 from . import uapi
 from .errors import (
+    CxlError,
     DeviceBusy,
     MailboxError,
+    PartialWrite,
     UnsupportedCommand,
     UsageError,
     from_errno,
 )
 from .mailbox import layouts as lay
+from .record import Record
 
 if TYPE_CHECKING:
     from .backends import Backend, MemdevInfo
@@ -70,10 +78,17 @@ class Memdev:
         return self._t
 
     def close(self) -> None:
+        """Close the transport (``/dev/cxl/memN``); the next command reopens it."""
         self._prepared.clear()
         if self._t is not None:
             self._t.close()
             self._t = None
+
+    def __enter__(self) -> Memdev:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- the two ioctls --
     def query(self) -> list[tp.CommandInfo]:
@@ -237,50 +252,75 @@ class Memdev:
             done += len(chunk)
             yield chunk
 
-    def iter_lsa(self, offset: int, length: int) -> Iterator[bytes]:
-        """Get LSA in payload_max chunks (never 0, never above payload_max), bounded
-        by the label storage size; yields each chunk as it arrives."""
+    # -- the label storage area (read-labels, write-labels, zero-labels) --
+    def label_range(self, offset: int = 0, length: int | None = None) -> tuple[int, int]:
+        """The one range check of the label area: ``(offset, length)``, the length
+        defaulting to the rest of the area. UsageError outside the area."""
         size = self.info.label_storage_size
-        if offset < 0 or length <= 0 or offset + length > size:
+        if size <= 0:
+            raise UsageError(f"{self.name}: the device has no label storage area")
+        if not 0 <= offset < size:
+            raise UsageError(f"{self.name}: offset {offset} is beyond the {size}-byte label area")
+        if length is None:
+            length = size - offset
+        if length <= 0:
+            raise UsageError(f"{self.name}: label size {length}: must be at least 1")
+        if offset + length > size:
             raise UsageError(
-                f"{self.name}: label range {offset}+{length} is outside the "
-                f"{size}-byte label storage area"
+                f"{self.name}: offset {offset} + size {length} goes past the {size}-byte label area"
             )
-        cmd = mb.BY_NAME["get-lsa"]
+        return offset, length
+
+    def iter_labels(
+        self, offset: int = 0, length: int | None = None, *, progress: Progress | None = None
+    ) -> Iterator[memoryview]:
+        """Get LSA over the range in payload_max chunks (never 0 bytes, never more
+        than payload_max), range-checked before anything is sent. Yields views of
+        ONE reusable buffer: use (write, compare, copy) each before the next."""
+        offset, length = self.label_range(offset, length)
+        step = self.payload_max
+        x = tp.Exchange(self.transport, uapi.CommandId.GET_LSA, _LSA_HEAD.size, step)
+        inp, out, hdr = x.input, x.output, _LSA_HEAD.size
         done = 0
         while done < length:
-            n = min(self.payload_max, length - done)
-            chunk = self.run(cmd, bytes(lay.GetLsaIn(offset=offset + done, length=n)))
-            if len(chunk) != n:
+            n = min(step, length - done)
+            _LSA_HEAD.pack_into(inp, 0, offset + done, n)
+            try:
+                rc, got = x(hdr, step)
+            except OSError as e:
+                raise from_errno(e.errno or errno.EIO, f"{self.name}: get-lsa") from e
+            if rc:
+                check_retval(self.name, "get-lsa", rc)
+            if got != n:
                 raise MailboxError(
-                    f"{self.name}: get-lsa: device returned {len(chunk)} bytes, asked for {n}",
-                    0,
+                    f"{self.name}: get-lsa: device returned {got} bytes, asked for {n}", 0
                 )
             done += n
-            yield chunk
+            yield out[:n]
+            if progress is not None:
+                progress(done, length)
 
-    def read_lsa(self, offset: int, length: int) -> bytes:
-        """Get LSA in payload_max chunks, bounded by the label area size."""
-        size = self.info.label_storage_size
-        if offset < 0 or length < 0 or offset + length > size:
-            raise UsageError(
-                f"{self.name}: label range {offset}+{length} is outside the "
-                f"{size}-byte label storage area"
-            )
-        out = bytearray()
-        cmd = mb.BY_NAME["get-lsa"]
-        while len(out) < length:
-            n = min(self.payload_max, length - len(out))
-            chunk = self.run(cmd, bytes(lay.GetLsaIn(offset=offset + len(out), length=n)))
-            if len(chunk) != n:
-                raise MailboxError(
-                    f"{self.name}: get-lsa: device returned {len(chunk)} bytes, asked for {n}",
-                    0,
-                )
-            out += chunk
-        return bytes(out)
+    def read_labels(
+        self, offset: int = 0, length: int | None = None, *, progress: Progress | None = None
+    ) -> bytes:
+        """The range as bytes (in memory: use :meth:`read_labels_into` for large ones)."""
+        return b"".join(bytes(c) for c in self.iter_labels(offset, length, progress=progress))
 
-    # -- writing the label area (cxl write-labels / zero-labels) --
+    def read_labels_into(
+        self,
+        f: BinaryIO,
+        offset: int = 0,
+        length: int | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> int:
+        """Stream the range into a binary file; returns the bytes written."""
+        n = 0
+        for chunk in self.iter_labels(offset, length, progress=progress):
+            f.write(chunk)
+            n += len(chunk)
+        return n
+
     def labels_owned(self) -> bool:
         """The kernel owns the label area: the nvdimm bridge is bound (sysfs), or
         QUERY marks Set LSA exclusive. Set LSA would answer EBUSY."""
@@ -293,6 +333,182 @@ class Memdev:
             f"{self.name}: label area is owned by the nvdimm bridge; "
             f"run `cxlctl disable-memdev {self.name}` first"
         )
+
+    def check_labels_writable(self) -> None:
+        """DeviceBusy (before anything is read or sent) while the kernel owns the labels."""
+        if self.labels_owned():
+            raise self.labels_busy()
+
+    def write_labels(
+        self,
+        source: bytes | BinaryIO | None,
+        offset: int = 0,
+        length: int | None = None,
+        *,
+        source_name: str = "input",
+        verify: bool = False,
+        progress: Progress | None = None,
+        checked: bool = False,
+    ) -> LabelWrite:
+        """Set LSA over ``offset..offset+length`` from ``source`` (bytes, a binary
+        file, or None for zeros) in commands of at most payload_max bytes (8-byte
+        header + payload_max - 8 data bytes, as libcxl); ``verify`` reads the range
+        back (Get LSA) and compares.
+
+        Everything that can be checked is checked before a byte is sent: the range;
+        a regular file's size (``os.fstat``, before reading it); that the kernel
+        does not own the labels (before reading a byte, unless ``checked``: the
+        caller did it); a pipe is copied to an unlinked temporary file first, never
+        into memory. With ``length`` exactly that many bytes are taken (a shorter
+        source is an error, more is ignored, as cxl-cli); without, the whole source,
+        which must fit from the offset. The data streams through one reusable
+        command buffer. A failure midway raises :class:`PartialWrite`, which says
+        exactly which bytes were written. ``progress(done, total)`` follows each
+        command.
+        """
+        if length is not None:
+            offset, length = self.label_range(offset, length)
+            room = length
+        else:
+            offset, room = self.label_range(offset, None)
+        f: BinaryIO | None = None
+        spool = False
+        start = 0
+        if isinstance(source, bytes | bytearray | memoryview):
+            f = io.BytesIO(source)
+            length = _input_length(len(source), length, room, source_name)
+        elif source is not None:
+            f = source
+            known = _regular_size(f)
+            if known is not None:
+                start = f.tell()
+                length = _input_length(max(known - start, 0), length, room, source_name)
+            else:
+                spool = True
+        else:
+            length = room if length is None else length
+        if not checked:
+            self.check_labels_writable()
+        with contextlib.ExitStack() as stack:
+            if f is not None and spool:
+                import tempfile
+
+                tmp = stack.enter_context(tempfile.TemporaryFile(prefix="cxlctl-labels-"))
+                length = _spool(f, tmp, length, room, source_name)
+                f = tmp
+            assert length is not None
+            commands = self._set_lsa(f, offset, length, progress)
+            if verify:
+                if f is not None:
+                    f.seek(start)
+                self._verify_labels(f, offset, length)
+        return LabelWrite(self.name, offset, length, commands, verify)
+
+    def zero_labels(
+        self,
+        offset: int = 0,
+        length: int | None = None,
+        *,
+        verify: bool = False,
+        progress: Progress | None = None,
+        checked: bool = False,
+    ) -> LabelWrite:
+        """:meth:`write_labels` with zeros (``zero-labels``)."""
+        return self.write_labels(
+            None, offset, length, verify=verify, progress=progress, checked=checked
+        )
+
+    def _set_lsa(
+        self, f: BinaryIO | None, offset: int, length: int, progress: Progress | None
+    ) -> int:
+        hdr = _LSA_HEAD.size
+        step = self.payload_max - hdr
+        if step <= 0:
+            raise UsageError(f"{self.name}: payload_max {self.payload_max} cannot carry Set LSA")
+        if self.recorder is not None:  # --dry-run: each Set LSA is recorded, none is sent
+            return self._record_set_lsa(f, offset, length, step)
+        x = tp.Exchange(self.transport, uapi.CommandId.SET_LSA, self.payload_max, 0)
+        inp = x.input
+        done = commands = in_doubt = 0
+        try:
+            while done < length:
+                n = min(step, length - done)
+                _LSA_HEAD.pack_into(inp, 0, offset + done, 0)
+                if f is not None:
+                    _read_exactly(f, inp[hdr : hdr + n], self.name)
+                in_doubt = n  # from here until counted, an interrupt leaves it unknown
+                try:
+                    rc, _ = self._exchange(x, "set-lsa", hdr + n)
+                except DeviceBusy as e:
+                    in_doubt = 0
+                    raise self.labels_busy() from e
+                except (CxlError, OSError):
+                    in_doubt = 0  # the ioctl failed: the command did not complete
+                    raise
+                if rc != mb.ReturnCode.SUCCESS:
+                    in_doubt = 0
+                    check_retval(self.name, "set-lsa", rc)
+                done += n
+                commands += 1
+                in_doubt = 0
+                if progress is not None:
+                    progress(done, length)
+        except (CxlError, OSError, KeyboardInterrupt) as e:
+            if not done and not in_doubt:
+                raise
+            raise PartialWrite(
+                self.name,
+                offset=offset,
+                written=done,
+                length=length,
+                cause=e,
+                in_doubt=in_doubt,
+            ) from e
+        return commands
+
+    def _record_set_lsa(self, f: BinaryIO | None, offset: int, length: int, step: int) -> int:
+        buf = bytearray(step)
+        done = commands = 0
+        while done < length:
+            n = min(step, length - done)
+            view = memoryview(buf)[:n]
+            if f is not None:
+                _read_exactly(f, view, self.name)
+            self.run("set-lsa", _LSA_HEAD.pack(offset + done, 0) + bytes(view))
+            done += n
+            commands += 1
+        return commands
+
+    def _verify_labels(self, f: BinaryIO | None, offset: int, length: int) -> None:
+        want = bytearray(self.payload_max)
+        pos = offset
+        for chunk in self.iter_labels(offset, length):
+            n = len(chunk)
+            expect = memoryview(want)[:n]
+            if f is not None:
+                _read_exactly(f, expect, self.name)
+            if chunk != expect:
+                bad = next(i for i in range(n) if chunk[i] != expect[i])
+                raise CxlError(
+                    f"{self.name}: verify failed: the label area differs from what was "
+                    f"written at offset {pos + bad:#x}"
+                )
+            pos += n
+
+    def _exchange(self, x: tp.Exchange, what: str, in_size: int) -> tuple[int, int]:
+        try:
+            return x(in_size, len(x.output))
+        except OSError as e:
+            raise from_errno(e.errno or errno.EIO, f"{self.name}: {what}") from e
+
+    def iter_lsa(self, offset: int, length: int) -> Iterator[bytes]:
+        """Get LSA over the range as bytes chunks (:meth:`iter_labels` copied)."""
+        for chunk in self.iter_labels(offset, length):
+            yield bytes(chunk)
+
+    def read_lsa(self, offset: int, length: int) -> bytes:
+        """Get LSA over the range; an empty range is b"" (as before)."""
+        return self.read_labels(offset, length) if length else b""
 
     def iter_write_lsa(self, offset: int, length: int, data: bytes | None = None) -> Iterator[int]:
         """Set LSA over ``offset..offset+length`` from ``data`` (zeros if None), in
@@ -332,6 +548,78 @@ class Memdev:
         for field_name, value in thresholds.items():
             setattr(s, field_name, value)
         self.run("set-alert-config", bytes(s))
+
+
+#: Get LSA input (offset, length) and the Set LSA header (offset, reserved): 8 bytes
+_LSA_HEAD = struct.Struct("<II")
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: bytes done so far of the total, after each command."""
+
+
+class LabelWrite(Record):
+    """What :meth:`Memdev.write_labels` did."""
+
+    memdev: str
+    offset: int
+    length: int
+    commands: int  #: Set LSA commands sent
+    verified: bool
+
+
+def _regular_size(f: BinaryIO) -> int | None:
+    """The size of a regular file behind ``f`` (``os.fstat``), else None."""
+    try:
+        st = os.fstat(f.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _input_length(have: int, length: int | None, room: int, source: str) -> int:
+    """The bytes to write from a source of ``have`` bytes: exactly ``length`` if
+    given, else all of it, which must fit in ``room``."""
+    if length is not None:
+        if have < length:
+            raise UsageError(f"write-labels: short input: {source} has {have} of {length} bytes")
+        return length
+    if have > room:
+        raise UsageError(
+            f"write-labels: {source} is larger than the {room} bytes of label area "
+            "from the offset; nothing was written"
+        )
+    if not have:
+        raise UsageError(f"write-labels: {source} is empty: nothing to write")
+    return have
+
+
+def _spool(f: BinaryIO, tmp: BinaryIO, length: int | None, room: int, source: str) -> int:
+    """Copy a pipe (at most one byte more than it may hold) to the unlinked temporary
+    file ``tmp``, so its size is known before anything is sent, without holding it in
+    memory; returns the bytes to write, with ``tmp`` rewound."""
+    limit = length if length is not None else room + 1
+    have = 0
+    while have < limit:
+        try:
+            chunk = f.read(min(1 << 16, limit - have))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"write-labels: cannot read {source}: {e}") from None
+        if not chunk:
+            break
+        tmp.write(chunk)
+        have += len(chunk)
+    n = _input_length(have, length, room, source)
+    tmp.seek(0)
+    return n
+
+
+def _read_exactly(f: BinaryIO, into: memoryview, name: str) -> None:
+    got = 0
+    while got < len(into):
+        n = f.readinto(into[got:])  # type: ignore[attr-defined]
+        if not n:
+            raise CxlError(f"{name}: the input ended early ({got} of {len(into)} bytes)")
+        got += n
 
 
 def changes_device(req: tp.SendRequest) -> bool:

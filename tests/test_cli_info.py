@@ -334,22 +334,22 @@ def test_read_labels_file_and_size_bounds(cli: Cli, tmp_path: Path) -> None:
 def test_read_labels_error_midway_leaves_no_file(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cxlctl.errors import MailboxError
-    from cxlctl.memdev import Memdev
+    from cxlctl.sim.device.model import HANDLERS, RC, TypeThreeDevice
 
     calls = {"n": 0}
-    real = Memdev.run
+    real = HANDLERS[0x4102]
 
-    def flaky(self: Memdev, cmd: Any, payload: bytes = b"") -> bytes:
+    def flaky(dev: TypeThreeDevice, payload: bytes) -> tuple[int, bytes]:
         calls["n"] += 1
-        if calls["n"] == 3:
-            raise MailboxError("mem0: get-lsa: device returned Internal Error (0x4)", 4)
-        return real(self, cmd, payload)
+        if calls["n"] == 3:  # the device fails the third Get LSA
+            return RC.INTERNAL_ERROR, b""
+        return real(dev, payload)
 
-    monkeypatch.setattr(Memdev, "run", flaky)
+    monkeypatch.setitem(HANDLERS, 0x4102, flaky)
     out = tmp_path / "lsa.bin"
     r = cli("read-labels", "mem0", "-s", "8K", "-o", str(out))
     assert r.exit_code == ExitCode.DEVICE_ERROR
+    assert "mem0: get-lsa: device returned Internal Error" in r.stderr
     assert list(tmp_path.iterdir()) == []
 
 

@@ -7,9 +7,9 @@ sibling modules (``commands``, ...), all imported by the package.
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +17,7 @@ from ... import mailbox as mb
 from ...mailbox import layouts as lay
 
 RC = mb.ReturnCode
+_UNSUPPORTED, _INVALID_PAYLOAD_LENGTH = int(RC.UNSUPPORTED), int(RC.INVALID_PAYLOAD_LENGTH)
 MiB = 1024 * 1024
 
 # --- the device ------------------------------------------------------------------
@@ -125,6 +126,78 @@ _CONFIG_ORDER = (
 )
 
 
+#: how many (opcode, payload) pairs TypeThreeDevice.calls keeps
+CALL_LOG = 256
+
+
+class LabelStorage:
+    """The label storage area: a sparse file read and written with ``pread``/``pwrite``.
+
+    Neither a read nor a write of the whole area grows the process: the bytes live
+    in the file (the page cache), not in this process's memory, as a mapping's
+    touched pages would. The file is a private unlinked temporary file made at the
+    first write (until then every byte reads as zero), or ``path``
+    (``CXLCTL_SIM_STATE``), kept between processes. Slices read and assign bytes
+    like the ``mmap`` this replaces: ``lsa[0:16]``, ``lsa[0:16] = data``.
+    """
+
+    def __init__(self, size: int, path: str | None = None) -> None:
+        self.size = size
+        self.path = path
+        self._f: Any = None  # a file object: closes its fd when collected
+        self._fd = -1
+        if path is not None and os.path.exists(path):
+            self._open()
+
+    def _open(self) -> int:
+        if self._f is None:
+            if self.path is None:
+                import tempfile
+
+                self._f = tempfile.TemporaryFile(prefix="cxlctl-sim-lsa-", buffering=0)  # noqa: SIM115
+            else:
+                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._f = open(fd, "r+b", buffering=0)  # noqa: SIM115 - lives as long as we do
+            if os.fstat(self._f.fileno()).st_size != self.size:
+                os.ftruncate(self._f.fileno(), self.size)  # sparse: costs no disk
+            self._fd = self._f.fileno()
+        return self._fd
+
+    def read(self, offset: int, n: int) -> bytes:
+        """``n`` bytes at ``offset`` (the caller checked the range)."""
+        if self._fd < 0:
+            return bytes(n)
+        data = os.pread(self._fd, n, offset)
+        return data if len(data) == n else data + bytes(n - len(data))
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        fd = self._open()
+        view = memoryview(data)
+        while view:
+            view = view[os.pwrite(fd, view, offset + len(data) - len(view)) :]
+
+    def _range(self, key: slice) -> tuple[int, int]:
+        start, stop, step = key.indices(self.size)
+        if step != 1:
+            raise ValueError("label storage slices have step 1")
+        return start, max(stop - start, 0)
+
+    def __getitem__(self, key: slice) -> bytes:
+        return self.read(*self._range(key))
+
+    def __setitem__(self, key: slice, data: bytes) -> None:
+        start, n = self._range(key)
+        if len(data) != n:
+            raise ValueError(f"{len(data)} bytes for a {n}-byte slice")
+        self.write(start, data)
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f, self._fd = None, -1
+
+
 Handler = Callable[["TypeThreeDevice", bytes], tuple[int, bytes]]
 HANDLERS: dict[int, Handler] = {}
 
@@ -142,19 +215,9 @@ class TypeThreeDevice:
 
     def __init__(self, config: DeviceConfig, state_dir: str | None = None) -> None:
         self.config = config
-        # an anonymous mapping: zero pages cost nothing until touched
-        self.lsa = mmap.mmap(-1, max(config.lsa_size, 1))
-        if state_dir and config.lsa_size:
-            # CXLCTL_SIM_STATE: the label area survives between processes (sparse file)
-            os.makedirs(state_dir, exist_ok=True)
-            path = os.path.join(state_dir, f"{config.serial:#x}.lsa")
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                if os.fstat(fd).st_size != config.lsa_size:
-                    os.ftruncate(fd, config.lsa_size)
-                self.lsa = mmap.mmap(fd, config.lsa_size)
-            finally:
-                os.close(fd)
+        # CXLCTL_SIM_STATE: the label area survives between processes
+        lsa_path = os.path.join(state_dir, f"{config.serial:#x}.lsa") if state_dir else None
+        self.lsa = LabelStorage(config.lsa_size, lsa_path)
         self.timestamp_base_ns = time.time_ns()  # the kernel sets it at probe
         self.timestamp_set_at = time.monotonic_ns()
         self.dirty_shutdown = False
@@ -170,7 +233,11 @@ class TypeThreeDevice:
         )
         self.next_volatile = 0
         self.next_persistent = 0
-        self.calls: list[tuple[int, bytes]] = []  # a log of what reached the device
+        #: the last CALL_LOG commands that reached the device (a ring: bounded memory
+        #: however many commands a bulk transfer sends)
+        self.calls: deque[tuple[int, bytes]] = deque(maxlen=CALL_LOG)
+        self._cel_of: tuple[int, ...] = ()
+        self._cel_set: frozenset[int] = frozenset()
         self.corrected_volatile_errors = 0
         self.corrected_persistent_errors = 0
         if config.profile == "full":
@@ -198,12 +265,16 @@ class TypeThreeDevice:
     def execute(self, opcode: int, payload: bytes) -> tuple[int, bytes]:
         """Run one mailbox command: (return code, output payload)."""
         self.calls.append((opcode, payload))
-        if opcode not in self.cel or opcode not in HANDLERS:
-            return RC.UNSUPPORTED, b""
+        cel = self.config.cel
+        if cel is not self._cel_of:  # a set for lookups, rebuilt if the config changes
+            self._cel_of, self._cel_set = cel, frozenset(cel)
+        handler = HANDLERS.get(opcode)
+        if handler is None or opcode not in self._cel_set:
+            return _UNSUPPORTED, b""
         cmd = mb.BY_OPCODE.get(opcode)
         if cmd is not None and cmd.size_in is not None and len(payload) != cmd.size_in:
-            return RC.INVALID_PAYLOAD_LENGTH, b""
-        return HANDLERS[opcode](self, payload)
+            return _INVALID_PAYLOAD_LENGTH, b""
+        return handler(self, payload)
 
     # -- helpers used by handlers --
     def cel_bytes(self) -> bytes:
