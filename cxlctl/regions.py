@@ -102,6 +102,38 @@ class Writer:
             self.fs.write("bus/cxl/flush", b"1\n\0")
 
 
+class DryRunSysfs:
+    """A :class:`~cxlctl.sysfs.Sysfs` that reads through and records writes instead
+    of making them (``--dry-run``); ``bus/cxl/flush`` is left out of the plan."""
+
+    def __init__(self, fs: Sysfs) -> None:
+        self.fs = fs
+        self.planned: list[tuple[str, bytes]] = []
+
+    def read(self, path: str) -> bytes:
+        return self.fs.read(path)
+
+    def write(self, path: str, data: bytes) -> None:
+        if path != "bus/cxl/flush":
+            self.planned.append((path, bytes(data)))
+
+    def listdir(self, path: str) -> list[str]:
+        return self.fs.listdir(path)
+
+    def realpath(self, path: str) -> str:
+        return self.fs.realpath(path)
+
+    def islink(self, path: str) -> bool:
+        return self.fs.islink(path)
+
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path)
+
+    def shown(self) -> list[tuple[str, str]]:
+        """(path, the value as the shell would type it)."""
+        return [(p, repr(d.decode("utf-8", errors="backslashreplace"))) for p, d in self.planned]
+
+
 def num(n: int, hexa: bool = False) -> bytes:
     return (f"{n:#x}" if hexa and n else str(n)).encode() + b"\n\0"
 
@@ -427,7 +459,7 @@ def _region_rules(plan: Plan) -> dict[str, Rule]:
     }
 
 
-def create_region(fs: Sysfs, plan: Plan, *, enable: bool = True) -> Region:
+def create_region(fs: Sysfs, plan: Plan, *, enable: bool = True) -> Region | None:
     """cxl create-region's writes (section 5.1/5.2/6), then bind (unless
     ``enable=False``).  On failure the region is deleted and the DPA it reserved
     freed."""
@@ -496,9 +528,7 @@ def create_region(fs: Sysfs, plan: Plan, *, enable: bool = True) -> Region:
     except CxlError:
         _rollback(fs, rd, rname, reserved)
         raise
-    region = read_topology(fs).region(rname)
-    assert region is not None
-    return region
+    return read_topology(fs).region(rname)  # None under a dry run
 
 
 def _rollback(fs: Sysfs, rd: Decoder, rname: str, reserved: list[Decoder]) -> None:

@@ -452,3 +452,18 @@ def test_set_partition_on_qemu_like_devices_is_refused_before_sending() -> None:
     r = cli("set-partition", "mem0", "-t", "ram", "-s", "0")
     assert r.exit_code == 8
     assert "mem0: no capacity can be repartitioned (partition alignment 0" in r.stderr
+
+
+def test_dry_run_prints_libcxls_writes_and_changes_nothing() -> None:
+    r = ok("create-region", "-t", "ram", "mem1", "--dry-run")
+    lines = r.stdout.splitlines()
+    exp = libcxl("### 5.1 `cxl create-region -m -t ram")
+    assert lines == [f"write {p} <- {d.decode()!r}" for p, d, _res in exp]
+    assert "(dry run: nothing was written)" in r.stderr
+    assert json.loads(ok("list", "-R", "-i", "--json").stdout) == []
+    (plan,) = json.loads(ok("create-region", "-t", "ram", "mem1", "--dry-run", "--json").stdout)
+    assert len(plan["plan"]) == len(exp)
+    ok("create-region", "-t", "ram", "mem1")
+    r = ok("destroy-region", "-f", "region0", "--dry-run")
+    assert r.stdout.splitlines()[-1].endswith("delete_region <- 'region0\\x00'")
+    assert [x["region"] for x in json.loads(ok("list", "-R", "--json").stdout)] == ["region0"]

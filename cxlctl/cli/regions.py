@@ -46,7 +46,51 @@ def report_option(f: F) -> F:
 
 
 def note(message: str) -> None:
-    click.echo(f"cxlctl: {message}", err=True)
+    dry = " (dry run: nothing was written)" if _dry_run() is not None else ""
+    click.echo(f"cxlctl: {message}{dry}", err=True)
+
+
+def _dry_run() -> rg.DryRunSysfs | None:
+    ctx = click.get_current_context(silent=True)
+    found = ctx.find_root().meta.get("cxlctl.dry-run") if ctx else None
+    return found if isinstance(found, rg.DryRunSysfs) else None
+
+
+def _seam(app: App) -> Any:
+    """Where the verb writes: the backend's sysfs, or a recorder under --dry-run."""
+    return _dry_run() or app.backend.sysfs_seam
+
+
+def dry_run_option(f: F) -> F:
+    """--dry-run: every check and read happens, each sysfs write is printed instead
+    of made (``write PATH <- 'VALUE'``; with -o json an object with a ``plan``)."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, dry_run: bool = False, **kwargs: Any) -> Any:
+        if not dry_run:
+            return f(*args, **kwargs)
+        root = click.get_current_context().find_root()
+        rec = rg.DryRunSysfs(root.obj.backend.sysfs_seam)
+        root.meta["cxlctl.dry-run"] = rec
+        as_json = bool(kwargs.get("as_json"))
+        kwargs["as_json"] = False
+        try:
+            f(*args, **kwargs)
+        finally:
+            root.meta.pop("cxlctl.dry-run", None)
+        if as_json:
+            root.obj.json([{"plan": [{"kind": "sysfs", "target": p, "value": v} for p, v in
+                                     rec.shown()]}])  # fmt: skip
+        else:
+            for p, v in rec.shown():
+                click.echo(f"write {p} <- {v}")
+        return None
+
+    g: Any = wrapper
+    out: F = click.option(
+        "--dry-run", is_flag=True, help="Check and print each sysfs write; change nothing."
+    )(g)
+    return out
 
 
 def _topo(app: App) -> Topology:
@@ -139,6 +183,7 @@ def _memory_note(app: App, r: Region) -> str:
     help="Refuse memdevs whose QoS class differs from the root decoder's.",
 )
 @click.option("--no-enable", is_flag=True, help="Commit the decode but do not bind the region.")
+@dry_run_option
 @report_option
 @click.pass_context
 def create_region(
@@ -178,7 +223,7 @@ def create_region(
       CXLCTL_SIM_DEVICES=pmem,pmem cxlctl --sim create-region -t pmem -w 2 mem0 mem1
     """
     app = app_of(ctx)
-    fs = app.backend.sysfs_seam
+    fs = _seam(app)
     if not targets:
         raise UsageError("create-region: give the target memdevs (or endpoint decoders)")
     topo = _topo(app)
@@ -215,6 +260,13 @@ def create_region(
             + ", ".join(f"{i}={m.name}" for i, (m, _d) in enumerate(plan.targets))
         )
     region = rg.create_region(fs, plan, enable=not no_enable)
+    if region is None:  # --dry-run
+        note(
+            f"{plan.mode} region over "
+            + ", ".join(m.name for m, _d in plan.targets)
+            + f": {_mib(plan.size)}, {plan.ways} way(s), granularity {plan.granularity}"
+        )
+        return
     note(
         f"{region.name}: created {region.mode} region, {_mib(region.size)} at "
         f"{region.resource or 0:#x}, {region.interleave_ways} way(s) over "
@@ -275,6 +327,7 @@ def _regions(app: App, specs: Sequence[str], decoder: str | None) -> tuple[Topol
 @click.command("enable-region", context_settings=CONTEXT)
 @region_args
 @decoder_filter
+@dry_run_option
 @report_option
 @click.pass_context
 def enable_region(
@@ -314,6 +367,7 @@ def enable_region(
     is_flag=True,
     help="Unbind even when the memory cannot be offlined (its address space leaks until a reboot).",
 )
+@dry_run_option
 @report_option
 @click.pass_context
 def disable_region(
@@ -332,7 +386,7 @@ def disable_region(
       cxlctl --sim disable-region all
     """
     app = app_of(ctx)
-    fs = app.backend.sysfs_seam
+    fs = _seam(app)
     _, todo = _regions(app, regions, decoder)
     rows = []
     for r in todo:
@@ -361,6 +415,7 @@ def disable_region(
 @region_args
 @decoder_filter
 @click.option("-f", "--force", is_flag=True, help="Disable an active region first.")
+@dry_run_option
 @report_option
 @click.pass_context
 def destroy_region(
@@ -383,7 +438,7 @@ def destroy_region(
       cxlctl --sim destroy-region -f all --json
     """
     app = app_of(ctx)
-    fs = app.backend.sysfs_seam
+    fs = _seam(app)
     _, todo = _regions(app, regions, decoder)
     for r in todo:
         if r.enabled and not force:
@@ -426,6 +481,7 @@ def _memdev_with_decoder(app: App, w: Walker, name: str, d: Decoder) -> Row:
 )
 @click.option("-s", "--size", type=Size(), help="Size [default: all free capacity].")
 @click.option("-d", "--decoder", metavar="DECODER", help="Endpoint decoder [default: the next].")
+@dry_run_option
 @report_option
 @click.pass_context
 def reserve_dpa(
@@ -449,7 +505,7 @@ def reserve_dpa(
       cxlctl --sim reserve-dpa mem1 -t ram -s 256M --json
     """
     app = app_of(ctx)
-    fs = app.backend.sysfs_seam
+    fs = _seam(app)
     nbytes = size
     rows = []
     for spec in selected(ctx, memdevs):
@@ -475,6 +531,7 @@ def reserve_dpa(
     help="Only a reservation of this partition [default: the last one].",
 )
 @click.option("-d", "--decoder", metavar="DECODER", help="Endpoint decoder [default: the last].")
+@dry_run_option
 @report_option
 @click.pass_context
 def free_dpa(
@@ -500,7 +557,7 @@ def free_dpa(
       cxlctl --sim free-dpa mem1 -t ram --json
     """
     app = app_of(ctx)
-    fs = app.backend.sysfs_seam
+    fs = _seam(app)
     rows = []
     for spec in selected(ctx, memdevs):
         topo = _topo(app)
@@ -531,6 +588,7 @@ def free_dpa(
     is_flag=True,
     help="Disable even when memdevs below are in active regions (they break).",
 )
+@dry_run_option
 @report_option
 @click.pass_context
 def disable_port(
@@ -549,7 +607,7 @@ def disable_port(
       cxlctl --sim disable-port port1
     """
     app = app_of(ctx)
-    fs = app.backend.sysfs_seam
+    fs = _seam(app)
     rows = []
     for spec in ports:
         topo = _topo(app)
@@ -565,6 +623,7 @@ def disable_port(
 @click.argument("ports", nargs=-1, required=True, metavar="PORT...")
 @click.option("-e", "--endpoint", is_flag=True, help="PORTs are endpoint ports.")
 @click.option("-m", "--enable-memdevs", is_flag=True, help="Also enable the memdevs below.")
+@dry_run_option
 @report_option
 @click.pass_context
 def enable_port(
@@ -578,7 +637,7 @@ def enable_port(
       cxlctl --sim enable-port -m port1
     """
     app = app_of(ctx)
-    fs = app.backend.sysfs_seam
+    fs = _seam(app)
     rows = []
     for spec in ports:
         topo = _topo(app)
@@ -593,6 +652,7 @@ def enable_port(
 @click.command("disable-bus", context_settings=CONTEXT)
 @click.argument("buses", nargs=-1, required=True, metavar="BUS...")
 @click.option("-f", "--force", is_flag=True, help="Disable even with active regions.")
+@dry_run_option
 @report_option
 @click.pass_context
 def disable_bus(ctx: click.Context, buses: Sequence[str], force: bool, as_json: bool) -> None:
@@ -608,7 +668,7 @@ def disable_bus(ctx: click.Context, buses: Sequence[str], force: bool, as_json: 
       cxlctl disable-bus -f root0
     """
     app = app_of(ctx)
-    fs = app.backend.sysfs_seam
+    fs = _seam(app)
     rows = []
     for b in buses:
         topo = _topo(app)
