@@ -12,6 +12,7 @@ them, and opens a :class:`~cxlctl.transport.Transport` for the ioctls;
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import transport as tp
 from .errors import (
     CxlError,
+    DecodeError,
     DeviceBusy,
     DeviceNotFound,
     PermissionDenied,
@@ -30,6 +32,15 @@ from .errors import (
 )
 from .memdev import Memdev
 from .record import Record
+from .sysfs import HostSysfs, number, text
+
+#: Where each number attribute must lie.  payload_max: the mailbox payload size,
+#: 256 bytes to 1 MiB by the spec (0 for a device cxl_pci could not size).
+ATTR_RANGES: dict[str, tuple[int, int]] = {
+    "payload_max": (0, 1 << 20),
+    "numa_node": (-1, (1 << 31) - 1),
+    "label_storage_size": (0, (1 << 32) - 1),
+}
 
 if TYPE_CHECKING:
     from .change import Recorder
@@ -111,10 +122,19 @@ class Backend:
         a = self.sysfs(name)
 
         def num(key: str, default: int = 0) -> int:
-            try:
-                return int(a.get(key, ""), 0)
-            except ValueError:
+            """A number attribute, range-checked where it is read: a missing one is
+            ``default``; one that is not a number in range is a clean error naming it
+            (``payload_max`` of 2 GiB would otherwise size every buffer)."""
+            if key not in a or a[key] == "":
                 return default
+            lo, hi = ATTR_RANGES.get(key, (0, (1 << 64) - 1))
+            try:
+                return number(a[key].encode("utf-8", "surrogateescape"), lo=lo, hi=hi)
+            except ValueError as e:
+                raise DecodeError(
+                    f"{name}: sysfs {key} is {a[key]!r}: {e}",
+                    hint="the kernel or the device reports a value cxlctl cannot use",
+                ) from None
 
         return MemdevInfo(
             memdev=name,
@@ -274,7 +294,10 @@ class KernelBackend(Backend):
         return sorted(mems, key=lambda n: int(n[3:]))
 
     def sysfs(self, name: str) -> dict[str, str]:
-        base = os.path.join(self.sysfs_root, name)
+        """The memdev's attributes, read as bytes (bounded, one page) and decoded
+        without ever failing: a byte that is not UTF-8 (the device's FW Revision is
+        printed unfiltered) becomes ``\\xff``."""
+        tree = HostSysfs(self.sysfs_root)
         out: dict[str, str] = {}
         for key in (
             "serial",
@@ -286,11 +309,9 @@ class KernelBackend(Backend):
             "pmem/size",
             "security/state",
         ):
-            try:
-                with open(os.path.join(base, key)) as f:
-                    out[key] = f.read().strip()
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                out[key] = text(tree.read(f"{name}/{key}")).strip()
+        base = os.path.join(self.sysfs_root, name)
         out["host"] = os.path.basename(os.path.dirname(os.path.realpath(base)))
         return out
 
@@ -323,8 +344,7 @@ class KernelBackend(Backend):
             if os.path.basename(os.path.realpath(os.path.join(port, "uport"))) != name:
                 continue
             try:
-                with open(os.path.join(port, "decoders_committed")) as f:
-                    return int(f.read().strip(), 0)
+                return number(HostSysfs(port).read("decoders_committed"), hi=1 << 16)
             except (OSError, ValueError):
                 return None
         return None

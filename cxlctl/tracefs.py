@@ -34,6 +34,10 @@ from .errors import CxlError, PermissionDenied, UnsupportedCommand, from_errno
 
 TRACEFS_ROOTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 DEBUGFS_CXL = "/sys/kernel/debug/cxl"
+#: A trace buffer read at once is bounded (the per-CPU buffers are ~1.4 MiB each).
+TRACE_MAX = 256 << 20
+#: A trace line is at most a page or so; longer without a newline is not one.
+LINE_MAX = 64 << 10
 CXL_EVENTS = (
     "cxl_poison",
     "cxl_general_media",
@@ -303,11 +307,17 @@ class KernelTracing:
             raise self._error(e, f"cannot write {text.strip()!r} to {path}") from e
 
     def read(self, path: str) -> str:
+        """A tracefs file as text: read as bytes, undecodable bytes (a device's strings
+        are printed unfiltered) kept as ``\\xff`` escapes; never more than
+        :data:`TRACE_MAX` bytes."""
         try:
-            with open(path) as f:
-                return f.read()
+            with open(path, "rb") as f:
+                data = f.read(TRACE_MAX + 1)
         except OSError as e:
             raise self._error(e, f"cannot read {path}") from e
+        if len(data) > TRACE_MAX:
+            raise CxlError(f"{path}: more than {TRACE_MAX >> 20} MiB of trace data")
+        return data.decode("utf-8", "backslashreplace")
 
     @staticmethod
     def _error(e: OSError, what: str) -> CxlError:
@@ -446,8 +456,10 @@ class KernelTracing:
                         continue
                     buf += chunk
                     *lines, buf = buf.split(b"\n")
+                    if len(buf) > LINE_MAX:  # no newline in sight: not a trace line
+                        buf = b""
                     for line in lines:
-                        ev = parse_line(line.decode("utf-8", "replace"))
+                        ev = parse_line(line.decode("utf-8", "backslashreplace"))
                         if ev:
                             yield ev
             finally:
