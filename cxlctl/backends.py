@@ -435,7 +435,7 @@ class SimBackend(Backend):
     def __init__(
         self, devices: Sequence[SimDevice] | None = None, platform: Platform | None = None
     ) -> None:
-        state_dir = os.environ.get("CXLCTL_SIM_STATE") or None
+        state_dir = _state_dir() if devices is None else None
         topology = os.environ.get("CXLCTL_SIM_TOPOLOGY", "")
         made = devices is None
         if devices is None:
@@ -542,6 +542,16 @@ class SimBackend(Backend):
 
     def open(self, name: str) -> tp.Transport:
         return self.devices[name]
+
+
+def _state_dir() -> str | None:
+    """``CXLCTL_SIM_STATE``: unset or empty for none; a relative path is refused."""
+    value = os.environ.get("CXLCTL_SIM_STATE") or None
+    if value is None:
+        return None
+    from .sim.state import check_dir_setting
+
+    return check_dir_setting(value)
 
 
 def open_backend(name: str | None = None) -> Backend:

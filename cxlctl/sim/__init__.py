@@ -22,8 +22,9 @@ from collections.abc import Iterable
 
 from .. import mailbox as mb
 from . import device as _device  # registers the device's command handlers
-from .device.model import QEMU_CEL, DeviceConfig, TypeThreeDevice, load_state, save_state
+from .device.model import QEMU_CEL, DeviceConfig, TypeThreeDevice
 from .driver.mbox import SimDriver, UserMemory
+from .state import load_state, save_state
 
 __all__ = [
     "DEFAULT_KINDS",

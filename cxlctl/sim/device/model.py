@@ -15,6 +15,7 @@ from typing import Any
 
 from ... import mailbox as mb
 from ...mailbox import layouts as lay
+from ..state import io_error, load_state, open_sized, save_state  # CXLCTL_SIM_STATE
 
 RC = mb.ReturnCode
 _UNSUPPORTED, _INVALID_PAYLOAD_LENGTH = int(RC.UNSUPPORTED), int(RC.INVALID_PAYLOAD_LENGTH)
@@ -146,7 +147,7 @@ class LabelStorage:
         self.path = path
         self._f: Any = None  # a file object: closes its fd when collected
         self._fd = -1
-        if path is not None and os.path.exists(path):
+        if path is not None and os.path.lexists(path):
             self._open()
 
     def _open(self) -> int:
@@ -156,8 +157,10 @@ class LabelStorage:
 
                 self._f = tempfile.TemporaryFile(prefix="cxlctl-sim-lsa-", buffering=0)  # noqa: SIM115
             else:
-                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                # checked like every state file: no symlink followed, no FIFO
+                # waited on, only our own regular file resized (cxlctl.sim.state)
+                d, name = os.path.split(self.path)
+                fd = open_sized(d, name, self.size)
                 self._f = open(fd, "r+b", buffering=0)  # noqa: SIM115 - lives as long as we do
             if os.fstat(self._f.fileno()).st_size != self.size:
                 os.ftruncate(self._f.fileno(), self.size)  # sparse: costs no disk
@@ -168,14 +171,21 @@ class LabelStorage:
         """``n`` bytes at ``offset`` (the caller checked the range)."""
         if self._fd < 0:
             return bytes(n)
-        data = os.pread(self._fd, n, offset)
+        try:
+            data = os.pread(self._fd, n, offset)
+        except OSError as e:
+            raise io_error(self.path or "label storage", "read the label area", e) from None
+        # a file another process truncated reads short: zeros, as a fresh area
         return data if len(data) == n else data + bytes(n - len(data))
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         fd = self._open()
         view = memoryview(data)
-        while view:
-            view = view[os.pwrite(fd, view, offset + len(data) - len(view)) :]
+        try:
+            while view:
+                view = view[os.pwrite(fd, view, offset + len(data) - len(view)) :]
+        except OSError as e:  # a full disk: a clean error, where a mapping gave SIGBUS
+            raise io_error(self.path or "label storage", "write the label area", e) from None
 
     def _range(self, key: slice) -> tuple[int, int]:
         start, stop, step = key.indices(self.size)
@@ -304,39 +314,3 @@ def vendor_debug_log(serial: int) -> bytes:
 
 def units(nbytes: int) -> int:
     return nbytes // mb.CAPACITY_UNIT
-
-
-# --- state kept between processes (CXLCTL_SIM_STATE) ----------------------------------
-
-
-def _state_path(state_dir: str, serial: int) -> str:
-    return os.path.join(state_dir, f"{serial:#x}.json")
-
-
-def load_state(state_dir: str | None, serial: int) -> dict[str, Any]:
-    """The saved state of one simulated memdev (``{}`` without a state directory)."""
-    if not state_dir:
-        return {}
-    import json
-
-    try:
-        with open(_state_path(state_dir, serial)) as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def save_state(state_dir: str | None, serial: int, **updates: Any) -> None:
-    """Merge ``updates`` into the saved state (written to a temp file, then renamed)."""
-    if not state_dir:
-        return
-    import json
-
-    os.makedirs(state_dir, exist_ok=True)
-    data = {**load_state(state_dir, serial), **updates}
-    path = _state_path(state_dir, serial)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, sort_keys=True)
-    os.replace(tmp, path)
