@@ -19,6 +19,7 @@ Two halves, kept apart as in Linux:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from .. import mailbox as mb
 from . import device as _device  # registers the device's command handlers
@@ -89,8 +90,9 @@ class SimDevice:
         self.driver.bind()
         save_state(self.state_dir, self.config.serial, cxl_mem_bound=True)
 
-    def ioctl(self, request: int, arg: bytearray) -> int:
-        """Behave like ``fcntl.ioctl(fd, request, arg, True)`` on a real memdev."""
+    def ioctl(self, request: int, arg: Any) -> int:
+        """Behave like ``fcntl.ioctl(fd, request, arg, True)`` on a real memdev
+        (:meth:`SimDriver.ioctl`: a bad ``arg`` is ``OSError``, never ``TypeError``)."""
         return self.driver.ioctl(request, arg)
 
     def close(self) -> None:

@@ -8,11 +8,13 @@ copy_from_user/copy_to_user of payloads (a bad pointer is ``EFAULT``, never a cr
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import struct
 import threading
+from typing import Any
 
 from ... import uapi
 from ...record import Record
@@ -117,7 +119,22 @@ class UserMemory:
         except BlockingIOError:
             pass
 
+    def _ensure(self) -> None:
+        """Fork safety: the pipe, the lock and the pid (process_vm_readv's target!)
+        belong to the process that made them.  A child after ``fork()`` makes its own
+        on first use: a shared pipe would mix two processes' payloads, and the
+        parent's pid would make the child copy the parent's memory."""
+        if self._pid == os.getpid():
+            return
+        for fd in (self._r, self._w):  # our inherited copies; the parent keeps its own
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._lock = threading.Lock()  # one held by another thread at fork() stays held
+        self._pid = os.getpid()
+
     def copy_from_user(self, addr: int, n: int) -> bytes:
+        self._ensure()
         with self._lock:
             if self.method == "vm":
                 return self._vm_read(addr, n)
@@ -132,6 +149,7 @@ class UserMemory:
         return bytes(out)
 
     def copy_to_user(self, addr: int, data: bytes) -> None:
+        self._ensure()
         with self._lock:
             if self.method == "vm":
                 self._vm_write(addr, data)
@@ -288,14 +306,48 @@ class SimDriver:
         self.exclusive = set(BRIDGE_EXCLUSIVE) if self.nvdimm_bridge else set()
 
     # -- ioctl entry (cxl_memdev_ioctl) --
-    def ioctl(self, request: int, arg: bytearray) -> int:
+    def ioctl(self, request: int, arg: Any) -> int:
+        """``fcntl.ioctl(fd, request, arg, True)``: ``arg`` must be a writable buffer
+        (the kernel writes the struct back).  Anything else fails as the kernel's
+        copy_from_user/copy_to_user would, with ``OSError``, never ``TypeError``:
+        an int or None is a bad address (``EFAULT``), a read-only buffer such as
+        ``bytes`` cannot take the answer (``EFAULT``), a non-buffer is ``EINVAL``.
+
+        The driver works on a private copy that is copied back, so no exception
+        (which keeps the frame alive) can leave the caller's bytearray locked
+        against resizing (``BufferError``)."""
         if not self.attached:
             raise _err(errno.ENXIO)
+        if request not in (uapi.CXL_MEM_QUERY_COMMANDS, uapi.CXL_MEM_SEND_COMMAND):
+            raise _err(errno.ENOTTY)
+        if type(arg) is bytearray:  # the common case: no view, one copy
+            buf = bytearray(arg)
+            try:
+                return self._dispatch(request, buf)
+            finally:
+                arg[: len(buf)] = buf
+        if arg is None or isinstance(arg, (int, bytes)):
+            raise _fault()
+        try:
+            view = memoryview(arg)
+        except TypeError:
+            raise _err(errno.EINVAL) from None
+        with view:
+            if view.readonly:
+                raise _fault()
+            if not view.c_contiguous:
+                raise _err(errno.EINVAL)
+            with view.cast("B") as flat:
+                buf = bytearray(flat)
+                try:
+                    return self._dispatch(request, buf)
+                finally:
+                    flat[: len(buf)] = buf
+
+    def _dispatch(self, request: int, buf: bytearray) -> int:
         if request == uapi.CXL_MEM_QUERY_COMMANDS:
-            return self._query(arg)
-        if request == uapi.CXL_MEM_SEND_COMMAND:
-            return self._send(arg)
-        raise _err(errno.ENOTTY)
+            return self._query(buf)
+        return self._send(buf)
 
     def _query(self, arg: bytearray) -> int:
         if len(arg) < uapi.QUERY_HEADER_SIZE:
