@@ -6,12 +6,30 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import os
+
 import pytest
+from hypothesis import HealthCheck, settings
 from click.testing import CliRunner, Result
 from goldens import CLI_ENV
 
 from cxlctl.cli import main
 from cxlctl.sim import SimDevice, make_devices
+
+# Property tests run on a fixed budget: in CI (CI=true, as .ci/run) derandomized, so
+# a run is reproducible and cannot fail by luck; locally random, with hypothesis'
+# own example database (not committed) replaying what once failed.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 
 @pytest.fixture
