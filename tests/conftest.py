@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
-import os
-
 import pytest
-from hypothesis import HealthCheck, settings
 from click.testing import CliRunner, Result
 from goldens import CLI_ENV
+from hypothesis import HealthCheck, settings
 
 from cxlctl.cli import main
 from cxlctl.sim import SimDevice, make_devices
