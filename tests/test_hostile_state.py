@@ -165,7 +165,7 @@ def test_an_unwritable_state_dir_says_so(
     monkeypatch.setattr(state.tempfile, "mkstemp", mkstemp)
     err = _clean(cli("disable-memdev", "mem0", env={"CXLCTL_SIM_STATE": str(tmp_path)}), 1)
     assert "simulator state: " in err
-    assert "0x1234.json: cannot save: Permission denied [EACCES]" in err
+    assert ".json: cannot save: Permission denied [EACCES]" in err
     assert "root-only" not in err
 
 
@@ -223,3 +223,27 @@ def test_twenty_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert state.load_state(str(tmp_path), SERIAL) == {f"w{i}": 9 for i in range(20)}
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "0x1234.json"]
     json.loads((tmp_path / "0x1234.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["topology.json", "0x1235.json", ".lock"])
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "deep"])
+def test_every_state_file_gets_the_same_checks(
+    cli: Cli, tmp_path: Path, name: str, kind: str
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    d = tmp_path / "state"
+    d.mkdir(mode=0o700)
+    if kind == "symlink":
+        (d / name).symlink_to(victim)
+    elif kind == "fifo":
+        os.mkfifo(d / name)
+    else:
+        (d / name).write_bytes(b"[" * 50 + b"]" * 50)
+    r = cli("disable-memdev", "mem1", env={"CXLCTL_SIM_STATE": str(d)})
+    if kind == "deep" and name == ".lock":  # the lock file's contents are never read
+        assert r.exit_code == 0, r.stderr
+        return
+    err = _clean(r, 1)
+    assert f"state/{name}: " in err
+    assert victim.read_text() == "keep"

@@ -197,9 +197,9 @@ def _depth_ok(text: str) -> bool:
     return True
 
 
-def _parse(data: bytes, path: str) -> dict[str, Any]:
-    if len(data) > MAX_STATE_BYTES:
-        raise StateError(path, f"is larger than {MAX_STATE_BYTES} bytes: not a state file")
+def _parse(data: bytes, path: str, max_bytes: int) -> dict[str, Any]:
+    if len(data) > max_bytes:
+        raise StateError(path, f"is larger than {max_bytes} bytes: not a state file")
     if not data.strip():
         return {}
     try:
@@ -221,14 +221,34 @@ def _json_name(serial: int) -> str:
     return f"{serial:#x}.json"
 
 
-def _read_fd(fd: int) -> bytes:
+def _read_fd(fd: int, max_bytes: int) -> bytes:
     out = bytearray()
-    while len(out) <= MAX_STATE_BYTES:
-        chunk = os.read(fd, MAX_STATE_BYTES + 1 - len(out))
+    while len(out) <= max_bytes:
+        chunk = os.read(fd, max_bytes + 1 - len(out))
         if not chunk:
             break
         out += chunk
     return bytes(out)
+
+
+def read_json(state_dir: str, name: str, *, max_bytes: int = MAX_STATE_BYTES) -> dict[str, Any]:
+    """The JSON object in ``name`` of the state directory (``{}`` when missing),
+    after every check above."""
+    dfd = open_dir(state_dir)
+    try:
+        return _read_json(dfd, state_dir, name, max_bytes)
+    finally:
+        os.close(dfd)
+
+
+def _read_json(dfd: int, state_dir: str, name: str, max_bytes: int) -> dict[str, Any]:
+    fd = open_file(dfd, state_dir, name, create=False)
+    if fd is None:
+        return {}
+    try:
+        return _parse(_read_fd(fd, max_bytes), os.path.join(state_dir, name), max_bytes)
+    finally:
+        os.close(fd)
 
 
 def load_state(state_dir: str | None, serial: int) -> dict[str, Any]:
@@ -236,23 +256,7 @@ def load_state(state_dir: str | None, serial: int) -> dict[str, Any]:
     or before anything was saved)."""
     if not state_dir:
         return {}
-    dfd = open_dir(state_dir)
-    try:
-        return _load(dfd, state_dir, serial)
-    finally:
-        os.close(dfd)
-
-
-def _load(dfd: int, state_dir: str, serial: int) -> dict[str, Any]:
-    name = _json_name(serial)
-    path = os.path.join(state_dir, name)
-    fd = open_file(dfd, state_dir, name, create=False)
-    if fd is None:
-        return {}
-    try:
-        return _parse(_read_fd(fd), path)
-    finally:
-        os.close(fd)
+    return read_json(state_dir, _json_name(serial))
 
 
 @contextlib.contextmanager
@@ -272,35 +276,46 @@ def locked(state_dir: str) -> Iterator[int]:
         os.close(dfd)
 
 
+def _replace(dfd: int, state_dir: str, name: str, data: bytes) -> None:
+    """``name`` := ``data`` (caller holds the lock): mkstemp, fsync, rename, fsync
+    the directory; a failure leaves the old file and no temporary file."""
+    path = os.path.join(state_dir, name)
+    try:
+        # mkstemp: O_EXCL with a random name, so nothing can be planted in its place
+        fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=f".{name}.", suffix=".tmp")
+    except OSError as e:
+        raise StateError(path, f"cannot save: {_why(e)}") from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(os.path.basename(tmp), name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        with contextlib.suppress(OSError):
+            os.fsync(dfd)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.basename(tmp), dir_fd=dfd)
+        if isinstance(e, OSError):
+            raise StateError(path, f"cannot save: {_why(e)}") from None
+        raise
+
+
+def write_json(state_dir: str, name: str, data: dict[str, Any]) -> None:
+    """Replace ``name`` with ``data`` under the lock (see :func:`_replace`)."""
+    with locked(state_dir) as dfd:
+        _replace(dfd, state_dir, name, json.dumps(data, sort_keys=True).encode())
+
+
 def save_state(state_dir: str | None, serial: int, **updates: Any) -> None:
-    """Merge ``updates`` into the saved state: under the lock, a temporary file,
-    fsync, rename, fsync of the directory.  A failure leaves the old state and no
-    temporary file."""
+    """Merge ``updates`` into the saved state: read, merge and replace all under the
+    lock, so concurrent writers never lose an update."""
     if not state_dir:
         return
+    name = _json_name(serial)
     with locked(state_dir) as dfd:
-        data = {**_load(dfd, state_dir, serial), **updates}
-        text = json.dumps(data, sort_keys=True).encode()
-        name = _json_name(serial)
-        # mkstemp: O_EXCL with a random name, so nothing can be planted in its place
-        try:
-            fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=f".{name}.", suffix=".tmp")
-        except OSError as e:
-            raise StateError(os.path.join(state_dir, name), f"cannot save: {_why(e)}") from None
-        try:
-            try:
-                view = memoryview(text)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(os.path.basename(tmp), name, src_dir_fd=dfd, dst_dir_fd=dfd)
-            with contextlib.suppress(OSError):
-                os.fsync(dfd)
-        except BaseException as e:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.basename(tmp), dir_fd=dfd)
-            if isinstance(e, OSError):
-                raise StateError(os.path.join(state_dir, name), f"cannot save: {_why(e)}") from None
-            raise
+        data = {**_read_json(dfd, state_dir, name, MAX_STATE_BYTES), **updates}
+        _replace(dfd, state_dir, name, json.dumps(data, sort_keys=True).encode())

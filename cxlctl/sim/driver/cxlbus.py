@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import re
 import uuid as uuidlib
 from collections.abc import Mapping
@@ -22,6 +21,10 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from . import platform as pf
+
+#: the topology state file in CXLCTL_SIM_STATE, and its size bound
+TOPOLOGY_STATE = "topology.json"
+TOPOLOGY_MAX = 4 << 20
 
 if TYPE_CHECKING:
     from .. import SimDevice
@@ -288,19 +291,15 @@ class CxlBus:
             i += 1
         return i
 
-    def _path(self) -> str | None:
-        return os.path.join(self.state_dir, "topology.json") if self.state_dir else None
-
     def _load(self) -> None:
-        path = self._path()
-        if not path:
+        if not self.state_dir:
             return
-        try:
-            with open(path) as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            return
-        if not isinstance(data, dict) or data.get("platform") != self._fingerprint():
+        from ..state import read_json
+
+        # checked like every state file (cxlctl.sim.state): no symlink, FIFO, huge or
+        # deeply nested file is followed, waited on or parsed
+        data = read_json(self.state_dir, TOPOLOGY_STATE, max_bytes=TOPOLOGY_MAX)
+        if not data or data.get("platform") != self._fingerprint():
             return
         try:
             self.acpi_bound = bool(data["acpi_bound"])
@@ -329,9 +328,10 @@ class CxlBus:
         return self.layout.plat.describe() + json.dumps(sorted(self.name_of))
 
     def save(self) -> None:
-        path = self._path()
-        if not path:
+        if not self.state_dir:
             return
+        from ..state import write_json
+
         data = {
             "platform": self._fingerprint(),
             "acpi_bound": self.acpi_bound,
@@ -345,7 +345,7 @@ class CxlBus:
             "memblocks": self.memblocks,
             "leaked": self.leaked,
         }
-        atomic_write(path, json.dumps(data, sort_keys=True).encode())
+        write_json(self.state_dir, TOPOLOGY_STATE, data)
 
     # -- presence ---------------------------------------------------------------------
     def port_present(self, pid: int) -> bool:
@@ -1135,28 +1135,3 @@ class CxlBus:
             for dev in self.devices.values():  # the memdevs probe again
                 if not dev.bound:
                     dev.bind()
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Write ``path`` so a reader sees the old or the new contents, never a part:
-    a temp file in the same directory, fsync, rename over, fsync the directory."""
-    d = os.path.dirname(path) or "."
-    os.makedirs(d, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    try:
-        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
