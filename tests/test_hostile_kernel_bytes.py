@@ -38,7 +38,7 @@ READERS = [
     ["get-log", "cel", "mem0"],
     ["log-caps", "cel", "mem0"],
     ["read-labels", "mem0", "-s", "64"],
-    ["zero-labels", "mem0", "-s", "64"],
+    ["zero-labels", "mem0", "-s", "64", "-y"],
     ["scan-media-caps", "mem0", "0+0x40"],
     ["events", "mem0"],
 ]
