@@ -376,13 +376,13 @@ class Memdev:
         start = 0
         if isinstance(source, bytes | bytearray | memoryview):
             f = io.BytesIO(source)
-            length = _input_length(len(source), length, room, source_name)
+            length = label_input_length(len(source), length, room, source_name)
         elif source is not None:
             f = source
-            known = _regular_size(f)
+            known = regular_size(f)
             if known is not None:
                 start = f.tell()
-                length = _input_length(max(known - start, 0), length, room, source_name)
+                length = label_input_length(max(known - start, 0), length, room, source_name)
             else:
                 spool = True
         else:
@@ -394,7 +394,7 @@ class Memdev:
                 import tempfile
 
                 tmp = stack.enter_context(tempfile.TemporaryFile(prefix="cxlctl-labels-"))
-                length = _spool(f, tmp, length, room, source_name)
+                length = spool_input(f, tmp, length, room, source_name)
                 f = tmp
             assert length is not None
             commands = self._set_lsa(f, offset, length, progress)
@@ -510,8 +510,11 @@ class Memdev:
         """Get LSA over the range; an empty range is b"" (as before)."""
         return self.read_labels(offset, length) if length else b""
 
-    def iter_write_lsa(self, offset: int, length: int, data: bytes | None = None) -> Iterator[int]:
-        """Set LSA over ``offset..offset+length`` from ``data`` (zeros if None), in
+    def iter_write_lsa(
+        self, offset: int, length: int, data: bytes | BinaryIO | None = None
+    ) -> Iterator[int]:
+        """Set LSA over ``offset..offset+length`` from ``data`` (bytes, a binary file
+        read chunk by chunk through one buffer, or zeros if None), in
         commands of at most payload_max bytes (8-byte header + payload_max - 8 data
         bytes, as libcxl), bounded by the label storage size. Yields the data bytes
         of each command once the device accepted it; EBUSY means the kernel owns
@@ -522,17 +525,24 @@ class Memdev:
                 f"{self.name}: label range {offset}+{length} is outside the "
                 f"{size}-byte label storage area"
             )
-        if data is not None and len(data) != length:
+        if isinstance(data, bytes) and len(data) != length:
             raise UsageError(f"{self.name}: {len(data)} bytes of data for a {length}-byte write")
         step = self.payload_max - len(bytes(lay.SetLsaIn()))
         if step <= 0:
             raise UsageError(f"{self.name}: payload_max {self.payload_max} cannot carry Set LSA")
         cmd = mb.BY_NAME["set-lsa"]
         zeros = bytes(min(step, length)) if data is None else b""
+        buf = bytearray(step) if data is not None and not isinstance(data, bytes) else None
         done = 0
         while done < length:
             n = min(step, length - done)
-            chunk = zeros[:n] if data is None else data[done : done + n]
+            if buf is not None:
+                assert data is not None
+                assert not isinstance(data, bytes)
+                _read_exactly(data, memoryview(buf)[:n], self.name)
+                chunk = bytes(memoryview(buf)[:n])
+            else:
+                chunk = zeros[:n] if not isinstance(data, bytes) else data[done : done + n]
             try:
                 self.run(cmd, bytes(lay.SetLsaIn(offset=offset + done)) + chunk)
             except DeviceBusy as e:
@@ -567,7 +577,7 @@ class LabelWrite(Record):
     verified: bool
 
 
-def _regular_size(f: BinaryIO) -> int | None:
+def regular_size(f: BinaryIO) -> int | None:
     """The size of a regular file behind ``f`` (``os.fstat``), else None."""
     try:
         st = os.fstat(f.fileno())
@@ -576,7 +586,7 @@ def _regular_size(f: BinaryIO) -> int | None:
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
-def _input_length(have: int, length: int | None, room: int, source: str) -> int:
+def label_input_length(have: int, length: int | None, room: int, source: str) -> int:
     """The bytes to write from a source of ``have`` bytes: exactly ``length`` if
     given, else all of it, which must fit in ``room``."""
     if length is not None:
@@ -593,7 +603,7 @@ def _input_length(have: int, length: int | None, room: int, source: str) -> int:
     return have
 
 
-def _spool(f: BinaryIO, tmp: BinaryIO, length: int | None, room: int, source: str) -> int:
+def spool_input(f: BinaryIO, tmp: BinaryIO, length: int | None, room: int, source: str) -> int:
     """Copy a pipe (at most one byte more than it may hold) to the unlinked temporary
     file ``tmp``, so its size is known before anything is sent, without holding it in
     memory; returns the bytes to write, with ``tmp`` rewound."""
@@ -608,7 +618,7 @@ def _spool(f: BinaryIO, tmp: BinaryIO, length: int | None, room: int, source: st
             break
         tmp.write(chunk)
         have += len(chunk)
-    n = _input_length(have, length, room, source)
+    n = label_input_length(have, length, room, source)
     tmp.seek(0)
     return n
 

@@ -7,14 +7,14 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
 from .. import render as rd
 from ..change import Outcome, ProgressHook, Recorder, midway, no_progress, stopped
 from ..errors import CxlError, UsageError
-from ..memdev import Memdev
+from ..memdev import Memdev, label_input_length, regular_size, spool_input
 from . import CONTEXT, app_of, complete, memdevs_argument, memdevs_required, output, selected
 from .change import Change, change_options
 from .options import (
@@ -184,49 +184,30 @@ def read_labels(
 # --- writing: write-labels, zero-labels ------------------------------------------------
 
 
-def read_labels_input(path: str | None, size: int | None, room: int) -> bytes:
-    """The bytes to write: exactly SIZE bytes if given (a shorter input is an
-    error, more is ignored, as cxl-cli), else the whole input, which must fit in
-    ROOM bytes. Everything is checked before anything is sent."""
-    want = size if size is not None else room
+def read_labels_input(
+    path: str | None, size: int | None, room: int, stack: contextlib.ExitStack
+) -> tuple[BinaryIO, int]:
+    """The labels to write, as an open file and the byte count to take from it:
+    exactly SIZE bytes if given (a shorter input is an error, more is ignored, as
+    cxl-cli), else the whole input, which must fit in ROOM bytes. Checked before
+    anything is sent, and never held in memory: a regular file's size comes from
+    ``fstat`` (nothing is read), a pipe is copied to an unlinked temporary file."""
     if path is None or path == "-":
-        stdin = output.stdin_binary("write-labels")
-        if stdin.isatty():
+        src: BinaryIO = output.stdin_binary("write-labels")
+        if src.isatty():
             raise UsageError("write-labels: refusing to read labels from a terminal; use -i FILE")
         source = "stdin"
-        data = _read_upto(stdin, want + 1, source)
     else:
         source = path
         try:
-            with open(path, "rb") as f:
-                data = _read_upto(f, want + 1, source)
+            src = stack.enter_context(open(path, "rb", buffering=1 << 20))  # noqa: SIM115
         except OSError as e:
             raise UsageError(f"write-labels: {path}: {e.strerror}") from None
-    if size is not None:
-        if len(data) < size:
-            raise UsageError(f"write-labels: short input: {source} has {len(data)} of {size} bytes")
-        return data[:size]
-    if len(data) > room:
-        raise UsageError(
-            f"write-labels: {source} is larger than the {room} bytes of label area "
-            "from the offset; nothing was written"
-        )
-    if not data:
-        raise UsageError(f"write-labels: {source} is empty: nothing to write")
-    return data
-
-
-def _read_upto(f: Any, limit: int, source: str) -> bytes:
-    out = bytearray()
-    try:
-        while len(out) < limit:
-            chunk = f.read(min(limit - len(out), 1 << 20))
-            if not chunk:
-                break
-            out += chunk
-    except (OSError, ValueError) as e:
-        raise UsageError(f"write-labels: cannot read {source}: {e}") from None
-    return bytes(out)
+    known = regular_size(src)
+    if known is not None:
+        return src, label_input_length(max(known - src.tell(), 0), size, room, source)
+    tmp = stack.enter_context(tempfile.TemporaryFile(prefix="cxlctl-labels-"))  # noqa: SIM115
+    return tmp, spool_input(src, tmp, size, room, source)
 
 
 def _range(md: Memdev, offset: int | None, size: int | None) -> tuple[int, int | None, int]:
@@ -251,7 +232,7 @@ def _write(
     md: Memdev,
     off: int,
     length: int,
-    data: bytes | None,
+    data: BinaryIO | None,
     verify: bool,
     hook: ProgressHook = no_progress,
     what: str = "writing labels",
@@ -269,6 +250,7 @@ def _write(
             f"{commands} Set LSA commands){rest}"
         )
 
+    start = data.tell() if data is not None else 0
     hook(0, length, what)
     try:
         for n in md.iter_write_lsa(off, length, data):
@@ -281,8 +263,10 @@ def _write(
         raise stopped(e, where()) from None
     if verify:
         pos = off
+        if data is not None:
+            data.seek(start)
         for chunk in md.iter_lsa(off, length):
-            want = data[pos - off : pos - off + len(chunk)] if data is not None else None
+            want = data.read(len(chunk)) if data is not None else None
             if chunk != (want if want is not None else bytes(len(chunk))):
                 bad = next(
                     i for i, b in enumerate(chunk) if b != (want[i] if want is not None else 0)
@@ -362,9 +346,13 @@ def write_labels(
         )
     (name,) = names
     md = Memdev(app.backend, name)
+    stack = contextlib.ExitStack()
     try:
         off, n, lsa = _range(md, offset, size)
-        data = read_labels_input(input_file, n, lsa - off)
+        data, length = read_labels_input(input_file, n, lsa - off, stack)
+    except BaseException:
+        stack.close()
+        raise
     finally:
         md.close()
 
@@ -374,12 +362,13 @@ def write_labels(
         try:
             if md.labels_owned():
                 raise md.labels_busy()
-            row = _write(md, off, len(data), data, verify and rec is None, hook)
+            row = _write(md, off, length, data, verify and rec is None, hook)
         finally:
             md.close()
         return Outcome.CHANGED, _summary(row, name, "wrote"), row
 
-    change.run([name], action)
+    with stack:
+        change.run([name], action)
 
 
 @click.command("zero-labels", context_settings=CONTEXT)
