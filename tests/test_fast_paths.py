@@ -380,3 +380,39 @@ def test_simulated_identify_is_the_layouts_bytes(profile: str, fw: str) -> None:
     base.poison_list_max_mer[1] = 1
     want = bytes(layouts.IdentifyOut3(base=base, dc_event_log_size=8))
     assert dev.device.execute(0x4000, b"") == (0, want)
+
+
+# --- the pretty JSON writer --------------------------------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=True),
+    lambda kids: (
+        st.lists(kids, max_size=4)
+        | st.dictionaries(st.text(max_size=5), kids, max_size=4)
+        | st.tuples(kids, kids)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON)
+def test_pretty_json_is_json_dumps_indent_2(data: object) -> None:
+    import json
+
+    from cxlctl.render import pretty_json
+
+    assert pretty_json(data) == json.dumps(data, indent=2)
+
+
+def test_pretty_json_hands_unusual_values_to_json() -> None:
+    import enum
+    import json
+
+    from cxlctl.render import pretty_json
+
+    class Level(enum.IntEnum):
+        HIGH = 2
+
+    for data in ({1: "int key"}, [Level.HIGH], {"x": [1.5, {"y": Level.HIGH}]}, "\u202e\x1b"):
+        assert pretty_json(data) == json.dumps(data, indent=2)
