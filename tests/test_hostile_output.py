@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -423,3 +424,12 @@ def test_odd_completion_requests_end_quietly() -> None:
     )
     assert r.returncode == 1
     assert r.stderr == b""
+
+
+def test_sim_and_backend_kernel_contradict(cli: Callable[..., Any]) -> None:
+    r = cli("--sim", "--backend", "kernel", "list")
+    assert r.exit_code == 2
+    assert "--sim and --backend kernel contradict each other" in r.stderr
+    # CXLCTL_BACKEND=kernel is only a default: --sim on the command line wins
+    r = cli("--sim", "list", "--json", env={"CXLCTL_BACKEND": "kernel"})
+    assert r.exit_code == 0, r.stderr

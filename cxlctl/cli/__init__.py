@@ -455,6 +455,10 @@ def main(ctx: click.Context, sim: bool, backend: str | None, color: str, debug: 
       cxlctl --sim identify --json | jq '.[0].fw_revision'
       cxlctl query mem0
     """
+    if sim and backend == "kernel":
+        source = ctx.get_parameter_source("backend")
+        if source is not None and source.name == "COMMANDLINE":
+            raise click.UsageError("--sim and --backend kernel contradict each other", ctx=ctx)
     ctx.obj = App("sim" if sim else backend, color, debug)
 
 
