@@ -423,7 +423,7 @@ class KernelBackend(Backend):
 
 class SimBackend(Backend):
     """Simulated memdevs, in process.  Configured by ``CXLCTL_SIM_DEVICES``
-    (comma-separated kinds: pmem, ram, mixed), ``CXLCTL_SIM_PROFILE`` (full, qemu),
+    (comma-separated kinds: pmem, ram, mixed), ``CXLCTL_SIM_PROFILE`` (full, qemu, qemu11),
     ``CXLCTL_SIM_RAW=1`` (a kernel with CONFIG_CXL_MEM_RAW_COMMANDS) and
     ``CXLCTL_SIM_TOPOLOGY`` (the platform: windows, host bridges, switches; see
     :mod:`cxlctl.sim.driver.platform`) and ``CXLCTL_SIM_FAULTS`` (faults to inject,

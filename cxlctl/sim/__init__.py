@@ -23,13 +23,21 @@ from typing import Any
 
 from .. import mailbox as mb
 from . import device as _device  # registers the device's command handlers
-from .device.model import QEMU_CEL, DeviceConfig, TypeThreeDevice
+from .device.model import (
+    PROFILES,
+    QEMU11_CEL,
+    QEMU_CEL,
+    DeviceConfig,
+    TypeThreeDevice,
+)
 from .driver.mbox import SimDriver, UserMemory
 from .state import load_state, save_state
 
 __all__ = [
     "DEFAULT_KINDS",
     "KINDS",
+    "PROFILES",
+    "QEMU11_CEL",
     "QEMU_CEL",
     "DeviceConfig",
     "SimDevice",
@@ -157,7 +165,7 @@ def make_devices(
             host=pci_address(i),
             faults=fault_set,
         )
-        if profile not in ("full", "qemu"):
-            raise ValueError(f"unknown simulator profile {profile!r} (full, qemu)")
+        if profile not in PROFILES:
+            raise ValueError(f"unknown simulator profile {profile!r} ({', '.join(PROFILES)})")
         out.append(SimDevice(f"mem{i}", cfg, raw_commands=raw_commands, state_dir=state_dir))
     return out

@@ -7,6 +7,10 @@ passes.  ``tools/vm/kernel-tier`` boots the VM and runs
 
 Memdev numbering follows the kernel's asynchronous probe order, so fixtures find
 devices by serial and by what sysfs says they hold, never by name.
+
+The tier runs on two kernel stacks (``tools/vm/kernel-tier --stack 6.12|7.3``), which
+sets ``CXLCTL_VM_STACK`` in the guest; :data:`STACK` holds what differs between them,
+and every test asserts its own stack's truth from it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,42 @@ REPO = Path(__file__).resolve().parents[2]
 
 #: Lines for the terminal summary (match rate, timings); appended to by the tests.
 SUMMARY: list[str] = []
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One kernel stack of the tier and what its kernel, QEMU and cxl-cli do.
+
+    Only the device side differs at the ioctl interface (the uapi header is
+    byte-identical between 6.12 and 7.3): see tools/vm/README.md, "Kernel stacks".
+    """
+
+    name: str  # CXLCTL_VM_STACK
+    kernel: str  # `uname -r` starts with this
+    qemu: str  # QEMU's machine version: SMBIOS product_version "pc-q35-<qemu>"
+    cxl_cli: str  # `cxl version`
+    sim_profile: str  # the simulator profile that models this stack's cxl-type3
+    alert_config: bool  # Get/Set Alert Configuration in QEMU's CEL, so Linux enables them
+    cel_entries: int  # QEMU's Command Effects Log
+
+
+STACKS: dict[str, Stack] = {
+    "6.12": Stack("6.12", "6.12.", "10.0", "81", "qemu", False, 26),
+    "7.3": Stack("7.3", "7.3.", "11.1", "85", "qemu11", True, 31),
+}
+
+
+def _stack() -> Stack:
+    name = os.environ.get("CXLCTL_VM_STACK")
+    if not name:  # run by hand in a guest: go by the kernel
+        name = "7.3" if os.uname().release.startswith("7.3.") else "6.12"
+    if name not in STACKS:
+        raise RuntimeError(f"CXLCTL_VM_STACK={name!r}: unknown stack (want one of {list(STACKS)})")
+    return STACKS[name]
+
+
+#: The stack this guest runs (tests/kernel/test_kernel_stack.py checks it is).
+STACK = _stack()
 
 
 def _skip_reason() -> str | None:

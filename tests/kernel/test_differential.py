@@ -4,7 +4,8 @@ Thousands of ``struct cxl_send_command``s -- systematic (every id, sizes around
 size_in/size_out/payload_max, each flag bit, each reserved field, RAW, bad
 pointers) and seeded random ones -- go to the kernel through
 :class:`~cxlctl.transport.KernelTransport` and to a :class:`~cxlctl.sim.SimDevice`
-configured from the same device's sysfs (profile "qemu", serial, sizes, LSA size,
+configured from the same device's sysfs (the stack's QEMU profile: "qemu" for QEMU 10
+on the 6.12 stack, "qemu11" for QEMU 11.1 on the 7.3 stack; serial, sizes, LSA size,
 payload_max, nvdimm bridge from the kernel's EXCLUSIVE flag).  errno, retval,
 out.size and the output bytes must agree, except for the documented differences.
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import SUMMARY, Memdev, scan
+from conftest import STACK, SUMMARY, Memdev, scan
 from ioctl_opt import IO
 from simio import Outcome, issue
 
@@ -45,7 +46,7 @@ CEL_UUID = uuid.UUID("0da9c0b5-bf41-4b78-8f79-96b1623b3f17").bytes
 BAD_PTR = 0x10  # unmapped in every process: copy_from_user/copy_to_user fault
 
 #: Requests filtered out of the kernel side: they pass every kernel check and
-#: then crash or corrupt QEMU 10's cxl-type3.  (The simulator answers Invalid Input.)
+#: then crash or corrupt QEMU's cxl-type3 (10 and 11.1).  (The simulator answers Invalid Input.)
 FRAGILE = {
     "get-lsa-length-0": "Get LSA length 0: QEMU asserts and dies",
     "get-lsa-over-payload-max": "Get LSA length > payload_max overruns QEMU's payload "
@@ -59,15 +60,16 @@ FRAGILE = {
 #: Fields compared only partly, and why (documented differences).
 DOCUMENTED = {
     "timestamp-value": "Get Timestamp's value is the device clock: compared by length only",
-    "get-log-offset": "Get Log with offset > 0: QEMU 10 returns the CEL from 4 x offset "
+    "get-log-offset": "Get Log with offset > 0: QEMU (10 and 11.1) returns the CEL from 4 x offset "
     "(it indexes an array of 4-byte entries); the simulator returns the log from offset "
     "as the spec says -- bytes not compared",
     "get-log-beyond-log": "Get Log of the CEL with length 0 or offset+length past the log's "
-    "advertised size: QEMU 10 answers Success with whatever lies in its 256 KiB CEL array; "
+    "advertised size: QEMU (10 and 11.1) answers Success with whatever lies in its 256 KiB "
+    "CEL array; "
     "CXL 3.1 8.2.9.5.2 requires Invalid Input, which the simulator returns (it teaches "
     "the lesson of the reference README's 'Devices are fragile too')",
 }
-CEL_SIZE = 4 * 26  # QEMU 10's CEL: 26 four-byte entries
+CEL_SIZE = 4 * STACK.cel_entries  # QEMU's CEL: 26 (QEMU 10) or 31 (11.1) 4-byte entries
 
 
 @dataclass
@@ -258,7 +260,7 @@ def sim_for(m: Memdev, table: list[tp.CommandInfo]) -> SimDevice:
         serial=m.serial,
         lsa_size=m.lsa_size,
         payload_max=m.payload_max,
-        profile="qemu",
+        profile=STACK.sim_profile,
         host=m.host,
     )
     return SimDevice(m.name, cfg, nvdimm_bridge=bridge)
@@ -345,7 +347,8 @@ def test_simulator_matches_kernel(memdevs: list[Memdev], index: int) -> None:
     n_known = sum(known.values())
     exact = sent - len(mismatches) - n_known
     SUMMARY.append(
-        f"differential {m.name} (serial {m.serial:#x}, pmem {m.pmem_size >> 20} MiB, "
+        f"differential [stack {STACK.name}, sim profile {STACK.sim_profile}] {m.name} "
+        f"(serial {m.serial:#x}, pmem {m.pmem_size >> 20} MiB, "
         f"ram {m.ram_size >> 20} MiB): {sent} requests sent to both, "
         f"{exact} identical ({100.0 * exact / max(sent, 1):.2f}%), "
         f"{n_known} documented differences {dict(known)}, "

@@ -1,6 +1,6 @@
 """The write-side verbs against the real driver: disable-memdev -> write-labels ->
 read-labels -> enable-memdev (restoring the label bytes), and set-alert-config,
-which Linux does not enable for QEMU's cxl-type3."""
+which Linux enables for QEMU 11's cxl-type3 (7.3 stack) but not for QEMU 10's."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import Memdev, cli_commands, cxlctl, cxlctl_bytes
+from conftest import STACK, Memdev, cli_commands, cxlctl, cxlctl_bytes
 
 OFFSET = 0x20000  # away from the namespace index blocks, and from test_kernel_labels'
 
@@ -62,11 +62,41 @@ def test_disable_write_read_enable(pmem: Memdev) -> None:
         assert r.returncode == 7, r  # the bridge owns the labels again
 
 
-def test_set_alert_config_not_enabled_on_qemu(pmem: Memdev) -> None:
+def _alert_config(m: Memdev) -> dict[str, object]:
+    r = cxlctl("alert-config", m.name, "--json")
+    assert r.returncode == 0, r
+    (d,) = json.loads(r.stdout)
+    assert isinstance(d, dict)
+    return d
+
+
+def test_set_alert_config(pmem: Memdev) -> None:
     _needs("set-alert-config")
-    r = cxlctl("set-alert-config", pmem.name, "-L", "80", "--life-used-alert", "on")
-    assert r.returncode == 4, r
-    assert "[ENOTTY]" in r.stderr
     r = cxlctl("set-alert-config", pmem.name, "-L", "80")
     assert r.returncode == 2, r
     assert "Action not specified" in r.stderr
+    if not STACK.alert_config:  # QEMU 10: not in the CEL, so Linux never enabled it
+        r = cxlctl("set-alert-config", pmem.name, "-L", "80", "--life-used-alert", "on")
+        assert r.returncode == 4, r
+        assert "[ENOTTY]" in r.stderr
+        return
+    # QEMU 11.1: life used critical 75, over-temperature critical 35 (its defaults)
+    before = _alert_config(pmem)
+    assert before["life_used_crit_alert_threshold"] == 75
+    assert before["dev_over_temperature_crit_alert_threshold"] == 35
+    r = cxlctl("set-alert-config", pmem.name, "-L", "80", "--life-used-alert", "on")
+    assert r.returncode == 3, r  # not below the critical threshold
+    assert "Invalid Input" in r.stderr
+    assert _alert_config(pmem) == before
+    r = cxlctl("set-alert-config", pmem.name, "-O", "40", "--over-temperature-alert", "on")
+    assert r.returncode == 3, r  # above the over-temperature critical threshold
+    assert _alert_config(pmem) == before
+    r = cxlctl("set-alert-config", pmem.name, "-L", "30", "--life-used-alert", "on", "--json")
+    assert r.returncode == 0, r
+    after = _alert_config(pmem)
+    assert after["life_used_prog_warn_threshold"] == 30
+    # QEMU sets the alert's bit in Programmable Alerts (byte 1), not in Valid Alerts
+    assert after["life_used_prog_warn_threshold_writable"] is True
+    assert after["life_used_prog_warn_threshold_valid"] is False
+    unchanged = {k: v for k, v in after.items() if not k.startswith("life_used_prog")}
+    assert unchanged == {k: v for k, v in before.items() if not k.startswith("life_used_prog")}

@@ -1,4 +1,4 @@
-"""cxlctl's commands against the real Linux 6.12 driver and QEMU 10's cxl-type3.
+"""cxlctl's commands against the real Linux driver and QEMU's cxl-type3 (both stacks).
 
 Run as ``python3 -m cxlctl`` subprocesses, the way a user runs them: exit codes
 and messages are part of what is checked.  Commands other engineers are still
@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import Memdev, cli_commands, cxlctl
+from conftest import STACK, Memdev, cli_commands, cxlctl, cxlctl_bytes
 
 from cxlctl import transport as tp
 from cxlctl import uapi
@@ -69,7 +69,10 @@ def test_query_is_the_kernel_table(pmem: Memdev) -> None:
     assert by_id[K.IDENTIFY].enabled
     assert by_id[K.IDENTIFY].size_out == 67
     assert by_id[K.SET_LSA].exclusive  # the nvdimm bridge holds the label area
-    assert not by_id[K.GET_HEALTH_INFO].enabled  # QEMU's CEL lacks it
+    assert not by_id[K.GET_HEALTH_INFO].enabled  # QEMU's CEL lacks it (10 and 11)
+    # QEMU 11 lists Get/Set Alert Configuration in its CEL, QEMU 10 does not
+    assert by_id[K.GET_ALERT_CONFIG].enabled is STACK.alert_config
+    assert by_id[K.SET_ALERT_CONFIG].enabled is STACK.alert_config
 
 
 def test_identify(memdevs: list[Memdev]) -> None:
@@ -90,7 +93,7 @@ def test_identify_table(pmem: Memdev) -> None:
     assert "BWFW VERSION 00" in r.stdout
 
 
-#: Read-only commands: (name, extra args, expected exit code on QEMU 10's cxl-type3).
+#: Read-only commands: (name, extra args, expected exit code on this stack's cxl-type3).
 READS: list[tuple[str, tuple[str, ...], int]] = [
     ("partition", (), 0),
     ("fw-info", (), 0),
@@ -99,7 +102,7 @@ READS: list[tuple[str, tuple[str, ...], int]] = [
     ("cel", (), 0),
     ("security-state", (), 0),
     ("health", (), 4),  # Get Health Info is not in QEMU's CEL: ENOTTY
-    ("alert-config", (), 4),
+    ("alert-config", (), 0 if STACK.alert_config else 4),  # QEMU 11 has it
     ("shutdown-state", (), 4),
 ]
 
@@ -125,18 +128,32 @@ def test_partition_values(pmem: Memdev) -> None:
     assert str(pmem.pmem_size) in flat
 
 
+def _sim_cel() -> bytes:
+    """The CEL of the simulator profile that models this stack's QEMU."""
+    from cxlctl.sim import DeviceConfig, TypeThreeDevice
+
+    return TypeThreeDevice(DeviceConfig(profile=STACK.sim_profile, lsa_size=0)).cel_bytes()
+
+
 def test_cel_is_qemus(pmem: Memdev) -> None:
     need("cel")
     (d,) = ok_json("cel", pmem.name)
-    from cxlctl.sim import QEMU_CEL
+    from cxlctl.sim import QEMU11_CEL, QEMU_CEL
 
-    assert [e["opcode"] for e in d["entries"]] == list(QEMU_CEL)
+    assert len(d["entries"]) == STACK.cel_entries
+    assert [e["opcode"] for e in d["entries"]] == list(
+        QEMU11_CEL if STACK.sim_profile == "qemu11" else QEMU_CEL
+    )
+    cel = _sim_cel()
+    effects = [int.from_bytes(cel[i + 2 : i + 4], "little") for i in range(0, len(cel), 4)]
+    assert [e["effect"] for e in d["entries"]] == effects
 
 
 def test_get_log_cel(pmem: Memdev) -> None:
     need("get-log")
-    r = cxlctl("get-log", "cel", pmem.name, "-o", "raw")
-    assert r.returncode == 0, r.stderr
+    raw = cxlctl_bytes("get-log", "cel", pmem.name, "-o", "raw")  # binary: not UTF-8
+    assert raw == _sim_cel()
+    assert len(raw) == 4 * STACK.cel_entries
     r = cxlctl("get-log", "cel", pmem.name, "--offset", "8", "--length", "16", "--json")
     assert r.returncode == 0, r.stderr
 
@@ -208,7 +225,7 @@ def test_unknown_memdev_is_exit_6() -> None:
 
 
 def test_identify_69_bytes_through_library(pmem: Memdev) -> None:
-    """QEMU 10 returns 69 bytes for Identify when out.size allows (size_out is 67)."""
+    """QEMU 10 and 11 return 69 bytes for Identify when out.size allows (size_out is 67)."""
     with tp.KernelTransport(pmem.name) as t:
         res = tp.send(t, tp.SendRequest(K.IDENTIFY, out_size=pmem.payload_max))
         assert len(res.out) == 69

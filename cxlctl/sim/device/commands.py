@@ -19,7 +19,7 @@ _U64 = (1 << 64) - 1
 @handles(0x4000)
 def _identify(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     c = dev.config
-    logs = (0, 0, 0, 0) if c.profile == "qemu" else (32, 32, 16, 16)
+    logs = (0, 0, 0, 0) if c.qemu else (32, 32, 16, 16)
     out = _IDENTIFY3.pack(
         c.fw_revision.encode()[:16],
         units(c.volatile_bytes + c.persistent_bytes) & _U64,
@@ -201,6 +201,8 @@ def _set_alert_config(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     used warning above 100 % or not below the critical threshold, and a
     temperature warning outside the (under, over) critical thresholds."""
     req = lay.SetAlertConfigIn.from_buffer_copy(p)
+    if dev.config.profile == "qemu11":
+        return _set_alert_config_qemu11(dev, p)
     valid, enable = int(req.valid_alert_actions), int(req.enable_alert_actions)
     a = dev.alert
     if (valid | enable) & ~0x1F or valid & ~int(a.programmable_alerts):
@@ -235,6 +237,37 @@ def _set_alert_config(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, b""
 
 
+def _set_alert_config_qemu11(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
+    """QEMU 11.1's cmd_set_alert_config(), not the spec's: Enable Alert Actions is
+    ignored; each Valid bit in turn (life used, over-, under-temperature, corrected
+    volatile, persistent) checks its threshold against the critical one (unsigned;
+    Invalid Input returns at once, keeping what earlier bits already changed), sets it
+    and ORs the bit into byte 1 (Programmable Alerts; Valid Alerts stays 0)."""
+    a = dev.alert
+    life, over, under, vol, pers = struct.unpack_from("<BxHHHH", p, 2)
+    valid = p[0]
+    for bit, ok, name, value in (
+        (0, life < int(a.life_used_critical_threshold),
+         "life_used_programmable_warning_threshold", life),
+        (1, over < int(a.device_over_temperature_critical_threshold) & 0xFFFF,
+         "device_over_temperature_programmable_warning_threshold", over),
+        (2, under > int(a.device_under_temperature_critical_threshold) & 0xFFFF,
+         "device_under_temperature_programmable_warning_threshold", under),
+        (3, True, "corrected_volatile_mem_error_programmable_warning_threshold", vol),
+        (4, True, "corrected_persistent_mem_error_programmable_warning_threshold", pers),
+    ):  # fmt: skip
+        if not valid & (1 << bit):
+            continue
+        if not ok:
+            dev.persist(alert_config=bytes(a).hex())
+            return RC.INVALID_INPUT, b""
+        # the layout's temperatures are signed: store QEMU's uint16 as its bit pattern
+        setattr(a, name, value - 0x10000 if bit in (1, 2) and value & 0x8000 else value)
+        a.programmable_alerts = int(a.programmable_alerts) | (1 << bit)
+    dev.persist(alert_config=bytes(a).hex())
+    return RC.SUCCESS, b""
+
+
 @handles(0x4203)
 def _get_shutdown(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes([1 if dev.dirty_shutdown else 0])
@@ -259,7 +292,7 @@ def _scan_media_caps(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     if start + length > size:
         return RC.INVALID_PHYSICAL_ADDRESS, b""
     # qemu: 500 ns per 64-byte line, as QEMU estimates; full: 1 ms per MiB; at least 1 ms
-    ms = length // 128000 if dev.config.profile == "qemu" else length // MiB
+    ms = length // 128000 if dev.config.qemu else length // MiB
     return RC.SUCCESS, bytes(lay.ScanMediaCapsOut(estimated_scan_media_time=max(1, ms)))
 
 

@@ -43,6 +43,29 @@ QEMU_CEL: tuple[int, ...] = (
     0x4300, 0x4301, 0x4302, 0x4303, 0x4304, 0x4305, 0x4400, 0x4500,
 )  # fmt: skip
 
+#: QEMU 11.1's CEL, in its order (kernel-tier capture on Linux 7.3, 31 entries): QEMU
+#: 10's plus 0x0005 (Request Abort Background Operation), 0x0600, Get/Set Alert
+#: Configuration (which Linux then enables) and 0x4402 (Media Operations).
+QEMU11_CEL: tuple[int, ...] = (
+    0x0005, 0x0100, 0x0101, 0x0102, 0x0103, 0x0200, 0x0201, 0x0202, 0x0300,
+    0x0301, 0x0400, 0x0401, 0x0500, 0x0501, 0x0502, 0x0600, 0x4000, 0x4100,
+    0x4102, 0x4103, 0x4201, 0x4202, 0x4300, 0x4301, 0x4302, 0x4303, 0x4304,
+    0x4305, 0x4400, 0x4402, 0x4500,
+)  # fmt: skip
+
+#: Where QEMU 11.1's CEL effects differ from QEMU 10's: its background commands also
+#: say "secondary mailbox supported" (bit 7).
+_EFFECTS_QEMU11: dict[int, int] = {
+    **_EFFECTS,
+    0x0005: 0x0000, 0x0201: 0x00C0, 0x0202: 0x00C0, 0x0600: 0x0056,
+    0x4304: 0x00C0, 0x4400: 0x00E4, 0x4402: 0x0044,
+}  # fmt: skip
+
+#: The simulator profiles: "full" (every command cxlctl knows), "qemu" (QEMU 10's
+#: cxl-type3, the 6.12 kernel tier) and "qemu11" (QEMU 11.1's, the 7.3 kernel tier).
+PROFILES: tuple[str, ...] = ("full", "qemu", "qemu11")
+QEMU_PROFILES: tuple[str, ...] = ("qemu", "qemu11")
+
 
 class DeviceConfig:
     """What a simulated device is: capacities in bytes, identity, profile.
@@ -76,7 +99,8 @@ class DeviceConfig:
         payload_max: int = 2048,
         fw_revision: str = "BWFW VERSION 00",
         slot_fw_revisions: tuple[str, ...] = ("BWFW VERSION 0",),
-        #: "full": every command cxlctl knows; "qemu": exactly QEMU 10's cxl-type3 CEL.
+        #: "full": every command cxlctl knows; "qemu": exactly QEMU 10's cxl-type3 CEL;
+        #: "qemu11": exactly QEMU 11.1's (see PROFILES).
         profile: str = "full",
         host: str = "0000:0d:00.0",
         numa_node: int = -1,
@@ -95,9 +119,19 @@ class DeviceConfig:
         self.host = host
         self.numa_node = numa_node
         if not cel:
-            cel = QEMU_CEL if profile == "qemu" else tuple(sorted(HANDLERS))
+            if profile == "qemu":
+                cel = QEMU_CEL
+            elif profile == "qemu11":
+                cel = QEMU11_CEL
+            else:
+                cel = tuple(sorted(HANDLERS))
         self.cel = cel
         self.faults = faults
+
+    @property
+    def qemu(self) -> bool:
+        """A QEMU cxl-type3 profile (any version)."""
+        return self.profile in QEMU_PROFILES
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in _CONFIG_ORDER)
@@ -241,6 +275,17 @@ class TypeThreeDevice:
             device_over_temperature_critical_threshold=85,
             device_under_temperature_critical_threshold=-10,
         )
+        if config.profile == "qemu11":  # QEMU 11.1's defaults (hw/mem/cxl_type3.c)
+            self.alert = lay.AlertConfigOut(
+                valid_alerts=0,
+                programmable_alerts=0,
+                life_used_critical_threshold=75,
+                life_used_programmable_warning_threshold=40,
+                device_over_temperature_critical_threshold=35,
+                device_under_temperature_critical_threshold=10,
+                device_over_temperature_programmable_warning_threshold=25,
+                device_under_temperature_programmable_warning_threshold=20,
+            )
         self.next_volatile = 0
         self.next_persistent = 0
         #: the last CALL_LOG commands that reached the device (a ring: bounded memory
@@ -288,8 +333,9 @@ class TypeThreeDevice:
 
     # -- helpers used by handlers --
     def cel_bytes(self) -> bytes:
+        effects = _EFFECTS_QEMU11 if self.config.profile == "qemu11" else _EFFECTS
         return b"".join(
-            bytes(lay.CelEntry(opcode=op, effect=_EFFECTS.get(op, 0))) for op in self.cel
+            bytes(lay.CelEntry(opcode=op, effect=effects.get(op, 0))) for op in self.cel
         )
 
     def supported_logs(self) -> list[tuple[str, bytes]]:
