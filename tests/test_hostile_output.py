@@ -392,6 +392,9 @@ def test_signal_during_read_labels_to_a_file_leaves_no_temp_file(
 def test_ctrl_c_during_imports_is_130_without_a_traceback() -> None:
     code = (
         "import os, signal, sys\n"
+        # a non-interactive shell starts background jobs (CI) with SIGINT ignored,
+        # and Python then installs no KeyboardInterrupt handler: restore a terminal's
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "class Finder:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'click':\n"
