@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from .errors import CxlError, PermissionDenied, UnsupportedCommand, from_errno
+from .mailbox.names import LOG_TRACE_NAMES, PoisonFlag
 
 TRACEFS_ROOTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 DEBUGFS_CXL = "/sys/kernel/debug/cxl"
@@ -50,10 +51,10 @@ CXL_EVENTS = (
 )
 RECORD_EVENTS = ("cxl_general_media", "cxl_dram", "cxl_memory_module", "cxl_generic_event")
 
-#: ``cxl_event_log_type_str()`` and the CLI's log names
-LOG_TRACE_NAMES = {0: "Informational", 1: "Warning", 2: "Failure", 3: "Fatal"}
-LOG_CLI_NAMES = {"Informational": "info", "Warning": "warn", "Failure": "fail", "Fatal": "fatal"}
-POISON_FLAG_NAMES = ((0, "More"), (1, "Overflow"), (2, "Scanning"))
+#: ``show_poison_flags``: the flag names of a cxl_poison event, in bit order
+_POISON_FLAGS: dict[str, PoisonFlag] = {f.trace_name: f for f in PoisonFlag}
+#: cxl-cli's order of the flags in ``media_errors``
+_LIST_FLAG_ORDER = (PoisonFlag.MORE, PoisonFlag.SCANNING, PoisonFlag.OVERFLOW)
 
 # --- parsing -------------------------------------------------------------------------
 
@@ -134,8 +135,7 @@ def parse_line(line: str) -> dict[str, Any] | None:
 
 def poison_flags(text: Any) -> int:
     """``More|Overflow`` (``show_poison_flags``) -> the flag bits."""
-    names = {n: bit for bit, n in POISON_FLAG_NAMES}
-    return sum(1 << names[p] for p in str(text or "").split("|") if p in names)
+    return sum(int(_POISON_FLAGS[p]) for p in str(text or "").split("|") if p in _POISON_FLAGS)
 
 
 def media_error_json(ev: dict[str, Any]) -> dict[str, Any]:
@@ -144,12 +144,8 @@ def media_error_json(ev: dict[str, Any]) -> dict[str, Any]:
     d["source"] = ev.get("source", "Unknown")
     flags = poison_flags(ev.get("flags"))
     if flags:
-        d["flags"] = "".join(
-            f"{n},"
-            for bit, n in (POISON_FLAG_NAMES[0], *POISON_FLAG_NAMES[2:], POISON_FLAG_NAMES[1])
-            if flags & (1 << bit)
-        )
-    if flags & 2:
+        d["flags"] = "".join(f"{f.trace_name}," for f in _LIST_FLAG_ORDER if flags & f)
+    if flags & PoisonFlag.OVERFLOW:
         d["overflow_t"] = ev.get("overflow_ts", 0)
     return d
 
@@ -170,12 +166,12 @@ def trace_line(event: str, body: str, ts_ns: int, task: str = "kworker/u8:1", pi
 def format_poison(memdev: str, host: str, serial: int, *, dpa: int, length: int, source: str,
                   flags: int, overflow_ts: int, trace_type: str = "List") -> str:  # fmt: skip
     """``cxl_poison`` (no region: region empty, null UUID, hpa ULLONG_MAX)."""
-    fl = "|".join(n for bit, n in POISON_FLAG_NAMES if flags & (1 << bit))
+    fl = "|".join(n for n, f in _POISON_FLAGS.items() if flags & f)
     return (
         f"memdev={memdev} host={host} serial={serial} trace_type={trace_type} region= "
         f"region_uuid=00000000-0000-0000-0000-000000000000 hpa=0xffffffffffffffff "
         f"dpa={dpa:#x} dpa_length={length:#x} source={source} flags={fl} "
-        f"overflow_time={overflow_ts if flags & 2 else 0}"
+        f"overflow_time={overflow_ts if flags & PoisonFlag.OVERFLOW else 0}"
     )
 
 

@@ -345,16 +345,3 @@ def test_parse_the_fixture_lines() -> None:
     assert (first["region"], first["hpa"]) == ("", 0xFFFFFFFFFFFFFFFF)
     assert tf.parse_line("# tracer: nop") is None
     assert tf.parse_line("bash-1 [000] ..... 1.000000: sched_switch: a=b") is None
-
-
-def test_sim_flag_constants_match_the_decoder() -> None:
-    from cxlctl.mailbox import media
-
-    assert (sim_media.POISON_FLAG_MORE, sim_media.POISON_FLAG_OVERFLOW) == (
-        media.POISON_FLAG_MORE,
-        media.POISON_FLAG_OVERFLOW,
-    )
-    assert (sim_media.SCAN_FLAG_MORE, sim_media.POISON_LEN_MULT) == (
-        media.SCAN_FLAG_MORE,
-        media.POISON_LEN_MULT,
-    )

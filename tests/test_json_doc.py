@@ -14,11 +14,12 @@ from click.testing import Result
 
 DOC = Path(__file__).parent.parent / "docs" / "json.md"
 ROW = re.compile(r"^\| `([^`]+)` \| ([^|]+) \|")
-COMMAND = re.compile(r"^Command: `cxlctl ([^`]+)`")
+COMMAND = re.compile(r"^Command: `((?:\w+=\S+ )*)cxlctl ([^`]+)`")
 
 
 def _sections() -> list[tuple[str, list[str], dict[str, bool]]]:
-    """(title, args, {key: optional}) per section of the doc."""
+    """(title, args, {key: optional}) per section of the doc; args start with the
+    section's environment (``CXLCTL_SIM_RAW=1``), if any."""
     out: list[tuple[str, list[str], dict[str, bool]]] = []
     for block in DOC.read_text().split("\n## ")[1:]:
         title = block.splitlines()[0].strip()
@@ -29,7 +30,7 @@ def _sections() -> list[tuple[str, list[str], dict[str, bool]]]:
             r = ROW.match(line)
             if r:
                 keys[r.group(1)] = "optional" in r.group(2)
-        out.append((title, shlex.split(m.group(1)), keys))
+        out.append((title, shlex.split(m.group(1)) + shlex.split(m.group(2)), keys))
     return out
 
 
@@ -74,8 +75,11 @@ def test_every_new_command_is_documented() -> None:
 def test_doc_keys_match_output(
     cli: Callable[..., Result], title: str, args: list[str], keys: dict[str, bool]
 ) -> None:
+    n = next(i for i, a in enumerate(args) if not re.match(r"^\w+=", a))
+    env = dict(a.split("=", 1) for a in args[:n])
+    args = args[n:]
     stdin = bytes(8) if args[0] in ("decode", "write-labels") else None
-    r = cli(*args, input=stdin)
+    r = cli(*args, input=stdin, env=env)
     assert r.exit_code == 0, r.stderr
     data = json.loads(r.stdout)
     printed: set[str] = set()

@@ -40,7 +40,7 @@ def test_zeroed_input_of_the_right_size(opcode: int) -> None:
     assert len(out) <= dev.config.payload_max
     if rc == mb.ReturnCode.SUCCESS and cmd.size_out:
         assert len(out) >= cmd.size_out, cmd.name
-    if rc == mb.ReturnCode.SUCCESS and cmd.decoder:
+    if rc == mb.ReturnCode.SUCCESS and cmd.has_decoder:
         cmd.decode(out)  # the device's own output decodes
 
 

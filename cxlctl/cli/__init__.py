@@ -124,6 +124,7 @@ COMMANDS: dict[str, str] = {
     "shutdown-state": "info:shutdown_state",
     "timestamp": "info:timestamp",
     "security-state": "info:security_state",
+    "event-interrupt-policy": "info:event_interrupt_policy",
     "logs": "logs:logs",
     "cel": "logs:cel",
     "get-log": "logs:get_log",

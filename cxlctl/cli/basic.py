@@ -256,6 +256,7 @@ def query(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool
                     "name": cat.name if cat else None,
                     "kernel_name": uapi.COMMAND_NAMES.get(ci.id, f"id {ci.id}"),
                     "opcode": cat.opcode if cat else None,
+                    "destructive": cat.destructive if cat else None,
                     "flags": ci.flags,
                     "enabled": ci.enabled,
                     "exclusive": ci.exclusive,

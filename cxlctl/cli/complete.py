@@ -18,7 +18,7 @@ Attach them with ``shell_complete=``::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import click
@@ -75,7 +75,7 @@ def memdevs(ctx: click.Context, param: click.Parameter, incomplete: str) -> Cand
 def _commands(incomplete: str, *, kernel_only: bool) -> Candidates:
     from .. import mailbox as mb
 
-    def ok(c: mb.Command) -> bool:
+    def ok(c: mb.Command[Any]) -> bool:
         return c.kernel_id is not None or not kernel_only
 
     pairs = [(c.name, c.title) for c in mb.CATALOGUE if ok(c)]

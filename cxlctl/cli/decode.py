@@ -20,7 +20,7 @@ def _decoder(command: str) -> tuple[str, Callable[[bytes], Any]]:
 
         return "cel", decode_cel
     cmd = mb.lookup(command)
-    if cmd.decoder is None:
+    if not cmd.has_decoder:
         raise UsageError(
             f"{cmd.name}: cxlctl has no decoder for {cmd.title}",
             hint="`cxlctl send ... -o hex` shows the bytes",

@@ -14,12 +14,13 @@ import click
 from .. import render as rd
 from .. import uapi
 from ..errors import PermissionDenied, UsageError
+from ..mailbox.names import LOG_CLI_NAMES, LOG_NAMES
 from ..memdev import Memdev, check_retval
-from ..tracefs import LOG_CLI_NAMES, RECORD_EVENTS
+from ..tracefs import RECORD_EVENTS
 from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option, selected
 from .options import Duration, Size, deprecated
 
-LOGS = ("info", "warn", "fail", "fatal")
+LOGS = tuple(LOG_NAMES)  #: info, warn, fail, fatal
 _NOT_RECORD = ("system", "memdev", "host", "serial", "log")
 
 
@@ -30,7 +31,7 @@ def _raw_available(md: Memdev) -> bool:
 
 def _mailbox_logs(md: Memdev, logs: Sequence[str]) -> list[dict[str, Any]]:
     """Get Event Records through RAW (not on the kernel's deny list); nothing is cleared."""
-    from ..mailbox.events import LOG_NAMES, decode_event_records
+    from ..mailbox.events import decode_event_records
 
     out = []
     for log in logs:

@@ -258,3 +258,28 @@ def security_state(ctx: click.Context, memdevs: Sequence[str], output: str, as_j
     app = app_of(ctx)
     rows = [{"memdev": n, **_security_state(app, n)} for n in selected(ctx, memdevs)]
     emit(app, rows, fmt_of(output, as_json), "Security State")
+
+
+@click.command("event-interrupt-policy", context_settings=CONTEXT)
+@memdevs_argument
+@output_option("table", "json")
+@click.pass_context
+def event_interrupt_policy(
+    ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool
+) -> None:
+    """Decode Get Event Interrupt Policy (opcode 0x0102): how each event log interrupts.
+
+    Per log (info, warn, fail, fatal, and dynamic_capacity on a CXL 3 device):
+    the raw settings byte, the mode (none, msi_msix, fw, reserved) and the
+    MSI/MSI-X message number. Linux 6.12 has no command id for it: cxlctl sends it
+    through RAW, so it needs a kernel built with CONFIG_CXL_MEM_RAW_COMMANDS
+    (exit 4 otherwise; on the simulator CXLCTL_SIM_RAW=1).
+
+    \b
+    Examples:
+      CXLCTL_SIM_RAW=1 cxlctl --sim event-interrupt-policy mem0
+      CXLCTL_SIM_RAW=1 cxlctl --sim event-interrupt-policy --json | jq '.[0].info.mode'
+    """
+    app = app_of(ctx)
+    rows = each_memdev(app, memdevs, lambda md: _data(md.event_interrupt_policy()))
+    emit(app, rows, fmt_of(output, as_json), "Event Interrupt Policy")

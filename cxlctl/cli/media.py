@@ -182,6 +182,7 @@ def scan_media_caps(
       cxlctl --sim scan-media-caps mem0 -O 0 -s 256M
       cxlctl --sim scan-media-caps mem0 -s 4096 --json
     """
+    from .. import mailbox as mb
     from ..mailbox.media import scan_media_caps_input
 
     app = app_of(ctx)
@@ -199,7 +200,7 @@ def scan_media_caps(
     for name in selected(ctx, args):
         md = Memdev(app.backend, name)
         try:
-            caps = md.decoded("get-scan-media-caps", scan_media_caps_input(start, length))
+            caps = md.decoded(mb.GET_SCAN_MEDIA_CAPS, scan_media_caps_input(start, length))
         finally:
             md.close()
         out.append({"memdev": name, "offset": start, "length": length, **rd.to_data(caps)})

@@ -208,7 +208,7 @@ def _dry_run(app: App, name: str, req: SendRequest, fmt: str) -> None:
 
 
 def _emit_result(
-    app: App, name: str, what: str, cmd: mb.Command | None, retval: int, out: bytes, fmt: str
+    app: App, name: str, what: str, cmd: mb.Command[Any] | None, retval: int, out: bytes, fmt: str
 ) -> None:
     from ..memdev import check_retval
 
@@ -241,7 +241,7 @@ def _issue(
     memdev: str,
     build: Callable[[Memdev], SendRequest],
     what: str,
-    cmd: mb.Command | None,
+    cmd: mb.Command[Any] | None,
     opts: dict[str, Any],
 ) -> None:
     app = app_of(ctx)
@@ -264,7 +264,7 @@ def _out_size(opts: dict[str, Any]) -> int | None:
     return v
 
 
-def _command(spec: str) -> mb.Command:
+def _command(spec: str) -> mb.Command[Any]:
     """A catalogue command, or a bare numeric kernel id passed through unchecked."""
     try:
         return mb.lookup(spec)
@@ -275,7 +275,9 @@ def _command(spec: str) -> mb.Command:
             raise unknown from None
         if not 0 <= n <= 0xFFFFFFFF:
             raise unknown from None
-        return mb.Command(f"id {n}", uapi.COMMAND_NAMES.get(n, "unknown"), 0, n, None, None)
+        return mb.Command(
+            f"id {n}", uapi.COMMAND_NAMES.get(n, "unknown"), 0, n, None, None, mb.undecoded
+        )
 
 
 @click.command(context_settings=CONTEXT)

@@ -10,7 +10,6 @@ enumerated values follow the kernel's trace events (drivers/cxl/core/trace.h).
 from __future__ import annotations
 
 import ctypes
-import enum
 import uuid as _uuid
 from typing import Any
 
@@ -27,28 +26,9 @@ from .layouts import (
     parse,
     spec_uuid,
 )
+from .names import LOG_NAMES, EventLog
 
 RECORD_SIZE = ctypes.sizeof(EventRecord)  # 128
-
-
-class EventLog(enum.IntEnum):
-    """Event Log (Table 8-49)."""
-
-    INFO = 0
-    WARN = 1
-    FAIL = 2
-    FATAL = 3
-    DYNAMIC_CAPACITY = 4
-
-
-#: CLI names and the kernel's trace names (``cxl_event_log_type_str``).
-LOG_NAMES: dict[str, EventLog] = {
-    "info": EventLog.INFO,
-    "warn": EventLog.WARN,
-    "fail": EventLog.FAIL,
-    "fatal": EventLog.FATAL,
-}
-LOG_TRACE_NAMES: dict[int, str] = {0: "Informational", 1: "Warning", 2: "Failure", 3: "Fatal"}
 
 
 def log_by_name(name: str) -> EventLog:
@@ -502,4 +482,52 @@ def decode_event_records(data: bytes) -> EventRecords:
         last_overflow_timestamp=int(hdr.last_overflow_timestamp),
         records=records,
         trailing_bytes=len(data) - need,
+    )
+
+
+# --- Get Event Interrupt Policy (8.2.9.2.4) ---------------------------------------------
+
+
+class InterruptSettings(Record):
+    """One event log's interrupt settings byte."""
+
+    settings: int  #: the raw byte
+    mode: str  #: none, msi_msix, fw, reserved (bits 1:0)
+    message_number: int  #: the MSI/MSI-X vector (bits 7:4)
+    reserved_bits: int  #: bits 3:2
+
+
+class EventInterruptPolicy(Record):
+    """Get Event Interrupt Policy output (Table 8-52)."""
+
+    info: InterruptSettings
+    warn: InterruptSettings
+    fail: InterruptSettings
+    fatal: InterruptSettings
+    dynamic_capacity: InterruptSettings | None  #: CXL 3.0+, None on a CXL 2.0 device
+    trailing_bytes: int
+
+
+def interrupt_settings(b: int) -> InterruptSettings:
+    from .names import InterruptMode
+
+    return InterruptSettings(b, InterruptMode(b & 0x3).name.lower(), b >> 4, (b >> 2) & 0x3)
+
+
+def decode_event_interrupt_policy(data: bytes) -> EventInterruptPolicy:
+    from .layouts import EventInterruptPolicy as Base
+    from .layouts import EventInterruptPolicy3
+
+    base, trailing = parse(Base, data, "get-event-interrupt-policy")
+    dcd: InterruptSettings | None = None
+    if trailing:
+        ext, trailing = parse(EventInterruptPolicy3, data, "get-event-interrupt-policy")
+        dcd = interrupt_settings(int(ext.dcd_settings))
+    return EventInterruptPolicy(
+        info=interrupt_settings(int(base.info_settings)),
+        warn=interrupt_settings(int(base.warn_settings)),
+        fail=interrupt_settings(int(base.failure_settings)),
+        fatal=interrupt_settings(int(base.fatal_settings)),
+        dynamic_capacity=dcd,
+        trailing_bytes=trailing,
     )

@@ -439,6 +439,24 @@ class ClearEventRecordsIn(_Layout):
     ]
 
 
+class EventInterruptPolicy(_Layout):
+    """Get/Set Event Interrupt Policy payload (8.2.9.2.4-5, Table 8-52), the CXL 2.0
+    part: one settings byte per event log (bits 1:0 interrupt mode, 7:4 message number)."""
+
+    _fields_ = [
+        ("info_settings", ctypes.c_uint8),
+        ("warn_settings", ctypes.c_uint8),
+        ("failure_settings", ctypes.c_uint8),
+        ("fatal_settings", ctypes.c_uint8),
+    ]
+
+
+class EventInterruptPolicy3(_Layout):
+    """Event Interrupt Policy as of CXL 3.0: adds the Dynamic Capacity log's settings."""
+
+    _fields_ = [("base", EventInterruptPolicy), ("dcd_settings", ctypes.c_uint8)]
+
+
 def le24(raw: Any) -> int:
     """A 3-byte little-endian field (``c_uint8 * 3``)."""
     return int.from_bytes(bytes(raw), "little")

@@ -87,6 +87,8 @@ class CelRecord(Record):
     title: str  #: spec name, or ``Opcode 0xNNNN``
     effect: int  #: raw Command Effect field
     effects: CelEffects
+    #: the catalogue's word: the command changes the device (None if unknown)
+    destructive: bool | None
 
 
 class Cel(Record):
@@ -118,6 +120,7 @@ def decode_cel(data: bytes) -> Cel:
                 cmd.title if cmd else f"Opcode {op:#06x}",
                 eff,
                 cel_effects(eff),
+                cmd.destructive if cmd else None,
             )
         )
     return Cel(tuple(recs), len(data) - n * esz)

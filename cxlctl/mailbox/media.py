@@ -12,32 +12,10 @@ import ctypes
 from ..errors import DecodeError
 from ..record import Record
 from .layouts import MediaErrorRecord, PoisonListOutHeader, ScanMediaResultsHeader, parse
+from .names import POISON_LEN_MULT, PoisonFlag, ScanFlag, poison_source_name
 
-POISON_LEN_MULT = 64  #: Media Error Record lengths are in 64-byte units
 DPA_MASK = ~0x3F & 0xFFFF_FFFF_FFFF_FFFF  #: address bits 63:6
 SOURCE_MASK = 0x7  #: address bits 2:0
-
-#: Error source (Table 8-142); 4-6 are reserved (the kernel and cxl-cli print "Reserved").
-POISON_SOURCES: dict[int, str] = {
-    0: "Unknown",
-    1: "External",
-    2: "Internal",
-    3: "Injected",
-    7: "Vendor",
-}
-
-# Get Poison List output flags (Table 8-141)
-POISON_FLAG_MORE = 1 << 0
-POISON_FLAG_OVERFLOW = 1 << 1
-POISON_FLAG_SCANNING = 1 << 2
-
-# Get Scan Media Results flags (Table 8-148)
-SCAN_FLAG_MORE = 1 << 0
-SCAN_FLAG_STOPPED_PREMATURELY = 1 << 1
-
-
-def source_name(source: int) -> str:
-    return POISON_SOURCES.get(source, "Reserved")
 
 
 class MediaError(Record):
@@ -67,7 +45,7 @@ def _records(data: bytes, off: int, count: int, command: str) -> tuple[MediaErro
                 dpa=addr & DPA_MASK,
                 length=int(r.length) * POISON_LEN_MULT,
                 source=src,
-                source_name=source_name(src),
+                source_name=poison_source_name(src),
                 address_reserved=(addr >> 3) & 0x7,
             )
         )
@@ -94,9 +72,9 @@ def decode_poison_list(data: bytes) -> PoisonList:
     flags = int(hdr.flags)
     return PoisonList(
         flags=flags,
-        more_media_error_records=bool(flags & POISON_FLAG_MORE),
-        poison_list_overflow=bool(flags & POISON_FLAG_OVERFLOW),
-        scan_media_in_progress=bool(flags & POISON_FLAG_SCANNING),
+        more_media_error_records=bool(flags & PoisonFlag.MORE),
+        poison_list_overflow=bool(flags & PoisonFlag.OVERFLOW),
+        scan_media_in_progress=bool(flags & PoisonFlag.SCANNING),
         overflow_timestamp=int(hdr.overflow_timestamp),
         records=records,
         trailing_bytes=len(data) - off - n * ctypes.sizeof(MediaErrorRecord),
@@ -125,8 +103,8 @@ def decode_scan_media_results(data: bytes) -> ScanMediaResults:
         restart_address=int(hdr.restart_address) & DPA_MASK,
         restart_length=int(hdr.restart_length) * POISON_LEN_MULT,
         flags=flags,
-        more_media_error_records=bool(flags & SCAN_FLAG_MORE),
-        scan_stopped_prematurely=bool(flags & SCAN_FLAG_STOPPED_PREMATURELY),
+        more_media_error_records=bool(flags & ScanFlag.MORE),
+        scan_stopped_prematurely=bool(flags & ScanFlag.STOPPED_PREMATURELY),
         records=records,
         trailing_bytes=len(data) - off - n * ctypes.sizeof(MediaErrorRecord),
     )

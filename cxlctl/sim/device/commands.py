@@ -8,15 +8,17 @@ import struct
 import time
 import uuid as _uuid
 
+from ... import mailbox as mb
 from ...mailbox import layouts as lay
-from .model import RC, VENDOR_DEBUG_UUID, MiB, TypeThreeDevice, handles, units
+from ...mailbox.names import VENDOR_DEBUG_UUID
+from .model import RC, MiB, TypeThreeDevice, handles, units
 
 #: Identify output as of CXL 3.0 (IdentifyOut3) as one struct format
 _IDENTIFY3 = struct.Struct("<16sQQQQHHHHI3sHBBH")
 _U64 = (1 << 64) - 1
 
 
-@handles(0x4000)
+@handles(mb.IDENTIFY)
 def _identify(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     c = dev.config
     logs = (0, 0, 0, 0) if c.qemu else (32, 32, 16, 16)
@@ -37,7 +39,7 @@ def _identify(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, out
 
 
-@handles(0x0400)
+@handles(mb.GET_SUPPORTED_LOGS)
 def _supported_logs(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     logs = dev.supported_logs()
     out = bytes(lay.SupportedLogsHeader(entries=len(logs)))
@@ -48,7 +50,7 @@ def _supported_logs(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, out
 
 
-@handles(0x0401)
+@handles(mb.GET_LOG)
 def _get_log(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     req = lay.GetLogIn.from_buffer_copy(p)
     want = str(_uuid.UUID(bytes=bytes(req.uuid)))
@@ -66,7 +68,7 @@ def _get_log(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.INVALID_LOG, b""
 
 
-@handles(0x0402)
+@handles(mb.GET_LOG_CAPS)
 def _log_caps(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     want = str(_uuid.UUID(bytes=p[:16]))
     if want not in {u for u, _ in dev.supported_logs()}:
@@ -76,7 +78,7 @@ def _log_caps(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes(lay.LogCapsOut(parameter_flags=flags))
 
 
-@handles(0x0403)
+@handles(mb.CLEAR_LOG)
 def _clear_log(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     want = str(_uuid.UUID(bytes=p[:16]))
     if want not in {u for u, _ in dev.supported_logs()}:
@@ -84,7 +86,7 @@ def _clear_log(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.UNSUPPORTED, b""  # the CEL cannot be cleared
 
 
-@handles(0x0405)
+@handles(mb.GET_SUPPORTED_LOGS_SUB_LIST)
 def _sup_log_sublist(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     max_entries, start = p[0], p[1]
     logs = dev.supported_logs()
@@ -99,7 +101,7 @@ def _sup_log_sublist(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, out
 
 
-@handles(0x0200)
+@handles(mb.GET_FW_INFO)
 def _fw_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     out = lay.FwInfoOut(fw_slots_supported=2, fw_slot_info=1, fw_activation_caps=1)
     revs = dev.config.slot_fw_revisions
@@ -113,19 +115,19 @@ def _fw_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes(out)
 
 
-@handles(0x0300)
+@handles(mb.GET_TIMESTAMP)
 def _get_timestamp(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes(lay.TimestampOut(timestamp=dev.now_ns()))
 
 
-@handles(0x0301)
+@handles(mb.SET_TIMESTAMP)
 def _set_timestamp(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     dev.timestamp_base_ns = int.from_bytes(p[:8], "little")
     dev.timestamp_set_at = time.monotonic_ns()
     return RC.SUCCESS, b""
 
 
-@handles(0x4100)
+@handles(mb.GET_PARTITION_INFO)
 def _partition_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     c = dev.config
     out = lay.PartitionInfoOut(
@@ -137,7 +139,7 @@ def _partition_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes(out)
 
 
-@handles(0x4101)
+@handles(mb.SET_PARTITION_INFO)
 def _set_partition_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.INVALID_INPUT, b""  # partition_align is 0: nothing is partitionable
 
@@ -148,7 +150,7 @@ _LSA_HEAD = struct.Struct("<II")
 assert _LSA_HEAD.size == ctypes.sizeof(lay.GetLsaIn) == ctypes.sizeof(lay.SetLsaIn)
 
 
-@handles(0x4102)
+@handles(mb.GET_LSA)
 def _get_lsa(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     off, n = _LSA_HEAD.unpack(p)  # lay.GetLsaIn; execute() checked the size
     # QEMU asserts on length 0 and overruns its registers above payload_max:
@@ -161,7 +163,7 @@ def _get_lsa(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, data
 
 
-@handles(0x4103)
+@handles(mb.SET_LSA)
 def _set_lsa(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     if len(p) < _LSA_HEAD.size:
         return RC.INVALID_PAYLOAD_LENGTH, b""
@@ -173,7 +175,7 @@ def _set_lsa(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, b""
 
 
-@handles(0x4200)
+@handles(mb.GET_HEALTH_INFO)
 def _health_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     out = lay.HealthInfoOut(
         health_status=0,
@@ -188,12 +190,12 @@ def _health_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes(out)
 
 
-@handles(0x4201)
+@handles(mb.GET_ALERT_CONFIG)
 def _get_alert_config(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes(dev.alert)
 
 
-@handles(0x4202)
+@handles(mb.SET_ALERT_CONFIG)
 def _set_alert_config(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     """CXL 3.1 8.2.9.9.3.3: a threshold changes only where its Valid Alert Actions
     bit is set (Enable Alert Actions bits without it are ignored). Invalid Input
@@ -268,12 +270,12 @@ def _set_alert_config_qemu11(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes
     return RC.SUCCESS, b""
 
 
-@handles(0x4203)
+@handles(mb.GET_SHUTDOWN_STATE)
 def _get_shutdown(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes([1 if dev.dirty_shutdown else 0])
 
 
-@handles(0x4204)
+@handles(mb.SET_SHUTDOWN_STATE)
 def _set_shutdown(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     if p[0] & ~1:
         return RC.INVALID_INPUT, b""
@@ -281,7 +283,7 @@ def _set_shutdown(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, b""
 
 
-@handles(0x4303)
+@handles(mb.GET_SCAN_MEDIA_CAPS)
 def _scan_media_caps(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     req = lay.ScanMediaCapsIn.from_buffer_copy(p)
     start, length = int(req.dpa), int(req.length) * 64
@@ -296,6 +298,6 @@ def _scan_media_caps(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes(lay.ScanMediaCapsOut(estimated_scan_media_time=max(1, ms)))
 
 
-@handles(0x4500)
+@handles(mb.GET_SECURITY_STATE)
 def _security_state(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, (0).to_bytes(4, "little")

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import ctypes
 
+from ... import mailbox as mb
 from ...mailbox import layouts as lay
+from ...mailbox.names import InterruptMode
+from ..state import load_state
 from .model import RC, TypeThreeDevice, handles
 
 # cxlctl.mailbox.events (the decoders) is imported only when a record is built:
 # every --sim run imports this module, and start-up time matters.
 
+MSI_MSIX = int(InterruptMode.MSI_MSIX)
 _HDR = ctypes.sizeof(lay.GetEventRecordsOutHeader)
 _REC = ctypes.sizeof(lay.EventRecord)
 #: 2025-11-25 00:00:00 UTC in ns: the seeded records' timestamps start here.
@@ -40,13 +44,25 @@ class EventLogState:
         self.last_overflow_ts = 0
 
 
+#: QEMU 10's MSI/MSI-X vectors of the info, warn, fail and fatal logs
+#: (CXL_T3_MSIX_EVENT_START = 2); the dynamic capacity log borrows info's.
+IRQ_VECTORS = (2, 3, 4, 5)
+#: The interrupts Linux 6.12's probe leaves enabled (cxl_event_config(): MSI/MSI-X
+#: for the four logs it reads, with native CXL error handling; none for dynamic
+#: capacity, whose settings byte it does not send).
+PROBE_IRQ_ENABLED = (True, True, True, True, False)
+
+
 class EventState:
-    """The four logs; plain classes, not dataclasses: this module loads on every --sim run."""
+    """The logs and their interrupt policy; plain classes, not dataclasses: this
+    module loads on every --sim run."""
 
     def __init__(self, logs: dict[int, EventLogState]) -> None:
         self.logs = logs
         #: records per output payload; None: as many as fit in payload_max
         self.page_records: int | None = None
+        #: per log (info, warn, fail, fatal, dynamic capacity): MSI/MSI-X enabled
+        self.irq_enabled = list(PROBE_IRQ_ENABLED)
 
 
 def state(dev: TypeThreeDevice) -> EventState:
@@ -56,6 +72,9 @@ def state(dev: TypeThreeDevice) -> EventState:
         # the sizes Identify reports (info/warn 32, fail/fatal 16; QEMU's are 0)
         caps = (32, 32, 16, 16) if full else (0, 0, 0, 0)
         st = EventState({i: EventLogState(c) for i, c in enumerate(caps)})
+        saved = load_state(dev.state_dir, dev.config.serial).get("event_irq_enabled")
+        if isinstance(saved, list) and len(saved) == len(st.irq_enabled):
+            st.irq_enabled = [bool(b) for b in saved]  # Set Event Interrupt Policy's
         dev._event_state = st  # type: ignore[attr-defined]
         if full:
             _seed(dev)
@@ -144,7 +163,7 @@ def _page(dev: TypeThreeDevice, st: EventState) -> int:
     return max(1, min(fit, st.page_records or fit))
 
 
-@handles(0x0100)
+@handles(mb.GET_EVENT_RECORDS)
 def _get_event_records(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     from ...mailbox.events import EVENT_FLAG_MORE_RECORDS, EVENT_FLAG_OVERFLOW
 
@@ -166,7 +185,7 @@ def _get_event_records(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes(hdr) + b"".join(bytes(r) for r in chunk)
 
 
-@handles(0x0101)
+@handles(mb.CLEAR_EVENT_RECORDS)
 def _clear_event_records(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     size = ctypes.sizeof(lay.ClearEventRecordsIn)
     if len(p) < size:
@@ -189,4 +208,32 @@ def _clear_event_records(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
         del lg.records[:n]
     if len(lg.records) < lg.capacity:
         lg.overflow_count = lg.first_overflow_ts = lg.last_overflow_ts = 0
+    return RC.SUCCESS, b""
+
+
+@handles(mb.GET_EVENT_INTERRUPT_POLICY)
+def _get_interrupt_policy(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
+    """QEMU 10's cmd_events_get_interrupt_policy(): MSI/MSI-X and the log's vector
+    where enabled (dynamic capacity: MSI/MSI-X without a vector), else 0."""
+    on = state(dev).irq_enabled
+    out = lay.EventInterruptPolicy3(dcd_settings=MSI_MSIX if on[4] else 0)
+    b = out.base
+    b.info_settings, b.warn_settings, b.failure_settings, b.fatal_settings = (
+        (vec << 4) | MSI_MSIX if en else 0 for vec, en in zip(IRQ_VECTORS, on, strict=False)
+    )
+    return RC.SUCCESS, bytes(out)
+
+
+@handles(mb.SET_EVENT_INTERRUPT_POLICY)
+def _set_interrupt_policy(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
+    """QEMU 10's cmd_events_set_interrupt_policy(): at least the four CXL 2.0 bytes
+    (else Invalid Payload Length); a log's interrupt is on when its mode is
+    MSI/MSI-X, off for any other mode (the vector asked for is ignored); the dynamic
+    capacity byte is optional. Kept between processes (CXLCTL_SIM_STATE)."""
+    if len(p) < ctypes.sizeof(lay.EventInterruptPolicy):
+        return RC.INVALID_PAYLOAD_LENGTH, b""
+    st = state(dev)
+    for i, b in enumerate(p[: len(st.irq_enabled)]):
+        st.irq_enabled[i] = b & 0x3 == MSI_MSIX
+    dev.persist(event_irq_enabled=st.irq_enabled)
     return RC.SUCCESS, b""

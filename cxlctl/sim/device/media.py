@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import ctypes
 
+from ... import mailbox as mb
 from ...mailbox import layouts as lay
+from ...mailbox.names import POISON_LEN_MULT, PoisonFlag, PoisonSource, ScanFlag
 from .model import RC, TypeThreeDevice, handles
 
-SOURCE_INJECTED = 3
-# the flag values of cxlctl.mailbox.media, not imported: this module loads on every --sim run
-POISON_LEN_MULT = 64
-POISON_FLAG_MORE, POISON_FLAG_OVERFLOW = 1 << 0, 1 << 1
-SCAN_FLAG_MORE = 1 << 0
+SOURCE_INJECTED = int(PoisonSource.INJECTED)
 _HDR = ctypes.sizeof(lay.PoisonListOutHeader)
 _REC = ctypes.sizeof(lay.MediaErrorRecord)
 
@@ -58,7 +56,7 @@ def _seed(dev: TypeThreeDevice, st: MediaState) -> None:
     # one injected cache line near the start, one internal 512-byte error further in
     st.poison[0x1000] = (64, SOURCE_INJECTED)
     if size > 0x400000:
-        st.poison[0x400000] = (512, 2)
+        st.poison[0x400000] = (512, PoisonSource.INTERNAL)
 
 
 def capacity(dev: TypeThreeDevice) -> int:
@@ -93,7 +91,7 @@ def inject(dev: TypeThreeDevice, dpa: int, length: int = 64, source: int = SOURC
     st.cursor = None
 
 
-@handles(0x4300)
+@handles(mb.GET_POISON_LIST)
 def _get_poison_list(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     req = lay.PoisonListIn.from_buffer_copy(p)
     addr, units = int(req.address), int(req.length)
@@ -108,12 +106,12 @@ def _get_poison_list(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     chunk = hits[start : start + _page(dev, st)]
     more = start + len(chunk) < len(hits)
     st.cursor = (addr, units, start + len(chunk)) if more else None
-    flags = (POISON_FLAG_MORE if more else 0) | (POISON_FLAG_OVERFLOW if st.overflow_ts else 0)
+    flags = (PoisonFlag.MORE if more else 0) | (PoisonFlag.OVERFLOW if st.overflow_ts else 0)
     hdr = lay.PoisonListOutHeader(flags=flags, overflow_timestamp=st.overflow_ts, count=len(chunk))
     return RC.SUCCESS, bytes(hdr) + b"".join(_record(*h) for h in chunk)
 
 
-@handles(0x4301)
+@handles(mb.INJECT_POISON)
 def _inject_poison(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     dpa = int(lay.InjectPoisonIn.from_buffer_copy(p).address)
     if not _in_range(dev, dpa):
@@ -136,7 +134,7 @@ def clear(dev: TypeThreeDevice, dpa: int) -> None:
             return
 
 
-@handles(0x4302)
+@handles(mb.CLEAR_POISON)
 def _clear_poison(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     dpa = int(lay.ClearPoisonIn.from_buffer_copy(p).address)
     if not _in_range(dev, dpa):
@@ -145,7 +143,7 @@ def _clear_poison(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, b""
 
 
-@handles(0x4304)
+@handles(mb.SCAN_MEDIA)
 def _scan_media(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     req = lay.ScanMediaIn.from_buffer_copy(p)
     addr, units = int(req.address), int(req.length)
@@ -165,7 +163,7 @@ def _scan_media(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, b""
 
 
-@handles(0x4305)
+@handles(mb.GET_SCAN_MEDIA_RESULTS)
 def _scan_media_results(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     st = state(dev)
     if st.scan_results is None:
@@ -173,5 +171,5 @@ def _scan_media_results(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     chunk = st.scan_results[st.scan_cursor : st.scan_cursor + _page(dev, st)]
     st.scan_cursor += len(chunk)
     more = st.scan_cursor < len(st.scan_results)
-    hdr = lay.ScanMediaResultsHeader(flags=SCAN_FLAG_MORE if more else 0, count=len(chunk))
+    hdr = lay.ScanMediaResultsHeader(flags=ScanFlag.MORE if more else 0, count=len(chunk))
     return RC.SUCCESS, bytes(hdr) + b"".join(_record(*h) for h in chunk)

@@ -1,7 +1,9 @@
 """The device half: a CXL type-3 memory device's mailbox, state and configuration.
 
-Command handlers register themselves with :func:`handles`; the families live in
-sibling modules (``commands``, ...), all imported by the package.
+Command handlers register themselves with :func:`handles` under their catalogue
+record (``@handles(mb.IDENTIFY)``); the families live in sibling modules
+(``commands``, ...), all imported by the package.  The CEL's Command Effects come
+from the same records.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from ... import mailbox as mb
 from ...mailbox import layouts as lay
+from ...mailbox.names import CEL_UUID, VENDOR_DEBUG_UUID
 from ..state import io_error, load_state, open_sized, save_state  # CXLCTL_SIM_STATE
 
 RC = mb.ReturnCode
@@ -22,19 +25,6 @@ _UNSUPPORTED, _INVALID_PAYLOAD_LENGTH = int(RC.UNSUPPORTED), int(RC.INVALID_PAYL
 MiB = 1024 * 1024
 
 # --- the device ------------------------------------------------------------------
-
-#: Command effects per opcode as QEMU 10's cxl-type3 reports them in its CEL.
-_EFFECTS: dict[int, int] = {
-    0x0100: 0x0000, 0x0101: 0x0010, 0x0102: 0x0000, 0x0103: 0x0002,
-    0x0200: 0x0000, 0x0201: 0x0040, 0x0202: 0x0040,
-    0x0300: 0x0000, 0x0301: 0x0008,
-    0x0400: 0x0000, 0x0401: 0x0000, 0x0402: 0x0000, 0x0403: 0x0010, 0x0405: 0x0000,
-    0x0500: 0x0000, 0x0501: 0x0000, 0x0502: 0x003E,
-    0x4000: 0x0000, 0x4100: 0x0000, 0x4101: 0x0001, 0x4102: 0x0000, 0x4103: 0x0006,
-    0x4200: 0x0000, 0x4201: 0x0000, 0x4202: 0x0008, 0x4203: 0x0000, 0x4204: 0x0008,
-    0x4300: 0x0000, 0x4301: 0x0000, 0x4302: 0x0000, 0x4303: 0x0000, 0x4304: 0x0040,
-    0x4305: 0x0000, 0x4400: 0x0064, 0x4500: 0x0000,
-}  # fmt: skip
 
 #: The opcodes in QEMU 10's CEL, in its order (reference capture, 26 entries).
 QEMU_CEL: tuple[int, ...] = (
@@ -56,7 +46,6 @@ QEMU11_CEL: tuple[int, ...] = (
 #: Where QEMU 11.1's CEL effects differ from QEMU 10's: its background commands also
 #: say "secondary mailbox supported" (bit 7).
 _EFFECTS_QEMU11: dict[int, int] = {
-    **_EFFECTS,
     0x0005: 0x0000, 0x0201: 0x00C0, 0x0202: 0x00C0, 0x0600: 0x0056,
     0x4304: 0x00C0, 0x4400: 0x00E4, 0x4402: 0x0044,
 }  # fmt: skip
@@ -243,12 +232,17 @@ class LabelStorage:
 
 
 Handler = Callable[["TypeThreeDevice", bytes], tuple[int, bytes]]
+#: opcode -> handler, filled by :func:`handles` from catalogue records
 HANDLERS: dict[int, Handler] = {}
 
 
-def handles(opcode: int) -> Callable[[Handler], Handler]:
+def handles(cmd: mb.Command[Any]) -> Callable[[Handler], Handler]:
+    """Register the device's behaviour for a catalogue command."""
+
     def deco(fn: Handler) -> Handler:
-        HANDLERS[opcode] = fn
+        if mb.BY_OPCODE.get(cmd.opcode) is not cmd:
+            raise ValueError(f"{cmd.name}: not a catalogue record")
+        HANDLERS[cmd.opcode] = fn
         return fn
 
     return deco
@@ -333,13 +327,13 @@ class TypeThreeDevice:
 
     # -- helpers used by handlers --
     def cel_bytes(self) -> bytes:
-        effects = _EFFECTS_QEMU11 if self.config.profile == "qemu11" else _EFFECTS
+        qemu11 = _EFFECTS_QEMU11 if self.config.profile == "qemu11" else {}
         return b"".join(
-            bytes(lay.CelEntry(opcode=op, effect=effects.get(op, 0))) for op in self.cel
+            bytes(lay.CelEntry(opcode=op, effect=qemu11.get(op, cel_effect(op)))) for op in self.cel
         )
 
     def supported_logs(self) -> list[tuple[str, bytes]]:
-        logs = [(mb.CEL_UUID, self.cel_bytes())]
+        logs = [(CEL_UUID, self.cel_bytes())]
         if self.config.profile == "full":
             # larger than payload_max, so reading it takes more than one Get Log
             logs.append((VENDOR_DEBUG_UUID, vendor_debug_log(self.config.serial)))
@@ -349,7 +343,10 @@ class TypeThreeDevice:
         return self.timestamp_base_ns + (time.monotonic_ns() - self.timestamp_set_at)
 
 
-VENDOR_DEBUG_UUID = "5e1819d9-11a9-400c-811f-d60719403d86"
+def cel_effect(opcode: int) -> int:
+    """The Command Effect the device reports for an opcode (its catalogue record's)."""
+    cmd = mb.BY_OPCODE.get(opcode)
+    return cmd.effects if cmd is not None else 0
 
 
 def vendor_debug_log(serial: int) -> bytes:

@@ -16,7 +16,10 @@ import struct
 import threading
 from typing import Any
 
+from ... import mailbox as mb
 from ... import uapi
+from ...mailbox.names import VENDOR_DEBUG_UUID as _VENDOR_DEBUG
+from ...mailbox.names import uuid_bytes
 from ...record import Record
 from ...uapi import CXL_VARIABLE_PAYLOAD as VAR
 from ...uapi import CommandId as K
@@ -202,27 +205,15 @@ class MemCommand(Record):
     size_out: int
 
 
-#: ``cxl_mem_commands[]`` as compiled without CONFIG_CXL_MEM_RAW_COMMANDS;
-#: unlisted indices (RAW, the deprecated ids) are zeroed entries.
-MEM_COMMANDS: tuple[MemCommand, ...] = (
-    MemCommand(K.IDENTIFY, 0x4000, 0, 0x43),
-    MemCommand(K.GET_SUPPORTED_LOGS, 0x0400, 0, VAR),
-    MemCommand(K.GET_FW_INFO, 0x0200, 0, 0x50),
-    MemCommand(K.GET_PARTITION_INFO, 0x4100, 0, 0x20),
-    MemCommand(K.GET_LSA, 0x4102, 0x8, VAR),
-    MemCommand(K.GET_HEALTH_INFO, 0x4200, 0, 0x12),
-    MemCommand(K.GET_LOG, 0x0401, 0x18, VAR),
-    MemCommand(K.SET_PARTITION_INFO, 0x4101, 0x0A, 0),
-    MemCommand(K.SET_LSA, 0x4103, VAR, 0),
-    MemCommand(K.GET_ALERT_CONFIG, 0x4201, 0, 0x10),
-    MemCommand(K.SET_ALERT_CONFIG, 0x4202, 0xC, 0),
-    MemCommand(K.GET_SHUTDOWN_STATE, 0x4203, 0, 0x1),
-    MemCommand(K.SET_SHUTDOWN_STATE, 0x4204, 0x1, 0),
-    MemCommand(K.GET_SCAN_MEDIA_CAPS, 0x4303, 0x10, 0x4),
-    MemCommand(K.GET_TIMESTAMP, 0x0300, 0, 0x8),
-    MemCommand(K.GET_LOG_CAPS, 0x0402, 0x10, 0x4),
-    MemCommand(K.CLEAR_LOG, 0x0403, 0x10, 0),
-    MemCommand(K.GET_SUP_LOG_SUBLIST, 0x0405, 0x2, VAR),
+#: ``cxl_mem_commands[]`` as compiled without CONFIG_CXL_MEM_RAW_COMMANDS, from the
+#: catalogue's records with a kernel id (their kernel sizes); unlisted indices (RAW,
+#: the deprecated ids) are zeroed entries.
+MEM_COMMANDS: tuple[MemCommand, ...] = tuple(
+    MemCommand(
+        c.kernel_id, c.opcode, mb.kernel_size(c.kernel_size_in), mb.kernel_size(c.kernel_size_out)
+    )
+    for c in mb.CATALOGUE
+    if c.kernel_id is not None
 )
 _RAW_ENTRY = MemCommand(K.RAW, 0, VAR, VAR)
 _ZERO = MemCommand(0, 0, 0, 0)
@@ -235,11 +226,13 @@ DISABLED_RAW_OPCODES: frozenset[int] = frozenset(
 SECURITY_COMMAND_SETS: frozenset[int] = frozenset({0x44, 0x45, 0x46})
 CXL_SET_PARTITION_IMMEDIATE_FLAG = 1
 #: CXL_CMD_FLAG_FORCE_ENABLE entries of cxl_mem_commands[]
-FORCE_ENABLED: frozenset[int] = frozenset({K.IDENTIFY, K.GET_SUPPORTED_LOGS, K.GET_LOG})
+FORCE_ENABLED: frozenset[int] = frozenset(
+    c.kernel_id for c in mb.CATALOGUE if c.kernel_id is not None and c.kernel_force_enable
+)
 #: what cxl_pmem's cxl_nvdimm_probe() claims (set_exclusive_cxl_commands())
 BRIDGE_EXCLUSIVE: frozenset[int] = frozenset({K.SET_LSA, K.SET_SHUTDOWN_STATE})
 #: DEFINE_CXL_VENDOR_DEBUG_UUID: the only log userspace may clear
-VENDOR_DEBUG_UUID = bytes.fromhex("5e1819d911a9400c811fd60719403d86")
+VENDOR_DEBUG_UUID = uuid_bytes(_VENDOR_DEBUG)
 
 
 def payload_from_user_allowed(opcode: int, payload: bytes) -> bool:

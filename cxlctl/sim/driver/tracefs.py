@@ -30,7 +30,8 @@ from ...errors import MailboxError, UnsupportedCommand
 from ...mailbox import layouts as lay
 from ...mailbox import return_code_name
 from ...mailbox.events import decode_event_records
-from ...mailbox.media import POISON_LEN_MULT, decode_poison_list
+from ...mailbox.media import decode_poison_list
+from ...mailbox.names import POISON_LEN_MULT, PoisonSource
 
 if TYPE_CHECKING:
     from .. import SimDevice
@@ -121,7 +122,7 @@ class SimTracing:
             *self._ident(dev),
             dpa=dpa,
             length=64,
-            source="Injected" if opcode == 0x4301 else "Unknown",
+            source=(PoisonSource.INJECTED if opcode == 0x4301 else PoisonSource.UNKNOWN).spec_name,
             flags=0,
             overflow_ts=0,
             trace_type="Inject" if opcode == 0x4301 else "Clear",
