@@ -92,6 +92,7 @@ def every_command(d: str) -> dict[str, list[str]]:
         "poison": ["poison", "mem0"],
         "scan-media-caps": ["scan-media-caps", "mem0", "0+0x40"],
         "events": ["events", "mem0"],
+        "event-interrupt-policy": ["event-interrupt-policy", "mem0"],
         "monitor": ["monitor", "--timeout", "0"],
         "create-region": ["create-region", "-t", "ram", "mem1", "--json"],
         "enable-region": ["enable-region", "all", "--json"],
@@ -104,6 +105,11 @@ def every_command(d: str) -> dict[str, list[str]]:
         "disable-bus": ["disable-bus", "root0", "--json"],
         "set-partition": ["set-partition", "--help"],
     }
+
+
+#: the environment a command's invocation needs beyond ENV (RAW for a command
+#: Linux has no id for)
+COMMAND_ENV: dict[str, dict[str, str]] = {"event-interrupt-policy": {"CXLCTL_SIM_RAW": "1"}}
 
 
 def run_many(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -153,7 +159,7 @@ def matrix(payload_file: str) -> dict[tuple[str, str], dict[str, Any]]:
     for name, argv in every_command(payload_file).items():
         for mode, fds in modes.items():
             keys.append((name, mode))
-            cases.append({"argv": argv, **fds})
+            cases.append({"argv": argv, "env": COMMAND_ENV.get(name, {}), **fds})
     return dict(zip(keys, run_many(cases), strict=True))
 
 
