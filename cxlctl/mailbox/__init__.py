@@ -339,7 +339,8 @@ GET_PARTITION_INFO = C(
 )  # fmt: skip
 SET_PARTITION_INFO = C(
     "set-partition-info", "Set Partition Info", 0x4101, K.SET_PARTITION_INFO, 0x0A, 0,
-    undecoded, destructive=True, effects=0x0001, in_layout=lay.SetPartitionInfoIn,
+    undecoded, destructive=True, verbs=("set-partition",), effects=0x0001,
+    in_layout=lay.SetPartitionInfoIn,
 )  # fmt: skip
 GET_LSA = C(
     "get-lsa", "Get LSA", 0x4102, K.GET_LSA, 8, VARIABLE, _bytes,
