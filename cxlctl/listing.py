@@ -209,7 +209,7 @@ class Walker:
 
     # -- JSON (cxl/json.c) ------------------------------------------------------------
     def size(self, v: int) -> Any:
-        from .render import human_size
+        from .units import human_size
 
         return human_size(v) if self.p.human else v
 

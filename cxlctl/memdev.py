@@ -34,6 +34,41 @@ from .errors import (
 from .mailbox import layouts as lay
 from .record import Record
 
+#: The request a SEND carries, and the limits of its fields: library values for
+#: the CLI's ``send``/``raw``/``--dry-run`` (which never reach uapi/transport).
+SendRequest = tp.SendRequest
+MAX_PAYLOAD = tp.MAX_PAYLOAD
+RAW_ID = int(uapi.CommandId.RAW)
+VARIABLE_SIZE = uapi.CXL_VARIABLE_PAYLOAD  #: size_in/size_out of a variable-length command
+
+
+def kernel_command_name(cid: int) -> str | None:
+    """The kernel's name for a command id (``CXL_MEM_COMMAND_ID_IDENTIFY`` ->
+    ``IDENTIFY``), or None for an id Linux does not define."""
+    return uapi.COMMAND_NAMES.get(cid)
+
+
+def describe_send(name: str, req: tp.SendRequest) -> dict[str, Any]:
+    """Every field of the ``struct cxl_send_command`` a request packs to, as the
+    ioctl would receive it on ``/dev/cxl/NAME`` (what ``--dry-run`` prints)."""
+    s = req.struct()
+    return {
+        "memdev": name,
+        "ioctl": uapi.CXL_MEM_SEND_COMMAND,
+        "id": int(s.id),
+        "flags": int(s.flags),
+        "raw_opcode": int(s.raw.opcode),
+        "raw_rsvd": int(s.raw.rsvd),
+        "rsvd": int(s.rsvd),
+        "in_size": int(s.in_.size),
+        "in_rsvd": int(s.in_.rsvd),
+        "in_payload": req.payload.hex(),
+        "out_size": int(s.out.size),
+        "out_rsvd": int(s.out.rsvd),
+        "struct": bytes(s).hex(),
+    }
+
+
 if TYPE_CHECKING:
     from .backends import Backend, MemdevInfo
     from .change import Recorder
@@ -193,7 +228,7 @@ class Memdev:
 
     def raw_available(self) -> bool:
         """The kernel was built with CONFIG_CXL_MEM_RAW_COMMANDS (RAW is in its table)."""
-        return any(ci.id == uapi.CommandId.RAW for ci in self.query())
+        return any(ci.id == RAW_ID for ci in self.query())
 
     def decoded(self, cmd: mb.Command[T], payload: bytes = b"") -> T:
         """Run a catalogue command and decode its output with the record's decoder."""

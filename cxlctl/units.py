@@ -107,3 +107,20 @@ def parse_range(text: str, what: str = "RANGE", *, bits: int = 64) -> tuple[int,
 def looks_like_range(text: str) -> bool:
     """A positional argument that is a range (``0x1000-0x2000``, ``0+64``), not a name."""
     return bool(re.fullmatch(r"\s*(0x[0-9a-fA-F]+|[0-9]+)[kmgtKMGT]?\s*[-+]\s*\S+", text, re.ASCII))
+
+
+def human_size(n: int) -> int | str:
+    """cxl-cli's ``-u`` size format (ndctl util/json.c display_size)."""
+    if n < 5000 * 1024:
+        return n
+    if n < 2 * 1024**3:
+        cmib = (n * 200 // (1 << 20) + 1) // 2
+        cmb = (n // (1000000 // 200) + 1) // 2
+        return f"{cmib // 100}.{cmib % 100:02d} MiB ({cmb // 100}.{cmb % 100:02d} MB)"
+    if n < 2 * 1024**4:
+        cgib = (n * 200 // (1 << 30) + 1) // 2
+        cgb = (n // (1000000000 // 200) + 1) // 2
+        return f"{cgib // 100}.{cgib % 100:02d} GiB ({cgb // 100}.{cgb % 100:02d} GB)"
+    ctib = (n * 200 // (1 << 40) + 1) // 2
+    ctb = (n // (1000000000000 // 200) + 1) // 2
+    return f"{ctib // 100}.{ctib % 100:02d} TiB ({ctb // 100}.{ctb % 100:02d} TB)"

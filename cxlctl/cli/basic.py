@@ -9,9 +9,8 @@ import click
 
 from .. import mailbox as mb
 from .. import render as rd
-from .. import uapi
 from ..errors import CxlError
-from ..memdev import Memdev
+from ..memdev import VARIABLE_SIZE, Memdev, kernel_command_name
 from . import CONTEXT, App, app_of, complete, fmt_of, memdevs_argument, output_option, selected
 from .options import MemdevArgument
 from .topology import params_of, topology_list, topology_options, wants_topology
@@ -220,7 +219,7 @@ def list_cmd(
 
 
 def _var(n: int) -> int | None:
-    return None if n == uapi.CXL_VARIABLE_PAYLOAD else n
+    return None if n == VARIABLE_SIZE else n
 
 
 @click.command(context_settings=CONTEXT)
@@ -254,7 +253,7 @@ def query(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool
                     "index": ci.index,
                     "id": ci.id,
                     "name": cat.name if cat else None,
-                    "kernel_name": uapi.COMMAND_NAMES.get(ci.id, f"id {ci.id}"),
+                    "kernel_name": kernel_command_name(ci.id) or f"id {ci.id}",
                     "opcode": cat.opcode if cat else None,
                     "destructive": cat.destructive if cat else None,
                     "flags": ci.flags,

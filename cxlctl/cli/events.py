@@ -12,7 +12,6 @@ from typing import IO, Any
 import click
 
 from .. import render as rd
-from .. import uapi
 from ..errors import PermissionDenied, UsageError
 from ..mailbox.names import LOG_CLI_NAMES, LOG_NAMES
 from ..memdev import Memdev, check_retval
@@ -22,11 +21,6 @@ from .options import Duration, Size, deprecated
 
 LOGS = tuple(LOG_NAMES)  #: info, warn, fail, fatal
 _NOT_RECORD = ("system", "memdev", "host", "serial", "log")
-
-
-def _raw_available(md: Memdev) -> bool:
-    """The kernel was built with CONFIG_CXL_MEM_RAW_COMMANDS (RAW is in its table)."""
-    return any(ci.id == uapi.CommandId.RAW for ci in md.query())
 
 
 def _mailbox_logs(md: Memdev, logs: Sequence[str]) -> list[dict[str, Any]]:
@@ -161,7 +155,7 @@ def events(
         md = Memdev(app.backend, name)
         try:
             entry: list[dict[str, Any]] | None = None
-            if _raw_available(md):
+            if md.raw_available():
                 try:
                     entry, source = _mailbox_logs(md, want), "mailbox"
                 except PermissionDenied:  # RAW compiled in but refused (lockdown)

@@ -10,10 +10,8 @@ import click
 
 from .. import mailbox as mb
 from .. import render as rd
-from .. import uapi
 from ..errors import UsageError
-from ..memdev import Memdev
-from ..transport import MAX_PAYLOAD, SendRequest
+from ..memdev import MAX_PAYLOAD, RAW_ID, Memdev, SendRequest, describe_send, kernel_command_name
 from . import CONTEXT, App, F, app_of, complete, fmt_of, output_option, read_payload
 from .options import Size, deprecated, memdev_argument, one_memdev
 
@@ -165,30 +163,15 @@ def _overrides(req: SendRequest, flags: int | None, sets: tuple[str, ...]) -> Se
 
 
 def _dry_run(app: App, name: str, req: SendRequest, fmt: str) -> None:
-    s = req.struct()
-    d: dict[str, Any] = {
-        "memdev": name,
-        "ioctl": uapi.CXL_MEM_SEND_COMMAND,
-        "id": int(s.id),
-        "flags": int(s.flags),
-        "raw_opcode": int(s.raw.opcode),
-        "raw_rsvd": int(s.raw.rsvd),
-        "rsvd": int(s.rsvd),
-        "in_size": int(s.in_.size),
-        "in_rsvd": int(s.in_.rsvd),
-        "in_payload": req.payload.hex(),
-        "out_size": int(s.out.size),
-        "out_rsvd": int(s.out.rsvd),
-        "struct": bytes(s).hex(),
-    }
+    d = describe_send(name, req)
     if fmt == "json":  # an array, as every per-memdev command's JSON
         app.json([d])
         return
-    click.echo(f"ioctl(/dev/cxl/{name}, CXL_MEM_SEND_COMMAND={uapi.CXL_MEM_SEND_COMMAND:#x}, {{")
+    click.echo(f"ioctl(/dev/cxl/{name}, CXL_MEM_SEND_COMMAND={d['ioctl']:#x}, {{")
     click.echo(
-        f"  .id = {d['id']} ({uapi.COMMAND_NAMES.get(d['id'], '?')}), .flags = {d['flags']:#x},"
+        f"  .id = {d['id']} ({kernel_command_name(d['id']) or '?'}), .flags = {d['flags']:#x},"
     )
-    if d["id"] == uapi.CommandId.RAW:
+    if d["id"] == RAW_ID:
         raw_f = f".opcode = {d['raw_opcode']:#06x}, .rsvd = {d['raw_rsvd']}"
         click.echo(f"  .raw = {{ {raw_f} }}, .retval = 0,")
     else:
@@ -276,7 +259,7 @@ def _command(spec: str) -> mb.Command[Any]:
         if not 0 <= n <= 0xFFFFFFFF:
             raise unknown from None
         return mb.Command(
-            f"id {n}", uapi.COMMAND_NAMES.get(n, "unknown"), 0, n, None, None, mb.undecoded
+            f"id {n}", kernel_command_name(n) or "unknown", 0, n, None, None, mb.undecoded
         )
 
 
