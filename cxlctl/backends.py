@@ -449,6 +449,9 @@ class SimBackend(Backend):
                     raw_commands=os.environ.get("CXLCTL_SIM_RAW", "") == "1",
                     state_dir=state_dir,
                     faults=os.environ.get("CXLCTL_SIM_FAULTS", "").split(","),
+                    serials=sim.parse_serials(os.environ.get("CXLCTL_SIM_SERIALS", "")),
+                    firmware=os.environ.get("CXLCTL_SIM_FIRMWARE") or None,
+                    health=sim.parse_health(os.environ.get("CXLCTL_SIM_HEALTH", "")),
                 )
             except ValueError as e:
                 raise UsageError(f"simulator configuration: {e}") from e

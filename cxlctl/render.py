@@ -35,9 +35,10 @@ SIZE_KEYS = frozenset(
         "partition_align",
         "lsa_size",
         "label_storage_size",
+        "align_size",
     }
 )
-HEX_KEYS = frozenset({"serial", "offset", "opcode"})
+HEX_KEYS = frozenset({"serial", "offset", "opcode", "dpa"})
 
 
 #: values JSON takes as they are (exact types: an IntEnum is converted)
@@ -223,6 +224,8 @@ def cell(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int) and key in SIZE_KEYS:
+        if value == 0:
+            return "-"
         h = human_size(value)
         return h.split(" (")[0] if isinstance(h, str) else str(value)
     if isinstance(value, int) and key in HEX_KEYS:
@@ -237,6 +240,50 @@ def cell(key: str, value: Any) -> str:
 LARGE_TABLE = 500
 
 
+#: columns whose values are never shortened: other columns give way (or go) first
+IDENTIFIER_COLUMNS = frozenset(
+    {
+        "memdev",
+        "serial",
+        "host",
+        "firmware",
+        "firmware_version",
+        "region",
+        "decoder",
+        "port",
+        "endpoint",
+        "bus",
+        "uuid",
+        "field",
+        "time",
+    }
+)
+
+
+#: non-identifier columns left out only after all the others
+LAST_TO_GO = frozenset({"state", "verdict"})
+
+#: a verdict cell's colour (the word itself says it too, for NO_COLOR)
+VERDICT_STYLES = {"OK": "green", "WARNING": "yellow", "CRITICAL": "bold red"}
+
+
+def _styled(value: str) -> Any:
+    from rich.text import Text
+
+    return Text(value, style=VERDICT_STYLES.get(value, ""))
+
+
+def _plain(console: Any, columns: Sequence[str], cells: list[list[str]]) -> None:
+    """Aligned columns, no box characters: one header line, then the rows."""
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = []
+    for row in [list(columns), *cells]:
+        parts = [v.ljust(w) for v, w in zip(row, widths, strict=True)]
+        lines.append("  ".join(parts).rstrip())
+    console.file.write("\n".join(lines) + "\n")
+    console.file.flush()
+
+
 def print_table(
     style: Style,
     title: str,
@@ -245,23 +292,70 @@ def print_table(
     *,
     simulated: bool = False,
 ) -> None:
+    """A table in the style's mode: ``table`` (boxed, fitted to the terminal:
+    identifier columns are never shortened, the other columns wrap or, when even
+    that does not fit, are left out from the right), ``wide`` (every column at
+    full width) or ``plain`` (aligned, no boxes, no title). The title is printed
+    on its own line and never wraps. More than LARGE_TABLE rows are drawn in
+    linear time by :func:`_plain_rows`."""
+
     from .cli.output import sanitize, stream_encoding
 
     console = style.console()
     enc = stream_encoding(console.file)
-    head = sanitize(title, enc) + (" [simulated]" if simulated else "")
     cols = [sanitize(c, enc) for c in columns]
-    body = [[sanitize(cell(c, v), enc) for c, v in zip(columns, r, strict=True)] for r in rows]
-    if len(body) > LARGE_TABLE:
-        _plain_rows(console, head, cols, body)
+    cells = [[sanitize(cell(c, v), enc) for c, v in zip(columns, r, strict=True)] for r in rows]
+    mode = getattr(style, "mode", "table")
+    if mode == "plain":
+        _plain(console, cols, cells)
+        return
+    if len(cells) > LARGE_TABLE:
+        _plain_rows(
+            console, sanitize(title, enc) + (" [simulated]" if simulated else ""), cols, cells
+        )
         return
     from rich.table import Table
 
-    t = Table(title=head, title_justify="left")
-    for c in cols:
-        t.add_column(c)
-    for r in body:
-        t.add_row(*r)
+    full = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+    word = [
+        max([len(c)] + [len(w) for r in cells for w in (r[i].split() or [""])])
+        for i, c in enumerate(cols)
+    ]
+    keep = list(range(len(cols)))
+    if mode != "wide":
+
+        def need(idx: list[int]) -> int:
+            return sum(full[i] if cols[i] in IDENTIFIER_COLUMNS else word[i] for i in idx) + (
+                3 * len(idx) + 1
+            )
+
+        while need(keep) > console.width:
+            drop = [i for i in keep if cols[i] not in IDENTIFIER_COLUMNS]
+            # the state and the verdict go last
+            drop.sort(key=lambda i: (cols[i] not in LAST_TO_GO, i))
+            if not drop:
+                break
+            keep.remove(drop[-1])
+    t = Table(title=None)
+    for i in keep:
+        ident = cols[i] in IDENTIFIER_COLUMNS or mode == "wide"
+        t.add_column(cols[i], no_wrap=ident, min_width=full[i] if ident else None)
+    verdict = cols.index("verdict") if "verdict" in cols else None
+    for r in cells:
+        t.add_row(*(_styled(r[i]) if i == verdict else r[i] for i in keep))
+    width = sum(full[i] for i in keep) + 3 * len(keep) + 1
+    if mode == "wide" or (
+        width > console.width and all(cols[i] in IDENTIFIER_COLUMNS for i in keep)
+    ):
+        console.width = max(console.width, width)
+    left_out = [cols[i] for i in range(len(cols)) if i not in keep]
+    head = sanitize(title, enc) + (" [simulated]" if simulated else "")
+    if left_out:
+        more = ", ".join(left_out)
+        if len(head) + len(more) + 14 > console.width:
+            more = f"{len(left_out)} more column{'s' if len(left_out) > 1 else ''}"
+        head += f" ({more}: -o wide)"
+    console.print(head, soft_wrap=True)
     console.print(t)
 
 
@@ -327,6 +421,8 @@ def print_fields(
 ) -> None:
     """A two-column field/value table for one decoded structure."""
     rows = [(k, cell(k.rsplit(".", 1)[-1], v)) for k, v in flatten("", fields)]
+    if getattr(style, "mode", "table") == "plain":
+        style.console().file.write(f"# {title}\n")
     print_table(style, title, ("field", "value"), rows, simulated=simulated)
 
 

@@ -241,3 +241,91 @@ def test_hexdump_reverses_with_xxd_r(cli: Cli) -> None:
     # what xxd itself prints is what cxlctl prints
     ref = subprocess.run(["xxd"], input=data, capture_output=True, timeout=60).stdout.decode()
     assert dump == ref
+
+
+# --- tables people can read: goldens at 80 and 120 columns ---------------------------
+
+#: realistic 64-bit serials and a 16-character firmware string
+WIDE_IDS = {
+    "CXLCTL_SIM_SERIALS": "0x1122334455667788,0xfedcba9876543210,0x8000000000000001",
+    "CXLCTL_SIM_FIRMWARE": "FW-2026.11.30-ab",
+    "CXLCTL_SIM_HEALTH": "mem1:critical,mem2:warning",
+}
+SERIALS = ("0x1122334455667788", "0xfedcba9876543210", "0x8000000000000001")
+TABLES = {
+    "list": ["list"],
+    "list-HIF": ["list", "-H", "-I", "-F"],
+    "health": ["health"],
+    "events": ["events", "mem0"],
+    "cel": ["cel", "mem0"],
+    "query": ["query", "mem0"],
+}
+
+
+@pytest.mark.parametrize("columns", ["80", "120"])
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_tables_keep_identifiers_whole(cli: Cli, name: str, columns: str) -> None:
+    from goldens import golden
+
+    r = cli(*TABLES[name], env={**WIDE_IDS, "COLUMNS": columns})
+    assert r.exit_code == 0, r.stderr
+    golden(f"tables/{name}-{columns}.txt", r.stdout)
+    assert "…" not in r.stdout
+    assert all(len(line) <= int(columns) for line in r.stdout.splitlines()), r.stdout
+    if name in ("list", "list-HIF", "health"):
+        for serial in SERIALS:
+            assert serial in r.stdout
+        if name != "health":
+            assert r.stdout.count("FW-2026.11.30-ab") == 3
+            assert r.stdout.count("0000:0") == 3
+
+
+def test_health_flags_unhealthy_devices_in_words(cli: Cli) -> None:
+    r = cli("health", env={**WIDE_IDS, "COLUMNS": "80"})
+    rows = {line.split()[1]: line for line in r.stdout.splitlines() if line.startswith("│ mem")}
+    assert "CRITICAL" in rows["mem1"]
+    assert "WARNING" in rows["mem2"]
+    assert " OK " in rows["mem0"]
+    d = json.loads(cli("health", "mem1", "--json", env=WIDE_IDS).stdout)[0]
+    assert (d["hw_replacement_needed"], d["media_status_name"]) == (
+        True,
+        "persistence_loss_imminent",
+    )
+
+
+def test_plain_has_no_box_characters(cli: Cli) -> None:
+    r = cli("list", "-o", "plain", env=WIDE_IDS)
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == [
+        "memdev", "serial", "state", "ram_size", "pmem_size", "host", "firmware_version",
+    ]  # fmt: skip
+    assert not set(r.stdout) & set("┃│┏━─┼|+")
+    cols = [line.split("  ")[0].strip() for line in lines[1:]]
+    assert cols == ["mem0", "mem1", "mem2"]
+
+
+def test_wide_shows_every_column(cli: Cli) -> None:
+    narrow = cli("list", "-H", "-I", "-F", env={**WIDE_IDS, "COLUMNS": "80"}).stdout
+    wide = cli("list", "-H", "-I", "-F", "-o", "wide", env={**WIDE_IDS, "COLUMNS": "80"}).stdout
+    assert "more columns: -o wide)" in narrow.splitlines()[0]
+    for col in ("total_size", "slots", "life_%", "temp_C", "errors"):
+        assert col in wide
+    assert "-o wide" not in wide
+
+
+def test_events_show_iso_times_hex_dpa_and_no_empty_boxes(cli: Cli) -> None:
+    r = cli("events", "mem0", "-o", "wide")
+    assert "2025-11-25T00:00:01Z" in r.stdout
+    assert "0x2000" in r.stdout
+    assert "mem0 fatal log (trace; overflow: no) [simulated]: no records" in r.stdout
+
+
+def test_sim_configuration_errors_are_usage_errors(cli: Cli) -> None:
+    for env in (
+        {"CXLCTL_SIM_HEALTH": "mem1:dying"},
+        {"CXLCTL_SIM_SERIALS": "0x10000000000000000"},
+        {"CXLCTL_SIM_FIRMWARE": "X" * 17},
+    ):
+        r = cli("list", env=env)
+        assert r.exit_code == 2, (env, r.stderr)
+        assert _one_line(r).startswith("cxlctl: simulator configuration: ")

@@ -210,9 +210,72 @@ def list_cmd(
     if fmt_of(output, as_json) == "json":
         app.json(data)
         return
-    cols = ("memdev", "ram_size", "pmem_size", "serial", "host", "firmware_version", "backend")
-    rows = [[d.get(c, 0 if c.endswith("size") else "") for c in cols] for d in data]
-    rd.print_table(app.style, "CXL memdevs", cols, rows, simulated=app.backend.simulated)
+    cols, rows = list_table(data, media_errors=media_errors)
+    title = "CXL memdevs" + ("" if app.backend.simulated else f" ({app.backend.name})")
+    rd.print_table(app.style, title, cols, rows, simulated=app.backend.simulated)
+
+
+def list_table(
+    data: list[dict[str, Any]], *, media_errors: bool = False
+) -> tuple[list[str], list[list[Any]]]:
+    """The list table: identity, state and sizes, plus the columns of the blocks
+    asked for (-I partition, -F firmware, -H health, -A alert config, -L media
+    errors). The backend is in the title."""
+    cols = ["memdev", "serial", "state", "ram_size", "pmem_size", "host", "firmware_version"]
+    extra: list[tuple[str, Callable[[dict[str, Any]], Any]]] = []
+    if any("partition_info" in d for d in data):
+        extra += [
+            ("total_size", lambda d: d.get("partition_info", {}).get("total_size")),
+            (
+                "align_size",
+                lambda d: d.get("partition_info", {}).get("partition_alignment_size"),
+            ),
+        ]
+    if any("firmware" in d for d in data):
+        extra += [
+            ("slots", lambda d: d.get("firmware", {}).get("num_slots")),
+            ("active", lambda d: d.get("firmware", {}).get("active_slot")),
+            ("staged", lambda d: d.get("firmware", {}).get("staged_slot")),
+        ]
+    if any("health" in d for d in data):
+        extra += [
+            ("life_%", lambda d: d.get("health", {}).get("life_used_percent")),
+            ("temp_C", lambda d: d.get("health", {}).get("temperature")),
+            ("errors", lambda d: _errors(d.get("health"))),
+        ]
+    if any("alert_config" in d for d in data):
+        extra += [
+            ("life_warn_%", lambda d: _alert(d, "life_used_prog_warn_threshold")),
+            ("temp_warn_C", lambda d: _alert(d, "dev_over_temperature_prog_warn_threshold")),
+        ]
+    if media_errors:
+        extra += [("media_errors", lambda d: len(d.get("media_errors") or []))]
+    cols += [c for c, _ in extra]
+    rows = [
+        [
+            d.get("memdev"),
+            d.get("serial"),
+            d.get("state", "enabled"),
+            d.get("ram_size", 0),
+            d.get("pmem_size", 0),
+            d.get("host"),
+            d.get("firmware_version"),
+            *(fn(d) for _, fn in extra),
+        ]
+        for d in data
+    ]
+    return cols, rows
+
+
+def _errors(h: dict[str, Any] | None) -> str | None:
+    if not h:
+        return None
+    return f"{h.get('volatile_errors', 0)}/{h.get('pmem_errors', 0)}"
+
+
+def _alert(d: dict[str, Any], key: str) -> Any:
+    a = d.get("alert_config") or {}
+    return a.get(key)
 
 
 # --- query ------------------------------------------------------------------------

@@ -181,14 +181,32 @@ def events(
             title = (
                 f"{d['memdev']} {lg['log']} log ({d['source']}; {'; '.join(f for f in flags if f)})"
             )
-            rows = [_row(r) for r in lg["records"]]
+            rows = [_time_row(_row(r)) for r in lg["records"]]
+            if not rows:  # no empty boxes: one line says it
+                sim = " [simulated]" if app.backend.simulated else ""
+                rd.write_stdout(f"{title}{sim}: no records\n")
+                continue
             rd.print_table(
                 app.style,
                 title,
-                ("handle", "timestamp", "record", "flags", "dpa", "what"),
+                ("handle", "time", "record", "flags", "dpa", "what"),
                 rows,
                 simulated=app.backend.simulated,
             )
+
+
+def _time_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The timestamp (ns since the epoch) as ISO-8601 UTC, to the second, in
+    tables (JSON keeps the ns)."""
+    from .info import iso8601
+
+    ts = row[1]
+    try:
+        full = iso8601(int(ts)) if ts is not None else None
+        when = f"{full[:19]}Z" if full else full
+    except (TypeError, ValueError):
+        when = str(ts)
+    return (row[0], when, *row[2:])
 
 
 # --- monitor ------------------------------------------------------------------------

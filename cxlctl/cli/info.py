@@ -95,21 +95,68 @@ def cxl_alert_config_json(md: Memdev) -> Row:
 @output_option()
 @click.pass_context
 def health(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool) -> None:
-    """Decode Get Health Info (opcode 0x4200), every field.
+    """Decode Get Health Info (opcode 0x4200): a summary row per memdev.
 
-    Health status bits, media status, the additional (ext_*) status levels, life
-    used, temperature (degrees C; null when the device does not implement it),
-    the dirty shutdown count and the corrected volatile/persistent error counts.
-    A device without the command (QEMU 10) exits 4.
+    The table has one row per memdev: serial, state, media status, life used
+    (%), temperature (degrees C), dirty shutdowns, corrected errors
+    (volatile/persistent), and a verdict (OK, WARNING, CRITICAL: the word is there for NO_COLOR
+    terminals too). -o wide adds the health status bits; --json has every field
+    (temperature null when the device does not implement it). A device without
+    the command (QEMU 10) exits 4. On --sim, CXLCTL_SIM_HEALTH=mem1:critical
+    (or warning) makes a device unhealthy, to rehearse alerts.
 
     \b
     Examples:
       cxlctl --sim health
+      CXLCTL_SIM_HEALTH=mem1:critical cxlctl --sim health
       cxlctl --sim health mem0 --json | jq '.[0].pmem_errors'
     """
     app = app_of(ctx)
     rows = each_memdev(app, memdevs, lambda md: _data(md.health()))
-    emit(app, rows, fmt_of(output, as_json), "Health Info")
+    fmt = fmt_of(output, as_json)
+    if fmt == "json":
+        app.json(rows)
+        return
+    cols = ["memdev", "serial", "state", "media", "life_%", "temp_C", "dirty"]
+    cols += ["errors", "verdict"]
+    if output == "wide":
+        cols += ["maintenance_needed", "performance_degraded", "hw_replacement_needed"]
+        cols += ["ext_life_used", "ext_temperature"]
+    table = []
+    for d in rows:
+        info = app.backend.info(d["memdev"])
+        table.append(
+            [
+                d["memdev"],
+                info.serial,
+                "enabled" if app.backend.enabled(d["memdev"]) else "disabled",
+                str(d["media_status_name"]).replace("_", " "),
+                d["life_used_percent"],
+                d["temperature"],
+                d["dirty_shutdowns"],
+                f"{d['volatile_errors']}/{d['pmem_errors']}",
+                health_verdict(d),
+                *(d[c] for c in cols[9:]),
+            ]
+        )
+    rd.print_table(app.style, "CXL memdev health", cols, table, simulated=app.backend.simulated)
+
+
+def health_verdict(d: Row) -> str:
+    """CRITICAL: replace the device, data at risk or a critical threshold passed;
+    WARNING: maintenance, degraded performance or a warning threshold; else OK."""
+    levels = [d.get(k) for k in ("ext_life_used", "ext_temperature")]
+    if d.get("hw_replacement_needed") or d.get("media_status", 0) != 0 or "critical" in levels:
+        return "CRITICAL"
+    warn = ("ext_corrected_volatile", "ext_corrected_persistent")
+    if (
+        d.get("maintenance_needed")
+        or d.get("performance_degraded")
+        or "warning" in levels
+        or any(d.get(k) == "warning" for k in warn)
+    ):
+        return "WARNING"
+    return "OK"
 
 
 @click.command(context_settings=CONTEXT)

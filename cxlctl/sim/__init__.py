@@ -18,7 +18,7 @@ Two halves, kept apart as in Linux:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .. import mailbox as mb
@@ -146,8 +146,21 @@ def make_devices(
     raw_commands: bool = False,
     state_dir: str | None = None,
     faults: Iterable[str] = (),
+    serials: Sequence[int] = (),
+    firmware: str | None = None,
+    health: Mapping[str, str] | None = None,
 ) -> list[SimDevice]:
-    """``mem0``, ``mem1``... of the given kinds, serials 0x1234 upwards."""
+    """``mem0``, ``mem1``... of the given kinds, serials 0x1234 upwards (or SERIALS,
+    in order), FIRMWARE as every device's FW revision (at most 16 ASCII characters,
+    the Identify field), HEALTH a profile per memdev (``normal``, ``warning``,
+    ``critical``: see :data:`HEALTH_PROFILES`) to rehearse alerts."""
+    if firmware is not None and (len(firmware) > 16 or not firmware.isascii()):
+        raise ValueError(f"firmware {firmware!r}: at most 16 ASCII characters")
+    for name, prof in (health or {}).items():
+        if prof not in HEALTH_PROFILES:
+            raise ValueError(
+                f"health {name}:{prof}: unknown profile ({', '.join(HEALTH_PROFILES)})"
+            )
     out = []
     fault_set = frozenset(f for f in faults if f)
     unknown = fault_set - FAULTS
@@ -160,12 +173,62 @@ def make_devices(
         cfg = DeviceConfig(
             volatile_bytes=vol * mb.CAPACITY_UNIT,
             persistent_bytes=pers * mb.CAPACITY_UNIT,
-            serial=0x1234 + i,
+            serial=serials[i] if i < len(serials) else 0x1234 + i,
             profile=profile,
             host=pci_address(i),
             faults=fault_set,
         )
+        if firmware is not None:
+            cfg.fw_revision = firmware
         if profile not in PROFILES:
             raise ValueError(f"unknown simulator profile {profile!r} ({', '.join(PROFILES)})")
-        out.append(SimDevice(f"mem{i}", cfg, raw_commands=raw_commands, state_dir=state_dir))
+        dev = SimDevice(f"mem{i}", cfg, raw_commands=raw_commands, state_dir=state_dir)
+        apply_health(dev.device, (health or {}).get(f"mem{i}", "normal"))
+        out.append(dev)
     return out
+
+
+#: CXLCTL_SIM_HEALTH=mem1:critical: (health status bits, media status, additional
+#: status, life used %, temperature C, dirty shutdowns, volatile/persistent errors)
+HEALTH_PROFILES: dict[str, tuple[int, int, int, int, int, int, int, int]] = {
+    "normal": (0, 0, 0, 3, 37, 0, 0, 0),
+    "warning": (0x1, 0, 0x05, 80, 72, 1, 12, 3),  # maintenance; life and temperature warning
+    "critical": (0x5, 0x6, 0x0A, 97, 91, 3, 150, 42),  # replace; persistence loss imminent
+}
+
+
+def apply_health(device: Any, profile: str) -> None:
+    """Give a simulated device a health profile (Get Health Info answers it)."""
+    hs, ms, add, life, temp, dirty, vol, pers = HEALTH_PROFILES[profile]
+    device.health_status, device.media_status, device.additional_status = hs, ms, add
+    if profile != "normal":
+        device.life_used, device.temperature = life, temp
+        device.dirty_shutdown_count = max(device.dirty_shutdown_count, dirty)
+        device.corrected_volatile_errors, device.corrected_persistent_errors = vol, pers
+
+
+def parse_health(text: str) -> dict[str, str]:
+    """``mem1:critical,mem2:warning`` -> {"mem1": "critical", "mem2": "warning"}."""
+    out: dict[str, str] = {}
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        name, sep, prof = item.partition(":")
+        if not sep or not name.startswith("mem") or not name[3:].isdigit() or not name.isascii():
+            raise ValueError(f"health {item!r}: expected memN:PROFILE (e.g. mem1:critical)")
+        out[name] = prof
+    return out
+
+
+def parse_serials(text: str) -> list[int]:
+    """``0x1234,4661`` -> serials (64 bits each)."""
+    from ..units import parse_int
+
+    try:
+        return [
+            parse_int(x.strip(), "CXLCTL_SIM_SERIALS", units=False)
+            for x in text.split(",")
+            if x.strip()
+        ]
+    except Exception as e:  # UsageError -> ValueError: the configuration is wrong
+        raise ValueError(str(e)) from None

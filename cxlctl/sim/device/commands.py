@@ -178,9 +178,9 @@ def _set_lsa(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
 @handles(mb.GET_HEALTH_INFO)
 def _health_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     out = lay.HealthInfoOut(
-        health_status=0,
-        media_status=0,
-        additional_status=0,
+        health_status=getattr(dev, "health_status", 0),
+        media_status=getattr(dev, "media_status", 0),
+        additional_status=getattr(dev, "additional_status", 0),
         life_used=dev.life_used,
         device_temperature=dev.temperature,
         dirty_shutdown_count=dev.dirty_shutdown_count,
