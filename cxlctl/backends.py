@@ -452,6 +452,7 @@ class SimBackend(Backend):
                     serials=sim.parse_serials(os.environ.get("CXLCTL_SIM_SERIALS", "")),
                     firmware=os.environ.get("CXLCTL_SIM_FIRMWARE") or None,
                     health=sim.parse_health(os.environ.get("CXLCTL_SIM_HEALTH", "")),
+                    time_scale=_scale(os.environ.get("CXLCTL_SIM_TIME_SCALE", "")),
                 )
             except ValueError as e:
                 raise UsageError(f"simulator configuration: {e}") from e
@@ -555,6 +556,16 @@ def _state_dir() -> str | None:
     from .sim.state import check_dir_setting
 
     return check_dir_setting(value)
+
+
+def _scale(text: str) -> float:
+    """CXLCTL_SIM_TIME_SCALE: a factor for the simulated background operations."""
+    if not text:
+        return 1.0
+    v = float(text)
+    if not 0 <= v <= 1e6:
+        raise ValueError(f"CXLCTL_SIM_TIME_SCALE={text!r} is outside 0..1e6")
+    return v
 
 
 def open_backend(name: str | None = None) -> Backend:

@@ -65,7 +65,7 @@ class Step:
 
 def _show(data: bytes) -> str:
     """A written value as the shell would type it (``"1\\n"``), or its size."""
-    if len(data) <= 64 and all(32 <= b < 127 or b in (9, 10) for b in data):
+    if len(data) <= 64 and all(32 <= b < 127 or b in (0, 9, 10) for b in data):
         return repr(data.decode())
     return f"<{len(data)} bytes>"
 

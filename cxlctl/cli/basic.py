@@ -102,7 +102,7 @@ def _partition_json(md: Memdev) -> dict[str, Any]:
     }
 
 
-def _firmware_json(md: Memdev) -> dict[str, Any]:
+def _firmware_json(md: Memdev, backend: Any = None) -> dict[str, Any]:
     fw = md.fw_info()
     d: dict[str, Any] = {
         "num_slots": fw.num_slots,
@@ -114,7 +114,19 @@ def _firmware_json(md: Memdev) -> dict[str, Any]:
     for s in fw.slots:
         if s.version:
             d[f"slot_{s.slot}_version"] = s.version
+    # cxl-cli reads the firmware-upload device: status, and remaining_size while busy
+    from ..devops import FirmwareUpload
+
     d["fw_update_in_progress"] = False
+    up = FirmwareUpload(backend or md.backend, md.name)
+    if up.available():
+        try:
+            st = up.state()
+        except CxlError:
+            return d
+        if st.in_progress:
+            d["fw_update_in_progress"] = True
+            d["remaining_size"] = st.remaining_size
     return d
 
 

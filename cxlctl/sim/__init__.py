@@ -19,7 +19,7 @@ Two halves, kept apart as in Linux:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import mailbox as mb
 from . import device as _device  # registers the device's command handlers
@@ -32,6 +32,9 @@ from .device.model import (
 )
 from .driver.mbox import SimDriver, UserMemory
 from .state import load_state, save_state
+
+if TYPE_CHECKING:
+    from .driver.fwupload import FwUpload
 
 __all__ = [
     "DEFAULT_KINDS",
@@ -76,10 +79,20 @@ class SimDevice:
             nvdimm_bridge=nvdimm_bridge,
         )
         self.state_dir = state_dir
+        self._fwupload: FwUpload | None = None
         #: committed endpoint decoders (an active region); the simulator makes none
         self.decoders_committed = 0
         if load_state(state_dir, self.config.serial).get("cxl_mem_bound") is False:
             self.driver.unbind()  # `disable-memdev` in an earlier process
+
+    @property
+    def fwupload(self) -> FwUpload:
+        """The simulated kernel's firmware-upload device for this memdev."""
+        if self._fwupload is None:
+            from .driver.fwupload import FwUpload
+
+            self._fwupload = FwUpload(self)
+        return self._fwupload
 
     @property
     def bound(self) -> bool:
@@ -117,7 +130,7 @@ class SimDevice:
             "ram/size": f"{c.volatile_bytes:#x}",
             "pmem/size": f"{c.persistent_bytes:#x}",
             "numa_node": str(c.numa_node),
-            "security/state": "disabled",
+            "security/state": "sanitize" if self.device.sanitizing() else "disabled",
             "host": c.host,
         }
 
@@ -149,6 +162,7 @@ def make_devices(
     serials: Sequence[int] = (),
     firmware: str | None = None,
     health: Mapping[str, str] | None = None,
+    time_scale: float = 1.0,
 ) -> list[SimDevice]:
     """``mem0``, ``mem1``... of the given kinds, serials 0x1234 upwards (or SERIALS,
     in order), FIRMWARE as every device's FW revision (at most 16 ASCII characters,
@@ -177,6 +191,7 @@ def make_devices(
             profile=profile,
             host=pci_address(i),
             faults=fault_set,
+            time_scale=time_scale,
         )
         if firmware is not None:
             cfg.fw_revision = firmware

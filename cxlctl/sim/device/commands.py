@@ -101,21 +101,7 @@ def _sup_log_sublist(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, out
 
 
-@handles(mb.GET_FW_INFO)
-def _fw_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
-    out = lay.FwInfoOut(fw_slots_supported=2, fw_slot_info=1, fw_activation_caps=1)
-    revs = dev.config.slot_fw_revisions
-    if dev.config.profile == "full" and len(revs) == 1:
-        # a newer image waits in slot 2, staged for the next cold reset
-        revs = (*revs, "BWFW VERSION 1")
-        out.fw_slot_info = 1 | (2 << 3)
-    for i, rev in enumerate(revs[:4]):
-        b = rev.encode()[:16]
-        ctypes.memmove(out.slot_fw_revision[i], b, len(b))
-    return RC.SUCCESS, bytes(out)
-
-
-@handles(mb.GET_TIMESTAMP)
+@handles(0x0300)
 def _get_timestamp(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes(lay.TimestampOut(timestamp=dev.now_ns()))
 

@@ -44,7 +44,7 @@ def state(dev: TypeThreeDevice) -> MediaState:
     st: MediaState | None = getattr(dev, "_media_state", None)
     if st is None:
         st = MediaState()
-        if dev.config.profile == "full":
+        if dev.config.profile == "full" and not getattr(dev, "media_generation", 0):
             _seed(dev, st)
         dev._media_state = st  # type: ignore[attr-defined]
     return st

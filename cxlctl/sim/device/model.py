@@ -76,6 +76,7 @@ class DeviceConfig:
         "profile",
         "serial",
         "slot_fw_revisions",
+        "time_scale",
         "volatile_bytes",
     )
 
@@ -96,6 +97,9 @@ class DeviceConfig:
         cel: tuple[int, ...] = (),
         #: faults to inject (CXLCTL_SIM_FAULTS): "lsa-readback" flips a bit in what Get LSA returns
         faults: frozenset[str] = frozenset(),
+        #: background operations take their QEMU 10 time (qemu profile) or a short one
+        #: (full) times this factor (CXLCTL_SIM_TIME_SCALE; 0: they finish at once)
+        time_scale: float = 1.0,
     ) -> None:
         self.volatile_bytes = volatile_bytes
         self.persistent_bytes = persistent_bytes
@@ -116,6 +120,7 @@ class DeviceConfig:
                 cel = tuple(sorted(HANDLERS))
         self.cel = cel
         self.faults = faults
+        self.time_scale = time_scale
 
     @property
     def qemu(self) -> bool:
@@ -147,6 +152,7 @@ _CONFIG_ORDER = (
     "numa_node",
     "cel",
     "faults",
+    "time_scale",
 )
 
 
@@ -303,6 +309,16 @@ class TypeThreeDevice:
             with contextlib.suppress(ValueError):
                 self.alert = lay.AlertConfigOut.from_buffer_copy(bytes.fromhex(saved))
 
+        from .background import BgOp, FwState
+
+        st = load_state(state_dir, config.serial)
+        self.fw = FwState.initial(config) if "fw" not in st else FwState.load(st["fw"])
+        self.bg: BgOp | None = BgOp.load(st.get("bg"))
+        last = st.get("bg_last") or (0, 0)
+        self.bg_last: tuple[int, int] = (int(last[0]), int(last[1]))
+        #: Sanitize/Secure Erase runs that completed (the user data is gone)
+        self.media_generation = int(st.get("media_generation", 0))
+
     def persist(self, **updates: Any) -> None:
         """Keep device state between processes when CXLCTL_SIM_STATE is set."""
         save_state(self.state_dir, self.config.serial, **updates)
@@ -313,7 +329,10 @@ class TypeThreeDevice:
 
     def execute(self, opcode: int, payload: bytes) -> tuple[int, bytes]:
         """Run one mailbox command: (return code, output payload)."""
+        from .background import admit, poll
+
         self.calls.append((opcode, payload))
+        poll(self)
         cel = self.config.cel
         if cel is not self._cel_of:  # a set for lookups, rebuilt if the config changes
             self._cel_of, self._cel_set = cel, frozenset(cel)
@@ -323,7 +342,17 @@ class TypeThreeDevice:
         cmd = mb.BY_OPCODE.get(opcode)
         if cmd is not None and cmd.size_in is not None and len(payload) != cmd.size_in:
             return _INVALID_PAYLOAD_LENGTH, b""
+        refused = admit(self, opcode)
+        if refused is not None:
+            return refused, b""
         return handler(self, payload)
+
+    def sanitizing(self) -> bool:
+        """A Sanitize or Secure Erase runs (the media is disabled meanwhile)."""
+        from .background import poll
+
+        poll(self)
+        return self.bg is not None and self.bg.opcode in (0x4400, 0x4401)
 
     # -- helpers used by handlers --
     def cel_bytes(self) -> bytes:

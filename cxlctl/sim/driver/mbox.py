@@ -410,6 +410,10 @@ class SimDriver:
             raise _fault()
         f = SEND_FORMAT.unpack_from(arg)
         opcode, size_in, size_out = self._validate(f)
+        # a sanitize owns the mailbox: every command but Get Health Info is EBUSY
+        # (__cxl_pci_mbox_send_cmd() while security.poll_tmo_secs is set)
+        if opcode != 0x4200 and self.device.sanitizing():
+            raise _err(errno.EBUSY)
         # cxl_mbox_cmd_ctor()
         payload = self.mem.copy_from_user(f[7], size_in) if size_in else b""
         if payload and not payload_from_user_allowed(opcode, payload):

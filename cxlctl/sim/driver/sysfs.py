@@ -32,10 +32,14 @@ Writer = Callable[[bytes], None]
 
 
 class File:
-    __slots__ = ("mode", "reader", "writer")
+    __slots__ = ("light", "mode", "reader", "writer")
 
-    def __init__(self, mode: int, reader: Reader | None, writer: Writer | None = None) -> None:
+    def __init__(
+        self, mode: int, reader: Reader | None, writer: Writer | None = None, light: bool = False
+    ) -> None:
         self.mode, self.reader, self.writer = mode, reader, writer
+        #: a write changes nothing of the topology: no re-render, no topology save
+        self.light = light
 
 
 class Link:
@@ -99,6 +103,14 @@ class SimSysfs:
             raise OSError(errno.EACCES, f"{path}: read-only")
         if len(data) > ATTR_MAX:
             raise OSError(errno.EINVAL, f"{path}: more than a page")
+        if node.light:
+            try:
+                node.writer(data)
+            except OSError as e:
+                self.writes.append((path, bytes(data), e.errno or errno.EIO))
+                raise
+            self.writes.append((path, bytes(data), 0))
+            return
         try:
             node.writer(data)
         except OSError as e:
@@ -307,18 +319,52 @@ class _Builder:
         self.ro(f"{path}/numa_node", str(c.numa_node))
         self.ro(f"{path}/ram/size", _hex(c.volatile_bytes))
         self.ro(f"{path}/pmem/size", _hex(c.persistent_bytes))
-        self.ro(f"{path}/security/state", "disabled")
+        self.security(path, name, dev)
+        self.firmware(path, name, dev)
 
         def unsupported(_d: bytes, what: str) -> None:
             raise OSError(errno.EOPNOTSUPP, f"{name}: {what} is not simulated through sysfs")
 
-        self.wo(f"{path}/security/sanitize", lambda d: unsupported(d, "sanitize"))
         if dev.bound:
             self.wo(f"{path}/trigger_poison_list", lambda d: unsupported(d, "trigger_poison_list"))
             if c.persistent_bytes and b.acpi_bound:
                 pm = f"pmem{idx}"
                 self.device(f"{path}/{pm}", pm, "cxl_nvdimm", "cxl:t2", "cxl_nvdimm")
         self.dir(f"{slot.pci}")
+
+    def security(self, path: str, name: str, dev: SimDevice) -> None:
+        """``security/state``, ``sanitize``, and ``erase`` when the device lists Secure
+        Erase (QEMU 10 does not: no ``erase`` file)."""
+        from . import fwupload as fu
+
+        ep = self.bus.endpoints.get(dev.config.serial)
+        committed = 0 if ep is None else ep.commit_end + 1
+        self.ro(f"{path}/security/state", lambda: fu.security_state(dev))
+        self.wo(f"{path}/security/sanitize", lambda d: fu.sanitize(dev, _arg(d), committed))
+        if 0x4401 in dev.device.cel:
+            self.wo(
+                f"{path}/security/erase", lambda d: fu.sanitize(dev, _arg(d), committed, 0x4401)
+            )
+
+    def firmware(self, path: str, name: str, dev: SimDevice) -> None:
+        """The firmware-upload class device ``memN/firmware/memN`` (topology.md 8)."""
+        if 0x0201 not in dev.device.cel:
+            return
+        up = dev.fwupload
+        fw = f"{path}/firmware/{name}"
+        self.dir(fw)
+        d = self.dir(fw)
+        d["loading"] = File(0o644, up.read_loading, lambda b: up.write_loading(_arg(b)), True)
+        d["data"] = File(0o644, lambda: "", up.write_data, True)
+        d["status"] = File(0o444, up.read_status)
+        d["remaining_size"] = File(0o444, up.read_remaining)
+        d["error"] = File(0o444, up.read_error)
+        d["cancel"] = File(0o200, None, lambda b: up.write_cancel(_arg(b)), True)
+        self.ro(f"{fw}/uevent", f"FIRMWARE={name}\nTIMEOUT=60\nASYNC=0", 0o644)
+        self.link(f"{fw}/device", path)
+        self.link(f"{fw}/subsystem", "class/firmware")
+        self.link(f"class/firmware/{name}", fw)
+        self.ro("class/firmware/timeout", "60", 0o644)
 
     def root_port(self) -> None:
         b = self.bus

@@ -1,0 +1,304 @@
+"""Changing the device itself: update-firmware, sanitize, secure-erase, wait-sanitize,
+inject-media-poison, clear-media-poison (cxl-cli 85's names and letters).
+
+All follow the safety contract of :mod:`cxlctl.cli.change`; the work is done by the
+kernel through sysfs/debugfs exactly as cxl-cli does (:mod:`cxlctl.devops`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from .. import devops
+from ..change import Outcome, ProgressHook, Recorder
+from ..errors import CxlError, UsageError
+from ..memdev import Memdev
+from . import CONTEXT, app_of, complete
+from .admin import memdevs_required, targets
+from .change import Change, change_options
+
+#: the largest image cxlctl reads (QEMU's devices take at most 32 MiB)
+IMAGE_LIMIT = 256 << 20
+
+
+def _read_image(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(IMAGE_LIMIT + 1)
+    except OSError as e:
+        raise UsageError(f"update-firmware: {path}: {e.strerror}") from None
+    if not data:
+        raise UsageError(f"update-firmware: {path} is empty: nothing to send")
+    if len(data) > IMAGE_LIMIT:
+        raise UsageError(f"update-firmware: {path} is larger than 256 MiB")
+    return data
+
+
+def _fw_details(app: Any, name: str) -> dict[str, Any]:
+    from .basic import _firmware_json
+
+    md = Memdev(app.backend, name)
+    try:
+        return {"firmware": _firmware_json(md, app.backend)}
+    except CxlError:
+        return {}
+    finally:
+        md.close()
+
+
+@click.command("update-firmware", context_settings=CONTEXT)
+@memdevs_required
+@click.option(
+    "-F",
+    "--firmware-file",
+    metavar="FILE",
+    shell_complete=complete.files,
+    help="The firmware image to transfer.",
+)
+@click.option("-w", "--wait", is_flag=True, help="Wait until the transfer has finished.")
+@click.option("-c", "--cancel", is_flag=True, help="Cancel a running firmware update.")
+@change_options(destructive=True)
+@click.pass_context
+def update_firmware(
+    ctx: click.Context,
+    /,
+    memdevs: Sequence[str],
+    firmware_file: str | None,
+    wait: bool,
+    cancel: bool,
+    **opts: Any,
+) -> None:
+    """DESTRUCTIVE: transfer a firmware image to memdevs, like `cxl update-firmware`.
+
+    As cxl-cli, through the kernel's firmware-upload class: writes 1 to
+    /sys/.../memN/firmware/memN/loading, the image into data in 4096-byte
+    writes, 0 to loading. The kernel then sends the image to the device with
+    Transfer FW (opcode 0x0201, a background operation, in slices of payload_max
+    minus the 128-byte header) into the slot after the active one and activates
+    it for the next reset (Activate FW, offline): `fw-info` then shows it as the
+    staged slot. Without -w the command returns once the kernel has the image
+    (`list -F` shows fw_update_in_progress and remaining_size); -w waits, with a
+    progress bar on a terminal. -w without -F waits for a running update; -c
+    cancels one (the kernel sends Transfer FW with the abort action). Asks for
+    confirmation on a terminal (naming the memdev and its serial); without one,
+    pass -y/--yes. --dry-run prints the sysfs writes.
+
+    \b
+    Examples:
+      cxlctl --sim update-firmware mem0 -F fw.bin -w --dry-run
+      cxlctl --sim update-firmware mem0 -F fw.bin -w -y --json
+      cxlctl --sim fw-info mem0
+      cxlctl update-firmware mem0 -F fw.bin
+      cxlctl update-firmware mem0 --cancel
+    """
+    app = app_of(ctx)
+    if cancel and (firmware_file or wait):
+        raise UsageError("update-firmware: --cancel takes neither -F nor -w")
+    if not (cancel or firmware_file or wait):
+        raise UsageError(
+            "update-firmware: nothing to do: give -F FILE (and -w to wait), -w or --cancel"
+        )
+    image = _read_image(firmware_file) if firmware_file else b""
+    change = Change(
+        app,
+        "update-firmware",
+        opts,
+        destroys="the staged firmware slot" if image else None,
+    )
+
+    def action(name: str, rec: Recorder | None, hook: ProgressHook) -> Any:
+        up = devops.FirmwareUpload(app.backend, name)
+        up.require()
+        if cancel:
+            if not up.cancel(rec):
+                return Outcome.UNCHANGED, f"{name}: no firmware update was running", {}
+            return Outcome.CHANGED, f"{name}: firmware update cancelled", {}
+        if image:
+            up.start(image, rec, hook)
+            if rec is not None:
+                return Outcome.CHANGED, f"{name}: {len(image)}-byte image", {}
+            if not wait:
+                msg = f"{name}: firmware update started ({len(image)} bytes)"
+                return Outcome.CHANGED, msg, _fw_details(app, name)
+        st = up.state()
+        if rec is not None or (not st.in_progress and not image):
+            return Outcome.UNCHANGED, f"{name}: no firmware update in progress", {}
+        up.wait(len(image) or st.remaining_size, hook)
+        details = _fw_details(app, name)
+        staged = details.get("firmware", {}).get("staged_slot")
+        msg = f"{name}: firmware update completed" + (
+            f": slot {staged} staged for the next reset" if staged else ""
+        )
+        return Outcome.CHANGED if image else Outcome.UNCHANGED, msg, details
+
+    change.run(targets(app, memdevs), action)
+
+
+ERASE_NOTE = (
+    " The file exists only when the device lists Secure Erase in its CEL"
+    " (QEMU 10's cxl-type3 does not: exit 4)."
+)
+ASK_NOTE = (
+    " Asks for confirmation on a terminal (naming the memdev and its serial);"
+    " without one, pass -y/--yes."
+)
+
+
+def _sanitize_cmd(erase: bool) -> click.Command:
+    verb = "secure-erase" if erase else "sanitize"
+    title = "Secure Erase (opcode 0x4401)" if erase else "Sanitize (opcode 0x4400)"
+    attr = "erase" if erase else "sanitize"
+
+    @click.command(verb, context_settings=CONTEXT)
+    @memdevs_required
+    @click.option("-w", "--wait", is_flag=True, help="Wait until it has finished.")
+    @change_options(destructive=True)
+    @click.pass_context
+    def cmd(ctx: click.Context, /, memdevs: Sequence[str], wait: bool, **opts: Any) -> None:
+        app = app_of(ctx)
+        change = Change(app, verb, opts, destroys="ALL user data and the labels")
+
+        def action(name: str, rec: Recorder | None, hook: ProgressHook) -> Any:
+            devops.start_sanitize(app.backend, name, erase, rec)
+            if rec is None and wait and not devops.wait_sanitize(app.backend, name, None, hook):
+                raise CxlError(f"{name}: {verb} did not finish")
+            state = "started" if rec is not None or not wait else "completed"
+            return Outcome.CHANGED, f"{name}: {verb} {state}", {"waited": wait}
+
+        change.run(targets(app, memdevs), action)
+
+    cmd.help = f"""DESTRUCTIVE: {verb} memdevs: the device erases ALL user data and the labels.
+
+    As the kernel offers it: writes 1 to /sys/bus/cxl/devices/memN/security/{attr};
+    the kernel sends {title}, a background operation, and polls it; meanwhile
+    security/state reads `sanitize`, the mailbox is busy (EBUSY) and the media is
+    disabled. Refused while the memdev is part of an active region (the kernel
+    refuses with EBUSY while an endpoint decoder is committed). -w waits until it
+    has finished (or use `wait-sanitize`).{ERASE_NOTE if erase else ""} Asks for
+    confirmation on a terminal (naming the memdev and its serial); without one,
+    pass -y/--yes. --dry-run prints the write.
+
+    \b
+    Examples:
+      cxlctl --sim {verb} mem1 --dry-run
+      cxlctl --sim {verb} mem1 -y -w --json
+      cxlctl {verb} mem0 && cxlctl wait-sanitize mem0
+    """
+    return cmd
+
+
+sanitize = _sanitize_cmd(False)
+secure_erase = _sanitize_cmd(True)
+
+
+@click.command("wait-sanitize", context_settings=CONTEXT)
+@memdevs_required
+@click.option(
+    "-t",
+    "--timeout",
+    type=click.IntRange(0, None),
+    metavar="MS",
+    help="Give up after MS milliseconds [default: wait forever].",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json", "jsonl"]),
+    default="table",
+    show_default=True,
+    help="Report format.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON (-o json).")
+@click.pass_context
+def wait_sanitize(
+    ctx: click.Context, memdevs: Sequence[str], timeout: int | None, output: str, as_json: bool
+) -> None:
+    """Wait until a running sanitize (or secure erase) has finished, like `cxl wait-sanitize`.
+
+    Polls /sys/bus/cxl/devices/memN/security/state until it no longer reads
+    `sanitize`, as cxl-cli; returns at once when none runs. Writes nothing. With
+    -t a memdev still sanitizing after MS milliseconds is a failure (exit 1).
+    On a terminal the wait shows a progress line.
+
+    \b
+    Examples:
+      cxlctl --sim sanitize mem1 -y && cxlctl --sim wait-sanitize mem1
+      cxlctl --sim wait-sanitize all -t 500 --json
+    """
+    app = app_of(ctx)
+    change = Change(app, "wait-sanitize", {"output": output, "as_json": as_json})
+
+    def action(name: str, _rec: Recorder | None, hook: ProgressHook) -> Any:
+        if not devops.wait_sanitize(app.backend, name, timeout, hook):
+            raise CxlError(f"{name}: still sanitizing after {timeout} ms")
+        return Outcome.UNCHANGED, f"{name}: no sanitize running", {}
+
+    change.run(targets(app, memdevs), action)
+
+
+def _dpa(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise UsageError(f"-a {text!r}: not an address (e.g. 0x1000)") from None
+    if v < 0:
+        raise UsageError(f"-a {text}: an address cannot be negative")
+    return v
+
+
+def _poison_cmd(inject: bool) -> click.Command:
+    verb = "inject-media-poison" if inject else "clear-media-poison"
+    attr = "inject_poison" if inject else "clear_poison"
+
+    @click.command(verb, context_settings=CONTEXT)
+    @click.argument("memdev", shell_complete=complete.memdevs)
+    @click.option(
+        "-a",
+        "--address",
+        required=True,
+        metavar="DPA",
+        help="Device physical address (64-byte aligned).",
+    )
+    @change_options(destructive=inject)
+    @click.pass_context
+    def cmd(ctx: click.Context, /, memdev: str, address: str, **opts: Any) -> None:
+        app = app_of(ctx)
+        dpa = _dpa(address)
+        change = Change(app, verb, opts, destroys=f"the data at DPA {dpa:#x}" if inject else None)
+        (name,) = app.backend.select([memdev])
+
+        def action(name: str, rec: Recorder | None, _hook: ProgressHook) -> Any:
+            if dpa % 64:
+                raise UsageError(f"{name}: dpa:{dpa:#x} is not 64-byte aligned [EINVAL]")
+            if inject:
+                app.backend.inject_poison(name, dpa, rec)
+            else:
+                app.backend.clear_poison(name, dpa, rec)
+            done = "poisoned" if inject else "cleared"
+            return Outcome.CHANGED, f"{name}: {done} 64 bytes at DPA {dpa:#x}", {"address": dpa}
+
+        change.run([name], action)
+
+    what = "DESTRUCTIVE: inject" if inject else "Clear"
+    mbox = "Inject Poison (opcode 0x4301)" if inject else "Clear Poison (opcode 0x4302)"
+    cmd.help = f"""{what} media poison at a DPA, like cxl-cli 85's `{verb}`.
+
+    Writes the DPA to debugfs /sys/kernel/debug/cxl/MEMDEV/{attr} (root); the
+    kernel checks 64-byte alignment and the device's capacity (EINVAL) and sends
+    {mbox}. `poison MEMDEV` or `list -L` shows the result.{ASK_NOTE if inject else ""}
+    --dry-run prints the write.
+
+    \b
+    Examples:
+      cxlctl --sim {verb} mem0 -a 0x1000 --dry-run
+      cxlctl --sim {verb} mem0 -a 0x1000{" -y" if inject else ""} --json
+      cxlctl {verb} mem0 -a 4096
+    """
+    return cmd
+
+
+inject_media_poison = _poison_cmd(True)
+clear_media_poison = _poison_cmd(False)

@@ -1,0 +1,304 @@
+"""Background operations of the simulated device, firmware update and sanitize.
+
+As QEMU 10's ``hw/cxl/cxl-mailbox-utils.c``: a command with the Background
+Operation effect answers Background Command Started and runs for a while (QEMU:
+Transfer FW 10 s for a one-piece transfer, 2 s per part; Sanitize 4 s up to 512
+MiB); while one runs, another background command is Busy, and during a Sanitize
+the media is disabled (the media commands answer Media Disabled).  Completion is
+computed from the wall clock when the device is next touched, so it also happens
+"while nobody looks" between two cxlctl processes (``CXLCTL_SIM_STATE`` keeps the
+operation, the firmware slots and the transfer state).
+
+Transfer FW (CXL 3.1 8.2.9.3.2) with QEMU's rules: FULL/INITIATE/CONTINUE/END/ABORT
+actions, offsets in 128-byte units, a 32 MiB image limit (Invalid Input beyond it),
+INITIATE only at offset 0, CONTINUE/END without INITIATE Invalid Input, FULL or
+INITIATE during a transfer FW Transfer In Progress, an overlapping part FW Transfer
+Out Of Order, a target slot of 0, the active slot or beyond the slots Invalid Slot,
+more than 30 s between parts ends the transfer (Invalid Input).  Activate FW
+(8.2.9.3.3): online makes the slot active, offline (on the next reset) stages it;
+an empty slot is Invalid Slot.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ...mailbox import layouts as lay
+from .model import RC, MiB, handles
+
+if TYPE_CHECKING:
+    from .model import DeviceConfig, TypeThreeDevice
+
+SLOTS = 2
+FW_SIZE = 32 * MiB  #: QEMU's CXL_FW_SIZE
+XFER_ALIGN = 128
+XFER_HEADER = 128  #: Transfer FW input header (action, slot, offset, reserved)
+FULL, INIT, CONTINUE, END, ABORT = range(5)
+#: what QEMU refuses with Media Disabled while a sanitize runs
+MEDIA_OPCODES = frozenset(
+    {0x0100, 0x4100, 0x4103, 0x4102, 0x0401, 0x4300, 0x4301, 0x4302, 0x4400, 0x4401,
+     0x0201, 0x0202}
+)  # fmt: skip
+#: commands with the Background Operation effect
+BACKGROUND = frozenset({0x0201, 0x4400, 0x4401, 0x4304})
+
+
+@dataclass
+class FwState:
+    active_slot: int = 1
+    staged_slot: int = 0
+    #: slot -> firmware revision of the image it holds
+    slots: dict[int, str] = field(default_factory=dict)
+    transferring: bool = False
+    prev_offset: int = 0
+    prev_len: int = 0
+    last_partxfer: float = 0.0
+    received: int = 0  #: bytes of the current transfer accepted so far
+
+    @classmethod
+    def initial(cls, config: DeviceConfig) -> FwState:
+        slots = {i + 1: rev for i, rev in enumerate(config.slot_fw_revisions)}
+        st = cls(slots=slots)
+        if config.profile == "full" and len(slots) == 1:
+            # a newer image waits in slot 2, staged for the next cold reset
+            st.slots[2] = "BWFW VERSION 1"
+            st.staged_slot = 2
+        return st
+
+    @classmethod
+    def load(cls, d: Any) -> FwState:
+        try:
+            st = cls(**{k: v for k, v in d.items() if k != "slots"})
+            st.slots = {int(k): str(v) for k, v in d.get("slots", {}).items()}
+            return st
+        except (TypeError, AttributeError, ValueError):
+            return cls(slots={1: "BWFW VERSION 0"})
+
+    def dump(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["slots"] = {str(k): v for k, v in self.slots.items()}
+        return d
+
+
+@dataclass
+class BgOp:
+    opcode: int
+    started: float
+    duration: float
+    action: int = 0
+    slot: int = 0
+    length: int = 0
+
+    @classmethod
+    def load(cls, d: Any) -> BgOp | None:
+        if not isinstance(d, dict):
+            return None
+        try:
+            return cls(**d)
+        except TypeError:
+            return None
+
+    def done_at(self) -> float:
+        return self.started + self.duration
+
+    def percent(self, now: float) -> int:
+        if self.duration <= 0:
+            return 100
+        return max(0, min(100, int((now - self.started) * 100 / self.duration)))
+
+
+def _save(dev: TypeThreeDevice) -> None:
+    dev.persist(
+        fw=dev.fw.dump(),
+        bg=asdict(dev.bg) if dev.bg else None,
+        bg_last=list(dev.bg_last),
+    )
+
+
+def _duration(dev: TypeThreeDevice, qemu_s: float, full_s: float) -> float:
+    base = qemu_s if dev.config.profile == "qemu" else full_s
+    return base * dev.config.time_scale
+
+
+def start(dev: TypeThreeDevice, op: BgOp) -> tuple[int, bytes]:
+    dev.bg = op
+    _save(dev)
+    poll(dev)  # a zero-length operation ends at once
+    return RC.BACKGROUND_COMMAND_STARTED, b""
+
+
+def poll(dev: TypeThreeDevice, now: float | None = None) -> None:
+    """Complete the running operation if its time has come."""
+    op = dev.bg
+    if op is None:
+        return
+    now = time.time() if now is None else now
+    if now < op.done_at():
+        return
+    dev.bg = None
+    if op.opcode == 0x0201:
+        _transfer_done(dev, op)
+    elif op.opcode in (0x4400, 0x4401):
+        wipe(dev)
+    dev.bg_last = (op.opcode, int(RC.SUCCESS))
+    _save(dev)
+
+
+def admit(dev: TypeThreeDevice, opcode: int) -> int | None:
+    """Busy for a second background command, Media Disabled during a sanitize."""
+    if dev.bg is None:
+        return None
+    if dev.bg.opcode in (0x4400, 0x4401) and opcode in MEDIA_OPCODES:
+        return int(RC.MEDIA_DISABLED)
+    if opcode in BACKGROUND:
+        return int(RC.BUSY)
+    return None
+
+
+def status(dev: TypeThreeDevice) -> dict[str, Any]:
+    """Background Operation Status (8.2.9.1.2) as values."""
+    poll(dev)
+    now = time.time()
+    if dev.bg is not None:
+        return {
+            "running": True,
+            "opcode": dev.bg.opcode,
+            "percent": dev.bg.percent(now),
+            "return_code": 0,
+        }
+    return {"running": False, "opcode": dev.bg_last[0], "percent": 100 if dev.bg_last[0] else 0,
+            "return_code": dev.bg_last[1]}  # fmt: skip
+
+
+# --- firmware ------------------------------------------------------------------------
+
+
+@handles(0x0200)
+def _fw_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
+    fw = dev.fw
+    out = lay.FwInfoOut(
+        fw_slots_supported=SLOTS,
+        fw_slot_info=(fw.active_slot & 7) | ((fw.staged_slot & 7) << 3),
+        fw_activation_caps=1,  # online activation supported
+    )
+    for slot, rev in fw.slots.items():
+        if 1 <= slot <= 4:
+            b = rev.encode()[:16]
+            ctypes.memmove(out.slot_fw_revision[slot - 1], b, len(b))
+    return RC.SUCCESS, bytes(out)
+
+
+@handles(0x0201)
+def _transfer_fw(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
+    if len(p) < XFER_HEADER:
+        return RC.INVALID_PAYLOAD_LENGTH, b""
+    action, slot = p[0], p[1]
+    fw = dev.fw
+    if action == ABORT:
+        fw.transferring = False
+        fw.received = 0
+        _save(dev)
+        return RC.SUCCESS, b""
+    offset = int.from_bytes(p[4:8], "little") * XFER_ALIGN
+    length = len(p) - XFER_HEADER
+    if offset + length > FW_SIZE:
+        return RC.INVALID_INPUT, b""
+    if fw.transferring:
+        if action in (FULL, INIT):
+            return RC.FW_TRANSFER_IN_PROGRESS, b""
+        if time.time() - fw.last_partxfer > 30.0 * max(dev.config.time_scale, 1.0):
+            fw.transferring = False
+            _save(dev)
+            return RC.INVALID_INPUT, b""
+    elif action in (CONTINUE, END):
+        return RC.INVALID_INPUT, b""
+    moved = offset != fw.prev_offset or length != fw.prev_len  # a retransmission is fine
+    if moved and action in (CONTINUE, END) and offset < fw.prev_offset + fw.prev_len:
+        return RC.FW_TRANSFER_OUT_OF_ORDER, b""
+    if action in (FULL, END):
+        if slot == 0 or slot == fw.active_slot or slot > SLOTS:
+            return RC.INVALID_SLOT, b""
+    elif action == INIT:
+        if offset != 0:
+            return RC.INVALID_INPUT, b""
+        fw.transferring = True
+        fw.received = 0
+        fw.prev_offset, fw.prev_len = offset, length
+    elif action == CONTINUE:
+        fw.prev_offset, fw.prev_len = offset, length
+    else:
+        return RC.INVALID_INPUT, b""
+    secs = _duration(dev, 10.0 if action == FULL else 2.0, 0.0)
+    return start(dev, BgOp(0x0201, time.time(), secs, action, slot, length))
+
+
+def _transfer_done(dev: TypeThreeDevice, op: BgOp) -> None:
+    fw = dev.fw
+    fw.received += op.length
+    if op.action in (FULL, END):
+        # the slot holds the new image; QEMU names it after the slot
+        fw.slots[op.slot] = f"BWFW VERSION {op.slot - 1}"
+        fw.transferring = False
+    else:
+        fw.last_partxfer = op.done_at()
+
+
+@handles(0x0202)
+def _activate_fw(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
+    action, slot = p[0], p[1]
+    fw = dev.fw
+    if slot == 0 or slot == fw.active_slot or slot > SLOTS or slot not in fw.slots:
+        return RC.INVALID_SLOT, b""
+    if action == 0:  # online
+        fw.active_slot = slot
+        if fw.staged_slot == slot:
+            fw.staged_slot = 0
+    elif action == 1:  # on the next cold reset
+        fw.staged_slot = slot
+    else:
+        return RC.INVALID_INPUT, b""
+    _save(dev)
+    return RC.SUCCESS, b""
+
+
+# --- sanitize and secure erase (8.2.9.9.5) ---------------------------------------------
+
+
+def _sanitize_seconds(dev: TypeThreeDevice) -> float:
+    size = dev.config.volatile_bytes + dev.config.persistent_bytes
+    # QEMU: 1 s up to 128 MiB ... 4 s up to 512 MiB, more for larger devices
+    qemu = 1 if size <= 128 * MiB else 4 if size <= 512 * MiB else 20
+    return _duration(dev, float(qemu), 1.0)
+
+
+@handles(0x4400)
+def _sanitize(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
+    return start(dev, BgOp(0x4400, time.time(), _sanitize_seconds(dev)))
+
+
+@handles(0x4401)
+def _secure_erase(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
+    return start(dev, BgOp(0x4401, time.time(), _sanitize_seconds(dev)))
+
+
+def wipe(dev: TypeThreeDevice) -> None:
+    """What a finished Sanitize / Secure Erase leaves: zeroed labels, no poison, no
+    event records, and a media generation count that says the user data is gone."""
+    from . import media
+
+    size = len(dev.lsa)
+    step = 16 * MiB
+    for off in range(0, size, step):
+        n = min(step, size - off)
+        if any(dev.lsa[off : off + n]):
+            dev.lsa[off : off + n] = bytes(n)
+    st = media.state(dev)
+    st.poison.clear()
+    st.cursor = None
+    st.scan_results = None
+    st.overflow_ts = 0
+    dev.media_generation = getattr(dev, "media_generation", 0) + 1
+    dev.persist(media_generation=dev.media_generation)
