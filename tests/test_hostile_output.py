@@ -104,6 +104,12 @@ def every_command(d: str) -> dict[str, list[str]]:
         "disable-port": ["disable-port", "-e", "endpoint2", "--json"],
         "disable-bus": ["disable-bus", "root0", "--json"],
         "set-partition": ["set-partition", "--help"],
+        "update-firmware": ["update-firmware", "mem1", "-F", f"{d}/labels.bin", "-y", "--json"],
+        "sanitize": ["sanitize", "mem1", "-y", "--json"],
+        "secure-erase": ["secure-erase", "mem1", "-y", "--json"],
+        "wait-sanitize": ["wait-sanitize", "mem1", "--json"],
+        "inject-media-poison": ["inject-media-poison", "mem0", "-a", "0x40", "-y", "--json"],
+        "clear-media-poison": ["clear-media-poison", "mem0", "-a", "0x40", "--json"],
     }
 
 
