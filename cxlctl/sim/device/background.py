@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ctypes
 import time
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...mailbox import layouts as lay
@@ -46,23 +45,32 @@ MEDIA_OPCODES = frozenset(
 BACKGROUND = frozenset({0x0201, 0x4400, 0x4401, 0x4304})
 
 
-@dataclass
 class FwState:
-    active_slot: int = 1
-    staged_slot: int = 0
-    #: slot -> firmware revision of the image it holds
-    slots: dict[int, str] = field(default_factory=dict)
-    transferring: bool = False
-    prev_offset: int = 0
-    prev_len: int = 0
-    last_partxfer: float = 0.0
-    received: int = 0  #: bytes of the current transfer accepted so far
+    """The firmware slots and the transfer state machine (plain class: no dataclass
+    on the start-up path)."""
+
+    FIELDS = ("active_slot", "staged_slot", "transferring", "prev_offset", "prev_len",
+              "last_partxfer", "received")  # fmt: skip
+
+    def __init__(self, slots: dict[int, str] | None = None) -> None:
+        self.active_slot = 1
+        self.staged_slot = 0
+        #: slot -> firmware revision of the image it holds
+        self.slots: dict[int, str] = dict(slots or {})
+        self.transferring = False
+        self.prev_offset = 0
+        self.prev_len = 0
+        self.last_partxfer = 0.0
+        self.received = 0  #: bytes of the current transfer accepted so far
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in ("slots", *self.FIELDS))
+        return f"FwState({inner})"
 
     @classmethod
     def initial(cls, config: DeviceConfig) -> FwState:
-        slots = {i + 1: rev for i, rev in enumerate(config.slot_fw_revisions)}
-        st = cls(slots=slots)
-        if config.profile == "full" and len(slots) == 1:
+        st = cls({i + 1: rev for i, rev in enumerate(config.slot_fw_revisions)})
+        if config.profile == "full" and len(st.slots) == 1:
             # a newer image waits in slot 2, staged for the next cold reset
             st.slots[2] = "BWFW VERSION 1"
             st.staged_slot = 2
@@ -71,35 +79,48 @@ class FwState:
     @classmethod
     def load(cls, d: Any) -> FwState:
         try:
-            st = cls(**{k: v for k, v in d.items() if k != "slots"})
-            st.slots = {int(k): str(v) for k, v in d.get("slots", {}).items()}
+            st = cls({int(k): str(v) for k, v in d.get("slots", {}).items()})
+            for k in cls.FIELDS:
+                if k in d:
+                    setattr(st, k, type(getattr(st, k))(d[k]))
             return st
         except (TypeError, AttributeError, ValueError):
-            return cls(slots={1: "BWFW VERSION 0"})
+            return cls({1: "BWFW VERSION 0"})
 
     def dump(self) -> dict[str, Any]:
-        d = asdict(self)
+        d: dict[str, Any] = {k: getattr(self, k) for k in self.FIELDS}
         d["slots"] = {str(k): v for k, v in self.slots.items()}
         return d
 
 
-@dataclass
 class BgOp:
-    opcode: int
-    started: float
-    duration: float
-    action: int = 0
-    slot: int = 0
-    length: int = 0
+    """The running background operation: opcode, start (wall clock), duration."""
+
+    FIELDS = ("opcode", "started", "duration", "action", "slot", "length")
+
+    def __init__(
+        self,
+        opcode: int,
+        started: float,
+        duration: float,
+        action: int = 0,
+        slot: int = 0,
+        length: int = 0,
+    ) -> None:
+        self.opcode, self.started, self.duration = opcode, started, duration
+        self.action, self.slot, self.length = action, slot, length
 
     @classmethod
     def load(cls, d: Any) -> BgOp | None:
         if not isinstance(d, dict):
             return None
         try:
-            return cls(**d)
+            return cls(**{k: d[k] for k in cls.FIELDS if k in d})
         except TypeError:
             return None
+
+    def dump(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.FIELDS}
 
     def done_at(self) -> float:
         return self.started + self.duration
@@ -113,7 +134,7 @@ class BgOp:
 def _save(dev: TypeThreeDevice) -> None:
     dev.persist(
         fw=dev.fw.dump(),
-        bg=asdict(dev.bg) if dev.bg else None,
+        bg=dev.bg.dump() if dev.bg else None,
         bg_last=list(dev.bg_last),
     )
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import struct
 import uuid as _uuid
-from dataclasses import dataclass, field
 
 from .model import RC, TypeThreeDevice, handles
 
@@ -24,18 +23,19 @@ SFE_IMMEDIATE_CONFIG_CHANGE, SFE_CEL_VALID = 1 << 1, 1 << 9
 FULL, INITIATE, CONTINUE, FINISH, ABORT = range(5)
 
 
-@dataclass
 class FeatureState:
-    # patrol scrub read attributes: cycle capability, cycle (current | min << 8), flags
-    ps_cap: int = 0x3
-    ps_cycle: int = 12 | (1 << 8)
-    ps_flags: int = 0
-    ecs_log_cap: int = 0x01
-    ecs_fru: list[tuple[int, int, int]] = field(
-        default_factory=lambda: [(1, 3 | (0 << 3), 0)] * ECS_FRUS
-    )  #: (ecs_cap, ecs_config, ecs_flags)
-    transfer_uuid: bytes = bytes(16)
-    pending: bytearray = field(default_factory=lambda: bytearray(16))
+    """QEMU's defaults for the two features (plain class: no dataclass at start-up)."""
+
+    def __init__(self) -> None:
+        # patrol scrub read attributes: cycle capability, cycle (current | min << 8), flags
+        self.ps_cap = 0x3
+        self.ps_cycle = 12 | (1 << 8)
+        self.ps_flags = 0
+        self.ecs_log_cap = 0x01
+        #: per media FRU: (ecs_cap, ecs_config = threshold 3 | mode 0 << 3, ecs_flags)
+        self.ecs_fru: list[tuple[int, int, int]] = [(1, 3, 0)] * ECS_FRUS
+        self.transfer_uuid = bytes(16)
+        self.pending = bytearray(16)
 
     def ps_read(self) -> bytes:
         return struct.pack("<BHB", self.ps_cap, self.ps_cycle, self.ps_flags)

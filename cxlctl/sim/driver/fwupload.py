@@ -23,7 +23,6 @@ from __future__ import annotations
 import errno
 import os
 import time
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..device import background as bgm
@@ -34,17 +33,28 @@ if TYPE_CHECKING:
     from .. import SimDevice
 
 
-@dataclass
 class Upload:
-    status: str = "idle"  #: idle or transferring
-    size: int = 0
-    offset: int = 0  #: bytes the device has accepted
-    remaining: int = 0  #: remaining_size as the kernel shows it
-    error: str = ""
-    cancel: bool = False
-    next_slot: int = 0
-    oneshot: bool = False
-    in_flight: int = 0  #: bytes of the part the device is working on
+    """The kernel's view of one upload (fw_upload status, remaining_size, error)."""
+
+    FIELDS = ("status", "size", "offset", "remaining", "error", "cancel", "next_slot",
+              "oneshot", "in_flight")  # fmt: skip
+
+    def __init__(self, **kw: Any) -> None:
+        self.status = "idle"  #: idle or transferring
+        self.size = 0
+        self.offset = 0  #: bytes the device has accepted
+        self.remaining = 0  #: remaining_size as the kernel shows it
+        self.error = ""
+        self.cancel = False
+        self.next_slot = 0
+        self.oneshot = False
+        self.in_flight = 0  #: bytes of the part the device is working on
+        for k, v in kw.items():
+            if k in self.FIELDS:
+                setattr(self, k, v)
+
+    def dump(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.FIELDS}
 
 
 def _write_image(path: str, data: bytes) -> None:
@@ -93,7 +103,7 @@ class FwUpload:
         return self._image
 
     def _save(self) -> None:
-        save_state(self.dev.state_dir, self.dev.config.serial, fwupload=asdict(self.up))
+        save_state(self.dev.state_dir, self.dev.config.serial, fwupload=self.up.dump())
 
     # -- the sysfs attributes --
     def read_loading(self) -> str:
@@ -240,7 +250,7 @@ class FwUpload:
         return self.up.status != "idle"
 
     def json(self) -> dict[str, Any]:
-        return asdict(self.up)
+        return self.up.dump()
 
 
 # --- security/sanitize, security/erase, security/state ---------------------------------
