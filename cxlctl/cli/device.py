@@ -16,9 +16,9 @@ from .. import devops
 from ..change import Outcome, ProgressHook, Recorder
 from ..errors import CxlError, UsageError
 from ..memdev import Memdev
-from . import CONTEXT, app_of, complete
-from .admin import memdevs_required, targets
+from . import CONTEXT, app_of, complete, memdevs_required, selected
 from .change import Change, change_options
+from .options import Duration, Size, memdevs_argument, output_option
 
 #: the largest image cxlctl reads (QEMU's devices take at most 32 MiB)
 IMAGE_LIMIT = 256 << 20
@@ -95,6 +95,7 @@ def update_firmware(
       cxlctl update-firmware mem0 --cancel
     """
     app = app_of(ctx)
+    names = selected(ctx, memdevs)
     if cancel and (firmware_file or wait):
         raise UsageError("update-firmware: --cancel takes neither -F nor -w")
     if not (cancel or firmware_file or wait):
@@ -134,7 +135,7 @@ def update_firmware(
         )
         return Outcome.CHANGED if image else Outcome.UNCHANGED, msg, details
 
-    change.run(targets(app, memdevs), action)
+    change.run(names, action)
 
 
 ERASE_NOTE = (
@@ -168,7 +169,7 @@ def _sanitize_cmd(erase: bool) -> click.Command:
             state = "started" if rec is not None or not wait else "completed"
             return Outcome.CHANGED, f"{name}: {verb} {state}", {"waited": wait}
 
-        change.run(targets(app, memdevs), action)
+        change.run(selected(ctx, memdevs), action)
 
     cmd.help = f"""DESTRUCTIVE: {verb} memdevs: the device erases ALL user data and the labels.
 
@@ -195,31 +196,27 @@ secure_erase = _sanitize_cmd(True)
 
 
 @click.command("wait-sanitize", context_settings=CONTEXT)
-@memdevs_required
+@memdevs_argument
 @click.option(
     "-t",
     "--timeout",
-    type=click.IntRange(0, None),
-    metavar="MS",
-    help="Give up after MS milliseconds [default: wait forever].",
+    type=Duration(),
+    help="Give up after MS milliseconds (500, 2s) [default: wait forever].",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json", "jsonl"]),
-    default="table",
-    show_default=True,
-    help="Report format.",
-)
-@click.option("--json", "as_json", is_flag=True, help="The report as JSON (-o json).")
+@output_option()
 @click.pass_context
 def wait_sanitize(
-    ctx: click.Context, memdevs: Sequence[str], timeout: int | None, output: str, as_json: bool
+    ctx: click.Context,
+    memdevs: Sequence[str],
+    timeout: int | None,
+    output: str,
+    as_json: bool,
 ) -> None:
     """Wait until a running sanitize (or secure erase) has finished, like `cxl wait-sanitize`.
 
     Polls /sys/bus/cxl/devices/memN/security/state until it no longer reads
-    `sanitize`, as cxl-cli; returns at once when none runs. Writes nothing. With
+    `sanitize`, as cxl-cli; returns at once when none runs. Writes nothing. No
+    MEMDEV (or `all`) waits for every memdev. With
     -t a memdev still sanitizing after MS milliseconds is a failure (exit 1).
     On a terminal the wait shows a progress line.
 
@@ -236,17 +233,7 @@ def wait_sanitize(
             raise CxlError(f"{name}: still sanitizing after {timeout} ms")
         return Outcome.UNCHANGED, f"{name}: no sanitize running", {}
 
-    change.run(targets(app, memdevs), action)
-
-
-def _dpa(text: str) -> int:
-    try:
-        v = int(text, 0)
-    except ValueError:
-        raise UsageError(f"-a {text!r}: not an address (e.g. 0x1000)") from None
-    if v < 0:
-        raise UsageError(f"-a {text}: an address cannot be negative")
-    return v
+    change.run(selected(ctx, memdevs), action)
 
 
 def _poison_cmd(inject: bool) -> click.Command:
@@ -254,21 +241,24 @@ def _poison_cmd(inject: bool) -> click.Command:
     attr = "inject_poison" if inject else "clear_poison"
 
     @click.command(verb, context_settings=CONTEXT)
-    @click.argument("memdev", shell_complete=complete.memdevs)
+    @memdevs_required
     @click.option(
         "-a",
         "--address",
-        required=True,
-        metavar="DPA",
-        help="Device physical address (64-byte aligned).",
+        type=Size(metavar="ADDRESS"),
+        help="Device physical address (64-byte aligned) [required].",
     )
     @change_options(destructive=inject)
     @click.pass_context
-    def cmd(ctx: click.Context, /, memdev: str, address: str, **opts: Any) -> None:
+    def cmd(
+        ctx: click.Context, /, memdevs: Sequence[str], address: int | None, **opts: Any
+    ) -> None:
         app = app_of(ctx)
-        dpa = _dpa(address)
+        names = selected(ctx, memdevs)
+        if address is None:
+            raise UsageError(f"{verb}: missing option -a/--address")
+        dpa = address
         change = Change(app, verb, opts, destroys=f"the data at DPA {dpa:#x}" if inject else None)
-        (name,) = app.backend.select([memdev])
 
         def action(name: str, rec: Recorder | None, _hook: ProgressHook) -> Any:
             if dpa % 64:
@@ -280,7 +270,7 @@ def _poison_cmd(inject: bool) -> click.Command:
             done = "poisoned" if inject else "cleared"
             return Outcome.CHANGED, f"{name}: {done} 64 bytes at DPA {dpa:#x}", {"address": dpa}
 
-        change.run([name], action)
+        change.run(names, action)
 
     what = "DESTRUCTIVE: inject" if inject else "Clear"
     mbox = "Inject Poison (opcode 0x4301)" if inject else "Clear Poison (opcode 0x4302)"
@@ -295,7 +285,7 @@ def _poison_cmd(inject: bool) -> click.Command:
     Examples:
       cxlctl --sim {verb} mem0 -a 0x1000 --dry-run
       cxlctl --sim {verb} mem0 -a 0x1000{" -y" if inject else ""} --json
-      cxlctl {verb} mem0 -a 4096
+      cxlctl {verb} mem0 mem1 -a 4096
     """
     return cmd
 
