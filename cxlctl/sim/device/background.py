@@ -310,7 +310,7 @@ def wipe(dev: TypeThreeDevice) -> None:
     event records, and a media generation count that says the user data is gone."""
     from . import media
 
-    size = len(dev.lsa)
+    size = dev.lsa.size
     step = 16 * MiB
     for off in range(0, size, step):
         n = min(step, size - off)
