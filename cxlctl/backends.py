@@ -275,15 +275,16 @@ class KernelBackend(Backend):
 
     @property
     def sysfs_seam(self) -> Sysfs:
-        if self._seam is None:
+        seam: Sysfs | None = getattr(self, "_seam", None)  # a subclass may skip __init__
+        if seam is None:
             from .sysfs import HostSysfs
 
             root = os.path.normpath(self.sysfs_root)
             suffix = os.path.join("bus", "cxl", "devices")
             if root.endswith(suffix):
                 root = root[: -len(suffix)] or "/"
-            self._seam = HostSysfs(root)
-        return self._seam
+            seam = self._seam = HostSysfs(root)
+        return seam
 
     def names(self) -> list[str]:
         try:
