@@ -25,6 +25,7 @@ import ctypes
 import time
 from typing import TYPE_CHECKING, Any
 
+from ... import mailbox as mb
 from ...mailbox import layouts as lay
 from .model import RC, MiB, handles
 
@@ -197,7 +198,7 @@ def status(dev: TypeThreeDevice) -> dict[str, Any]:
 # --- firmware ------------------------------------------------------------------------
 
 
-@handles(0x0200)
+@handles(mb.BY_OPCODE[0x0200])
 def _fw_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     fw = dev.fw
     out = lay.FwInfoOut(
@@ -212,7 +213,7 @@ def _fw_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes(out)
 
 
-@handles(0x0201)
+@handles(mb.BY_OPCODE[0x0201])
 def _transfer_fw(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     if len(p) < XFER_HEADER:
         return RC.INVALID_PAYLOAD_LENGTH, b""
@@ -267,7 +268,7 @@ def _transfer_done(dev: TypeThreeDevice, op: BgOp) -> None:
         fw.last_partxfer = op.done_at()
 
 
-@handles(0x0202)
+@handles(mb.BY_OPCODE[0x0202])
 def _activate_fw(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     action, slot = p[0], p[1]
     fw = dev.fw
@@ -295,12 +296,12 @@ def _sanitize_seconds(dev: TypeThreeDevice) -> float:
     return _duration(dev, float(qemu), 1.0)
 
 
-@handles(0x4400)
+@handles(mb.BY_OPCODE[0x4400])
 def _sanitize(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return start(dev, BgOp(0x4400, time.time(), _sanitize_seconds(dev)))
 
 
-@handles(0x4401)
+@handles(mb.BY_OPCODE[0x4401])
 def _secure_erase(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return start(dev, BgOp(0x4401, time.time(), _sanitize_seconds(dev)))
 

@@ -101,7 +101,7 @@ def _sup_log_sublist(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, out
 
 
-@handles(0x0300)
+@handles(mb.BY_OPCODE[0x0300])
 def _get_timestamp(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes(lay.TimestampOut(timestamp=dev.now_ns()))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 import uuid as _uuid
 
+from ... import mailbox as mb
 from .model import RC, TypeThreeDevice, handles
 
 PATROL_SCRUB = _uuid.UUID("96dad7d6-fde8-482b-a733-75774e06db8a").bytes
@@ -79,7 +80,7 @@ def _entry(uuid: bytes, index: int, get_size: int, set_size: int) -> bytes:
 FEATURES = ((PATROL_SCRUB, PS_READ, PS_WRITE), (ECS, ECS_READ, ECS_WRITE))
 
 
-@handles(0x0500)
+@handles(mb.BY_OPCODE[0x0500])
 def _get_supported(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     if len(p) < 8:
         return RC.INVALID_PAYLOAD_LENGTH, b""
@@ -91,7 +92,7 @@ def _get_supported(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, struct.pack("<HHI", n, len(FEATURES), 0) + entries[: n * ENTRY]
 
 
-@handles(0x0501)
+@handles(mb.BY_OPCODE[0x0501])
 def _get_feature(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     if len(p) < 21:
         return RC.INVALID_PAYLOAD_LENGTH, b""
@@ -116,7 +117,7 @@ def _get_feature(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, data[offset : offset + count]
 
 
-@handles(0x0502)
+@handles(mb.BY_OPCODE[0x0502])
 def _set_feature(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     if len(p) < SET_HDR:
         return RC.INVALID_PAYLOAD_LENGTH, b""
