@@ -276,7 +276,7 @@ GET_FW_INFO = C(
 )  # fmt: skip
 TRANSFER_FW = C(
     "transfer-fw", "Transfer FW", 0x0201, None, VARIABLE, 0, undecoded,
-    destructive=True, effects=0x0040,
+    destructive=True, effects=0x0040, verbs=("update-firmware",),
 )  # fmt: skip
 ACTIVATE_FW = C(
     "activate-fw", "Activate FW", 0x0202, None, 2, 0, undecoded,
@@ -380,11 +380,11 @@ GET_POISON_LIST = C(
 )  # fmt: skip
 INJECT_POISON = C(
     "inject-poison", "Inject Poison", 0x4301, None, 8, 0, undecoded,
-    destructive=True, in_layout=lay.InjectPoisonIn,
+    destructive=True, in_layout=lay.InjectPoisonIn, verbs=("inject-media-poison",),
 )  # fmt: skip
 CLEAR_POISON = C(
     "clear-poison", "Clear Poison", 0x4302, None, 0x48, 0, undecoded,
-    destructive=True, in_layout=lay.ClearPoisonIn,
+    destructive=True, in_layout=lay.ClearPoisonIn, verbs=("clear-media-poison",),
 )  # fmt: skip
 GET_SCAN_MEDIA_CAPS = C(
     "get-scan-media-caps", "Get Scan Media Capabilities", 0x4303, K.GET_SCAN_MEDIA_CAPS,
@@ -400,9 +400,13 @@ GET_SCAN_MEDIA_RESULTS = C(
     _scan_media_results, out_layout=lay.ScanMediaResultsHeader,
 )  # fmt: skip
 SANITIZE = C(
-    "sanitize", "Sanitize", 0x4400, None, 0, 0, undecoded, destructive=True, effects=0x0064
-)
-SECURE_ERASE = C("secure-erase", "Secure Erase", 0x4401, None, 0, 0, undecoded, destructive=True)
+    "sanitize", "Sanitize", 0x4400, None, 0, 0, undecoded, destructive=True, effects=0x0064,
+    verbs=("sanitize",),
+)  # fmt: skip
+SECURE_ERASE = C(
+    "secure-erase", "Secure Erase", 0x4401, None, 0, 0, undecoded, destructive=True,
+    verbs=("secure-erase",),
+)  # fmt: skip
 GET_SECURITY_STATE = C(
     "get-security-state", "Get Security State", 0x4500, None, 0, 4, _security_state,
     verbs=("security-state",), out_layout=lay.SecurityStateOut,
