@@ -247,3 +247,22 @@ def test_every_state_file_gets_the_same_checks(
     err = _clean(r, 1)
     assert f"state/{name}: " in err
     assert victim.read_text() == "keep"
+
+
+def test_byte_files_go_through_the_same_checks(tmp_path: Path) -> None:
+    """The firmware-upload image (and any other byte state) is written atomically
+    under the lock and read bounded, never through a planted symlink."""
+    d = str(tmp_path)
+    os.chmod(d, 0o700)
+    state.write_bytes(d, "0x1234.fwimage", b"x" * 100)
+    assert state.read_bytes(d, "0x1234.fwimage", max_bytes=100) == b"x" * 100
+    assert state.read_bytes(d, "missing", max_bytes=1) == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "0x1234.fwimage"]
+    with pytest.raises(state.StateError, match="larger than 99 bytes"):
+        state.read_bytes(d, "0x1234.fwimage", max_bytes=99)
+    precious = tmp_path.parent / f"{tmp_path.name}-precious"
+    precious.write_bytes(b"keep")
+    (tmp_path / "0x1235.fwimage").symlink_to(precious)
+    with pytest.raises(state.StateError, match="symbolic link"):
+        state.read_bytes(d, "0x1235.fwimage", max_bytes=100)
+    assert precious.read_bytes() == b"keep"

@@ -304,6 +304,31 @@ def _replace(dfd: int, state_dir: str, name: str, data: bytes) -> None:
         raise
 
 
+def write_bytes(state_dir: str, name: str, data: bytes) -> None:
+    """Replace ``name`` with ``data`` under the lock (see :func:`_replace`)."""
+    with locked(state_dir) as dfd:
+        _replace(dfd, state_dir, name, data)
+
+
+def read_bytes(state_dir: str, name: str, *, max_bytes: int) -> bytes:
+    """The contents of ``name`` (``b""`` when missing), after every check above;
+    a file larger than ``max_bytes`` is an error, never read whole."""
+    dfd = open_dir(state_dir)
+    try:
+        fd = open_file(dfd, state_dir, name, create=False)
+        if fd is None:
+            return b""
+        try:
+            data = _read_fd(fd, max_bytes)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(dfd)
+    if len(data) > max_bytes:
+        raise StateError(os.path.join(state_dir, name), f"larger than {max_bytes} bytes")
+    return data
+
+
 def write_json(state_dir: str, name: str, data: dict[str, Any]) -> None:
     """Replace ``name`` with ``data`` under the lock (see :func:`_replace`)."""
     with locked(state_dir) as dfd:

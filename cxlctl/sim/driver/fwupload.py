@@ -27,10 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..device import background as bgm
 from ..device.model import RC
-from ..state import load_state, save_state
+from ..state import load_state, read_bytes, save_state, write_bytes
 
 if TYPE_CHECKING:
     from .. import SimDevice
+
+#: The largest image the simulated upload buffers (4 x QEMU's 32 MiB device limit):
+#: bounded like every state file; the kernel's buffer growth fails with ENOMEM.
+IMAGE_MAX = 4 * bgm.FW_SIZE
 
 
 class Upload:
@@ -57,21 +61,6 @@ class Upload:
         return {k: getattr(self, k) for k in self.FIELDS}
 
 
-def _write_image(path: str, data: bytes) -> None:
-    """The upload's image, kept for the worker of a later process: temp file, fsync,
-    rename, so a kill never leaves a torn image."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def _err(e: int, what: str) -> OSError:
     return OSError(e, f"{what}: {os.strerror(e)}")
 
@@ -88,18 +77,14 @@ class FwUpload:
         self._image: bytes | None = None
 
     # -- persistence --
-    def _image_path(self) -> str | None:
-        d = self.dev.state_dir
-        return os.path.join(d, f"{self.dev.config.serial:#x}.fwimage") if d else None
+    def _image_name(self) -> str:
+        return f"{self.dev.config.serial:#x}.fwimage"
 
     def image(self) -> bytes:
         if self._image is None:
-            path = self._image_path()
-            try:
-                with open(path or "", "rb") as f:
-                    self._image = f.read()
-            except OSError:
-                self._image = b""
+            d = self.dev.state_dir
+            # through the state module: no symlinks followed, bounded like the upload
+            self._image = read_bytes(d, self._image_name(), max_bytes=IMAGE_MAX) if d else b""
         return self._image
 
     def _save(self) -> None:
@@ -129,6 +114,8 @@ class FwUpload:
 
     def write_data(self, data: bytes) -> None:
         if self.loading:
+            if len(self.buffer) + len(data) > IMAGE_MAX:
+                raise _err(errno.ENOMEM, "data")
             self.buffer += data
 
     def read_status(self) -> str:
@@ -170,9 +157,9 @@ class FwUpload:
             oneshot=bgm.XFER_HEADER + len(image) < payload,
         )
         self._image = image
-        path = self._image_path()
-        if path:
-            _write_image(path, image)
+        if self.dev.state_dir:
+            # kept for the worker of a later process: locked, atomic, mkstemp names
+            write_bytes(self.dev.state_dir, self._image_name(), image)
         if dev.bg is not None and dev.bg.opcode in (0x4400, 0x4401):
             # the device is sanitizing: the transfer fails at once (topology.md 8.4)
             self.up.status, self.up.error = "idle", "preparing:hw-error"
