@@ -837,21 +837,44 @@ def enable_port(fs: Sysfs, topo: Topology, port: Port, *, memdevs: bool = False)
         done.append(port.name)
     if memdevs:
         topo = read_topology(fs)
-        below = _memdevs_below_path(topo, port.path)
+        below = _memdevs_below_path(topo, port.path, fs)
         for m in below:
             if not m.enabled:
                 w.write(f"{DRIVERS}/cxl_mem/bind", name(m.name), None, f"{m.name}: enable")
                 done.append(m.name)
+        if not isinstance(fs, DryRunSysfs):
+            _wait_bound(fs, [m.name for m in below if m.name in done])
     return done
 
 
-def _memdevs_below_path(topo: Topology, port_path: str) -> list[Memdev]:
-    """Memdevs whose PCI path is below a dport of the port (works while the
-    endpoints are gone)."""
+def _wait_bound(fs: Sysfs, memdevs: Sequence[str], timeout: float = 5.0) -> None:
+    """libcxl's "failed to enable" check: each memdev's driver link is there.  A
+    probe can be deferred while its port's dports are set up, so allow a moment
+    (bounded) before saying the bind did not take."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    for m in memdevs:
+        while not fs.islink(f"bus/cxl/devices/{m}/driver"):
+            if time.monotonic() > deadline:
+                raise CxlError(
+                    f"{m}: failed to enable: cxl_mem did not bind",
+                    hint="see dmesg for the probe error",
+                )
+            time.sleep(0.05)
+
+
+def _memdevs_below_path(topo: Topology, port_path: str, fs: Sysfs | None = None) -> list[Memdev]:
+    """Memdevs whose PCI path is below a dport of the port, or below its uport
+    (works while the endpoints are gone, and on kernels that enumerate a port's
+    dports only when an endpoint attaches, as Linux 7.3 does after enable-port)."""
     p = next((x for x in topo.ports() if x.path == port_path), None)
     if p is None:
         return []
     prefixes = [d.path + "/" for d in p.dports] or [p.path + "/"]
+    if fs is not None and p.kind != "root":
+        with contextlib.suppress(OSError):
+            prefixes.append(fs.realpath(f"{p.path}/uport") + "/")
     return [m for m in topo.memdevs if any(m.path.startswith(x) for x in prefixes)]
 
 
