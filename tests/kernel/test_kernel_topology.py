@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import SUMMARY, Memdev, cxl, cxlctl
+from conftest import STACK, SUMMARY, Memdev, cxl, cxlctl
 
 from cxlctl import regions as rg
 from cxlctl.sim import make_devices
@@ -368,7 +368,7 @@ def test_misuse_errnos_match_the_simulator(clean_host: HostSysfs, memdevs: list[
     clean(clean_host)
     SUMMARY.append(f"topology misuse errnos: {len(cases) - len(diffs)}/{len(cases)} match")
     SUMMARY.extend(f"  {d}" for d in diffs)
-    assert diffs == []
+    assert diffs == NEWER_ERRNOS.get(STACK.name, [])
 
 
 # --- the sysfs differential --------------------------------------------------------------------
@@ -383,6 +383,22 @@ SKIP_ENTRIES = {
 }
 
 
+#: Attributes this stack's kernel has that the simulator (Linux 6.12's ABI) has not:
+#: left out of the differential and named in its summary (docs/kernel-stacks.md).
+NEWER_ABI: frozenset[str] = frozenset({"7.3": {"locked"}}.get(STACK.name, set()))
+
+#: Misuse writes whose errno this stack's kernel gives differently from Linux 6.12
+#: (which the simulator models): exactly these, so any other difference still fails.
+NEWER_ERRNOS: dict[str, list[str]] = {
+    "7.3": [
+        "dpa_size, mode none: kernel EBUSY, simulator EINVAL",
+        "target0 <- mode none decoder: kernel ENODEV, simulator EINVAL",
+        "mode <- ram on pmem device: kernel EINVAL, simulator ENXIO",
+        "mode <- pmem on ram device: kernel EINVAL, simulator ENXIO",
+    ],
+}
+
+
 def snapshot(fs: Sysfs) -> dict[str, str]:
     table = names(fs)
     out: dict[str, str] = {}
@@ -391,7 +407,7 @@ def snapshot(fs: Sysfs) -> dict[str, str]:
             continue
         base = fs.realpath(f"bus/cxl/devices/{dev}")
         key = rename(dev, table)
-        entries = [e for e in fs.listdir(base) if e not in SKIP_ENTRIES]
+        entries = [e for e in fs.listdir(base) if e not in SKIP_ENTRIES and e not in NEWER_ABI]
         files = []
         for e in entries:
             p = f"{base}/{e}"
@@ -411,9 +427,11 @@ def snapshot(fs: Sysfs) -> dict[str, str]:
                 value = text(fs.read(f"{base}/{f}")).strip()
             except OSError as e:
                 value = f"<{errno.errorcode.get(e.errno or 0)}>"
-            if f == "dev":  # the minor number is the probe-order memN id
-                value = re.sub(r":\d+$", ":N", value)
+            if f == "dev":  # the minor is the probe-order memN id; the major is
+                # allocated at boot (alloc_chrdev_region: 250 on 6.12, 249 on 7.3)
+                value = re.sub(r"^\d+:\d+$", "N:N", value)
             value = re.sub(r"MINOR=\d+", "MINOR=N", value)
+            value = re.sub(r"MAJOR=\d+", "MAJOR=N", value)
             out[f"{key}/{rename(f, table)}"] = rename(value, table)
         for link in ("driver", "uport", "parent_dport"):
             if fs.islink(f"{base}/{link}"):
@@ -496,5 +514,7 @@ def test_sysfs_differential(clean_host: HostSysfs, memdevs: list[Memdev], pmem: 
                 diffs.append(f"{step_name}: {key}: kernel {k.get(key)!r} sim {s.get(key)!r}")
     rate = same / total if total else 0.0
     SUMMARY.append(f"topology sysfs differential: {same}/{total} attributes match ({rate:.1%})")
+    if NEWER_ABI:
+        SUMMARY.append(f"  not compared (newer than 6.12's ABI): {', '.join(sorted(NEWER_ABI))}")
     SUMMARY.extend(f"  {d}" for d in diffs[:80])
     assert diffs == []
