@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from .mailbox.events import EventInterruptPolicy
     from .mailbox.firmware import FwInfo
     from .mailbox.generic import Timestamp
-    from .mailbox.health import AlertConfig, HealthInfo, ShutdownState
+    from .mailbox.health import AlertConfig, HealthInfo, SetAlertConfig, ShutdownState
     from .mailbox.logs import LogCaps, SupportedLogs
     from .mailbox.memdev import Identify, PartitionInfo
 
@@ -600,13 +600,13 @@ class Memdev:
             yield n
 
     # -- alert configuration (cxl set-alert-config) --
-    def set_alert_config(self, valid: int, enable: int, thresholds: dict[str, int]) -> None:
-        """Set Alert Configuration: VALID/ENABLE are the action bit masks, THRESHOLDS
-        the input fields (``life_used_programmable_warning_threshold``, ...) to set."""
-        s = lay.SetAlertConfigIn(valid_alert_actions=valid, enable_alert_actions=enable)
-        for field_name, value in thresholds.items():
-            setattr(s, field_name, value)
-        self.run("set-alert-config", bytes(s))
+    def set_alert_config(self, request: SetAlertConfig) -> None:
+        """Set Alert Configuration. Build the request with
+        :func:`cxlctl.mailbox.health.set_alert_config_request` (which alerts to turn
+        on with which threshold, which off)."""
+        from .mailbox.health import encode_set_alert_config
+
+        self.run(mb.SET_ALERT_CONFIG, encode_set_alert_config(request))
 
 
 #: Get LSA input (offset, length) and the Set LSA header (offset, reserved): 8 bytes

@@ -17,7 +17,17 @@ from cxlctl.errors import DecodeError
 from cxlctl.mailbox import layouts as lay
 from cxlctl.mailbox.firmware import decode_fw_info
 from cxlctl.mailbox.generic import decode_security_state, decode_timestamp
-from cxlctl.mailbox.health import decode_alert_config, decode_health_info, decode_shutdown_state
+from cxlctl.mailbox.health import (
+    ALERT_FIELDS,
+    Alert,
+    SetAlertConfig,
+    decode_alert_config,
+    decode_health_info,
+    decode_set_alert_config,
+    decode_shutdown_state,
+    encode_set_alert_config,
+    set_alert_config_request,
+)
 from cxlctl.mailbox.logs import CEL_EFFECTS, decode_cel, decode_log_caps, decode_supported_logs
 from cxlctl.mailbox.memdev import decode_identify, decode_partition_info
 
@@ -265,6 +275,62 @@ def test_alert_config_fields() -> None:
     assert v.life_used_crit_alert_threshold == 90
     assert v.dev_under_temperature_crit_alert_threshold == -20
     assert v.corrected_pmem_err_prog_warn_threshold == 300
+
+
+def test_set_alert_config_request_bytes() -> None:
+    """The typed builder: on with a threshold, off (valid, not enabled), untouched."""
+    req = set_alert_config_request(
+        {
+            Alert.LIFE_USED: 80,
+            Alert.OVER_TEMPERATURE: None,
+            Alert.UNDER_TEMPERATURE: -5,
+            Alert.CORRECTED_PERSISTENT: 258,
+        }
+    )
+    assert req.valid == 0b10111
+    assert req.enable == 0b10101
+    assert req.threshold(Alert.UNDER_TEMPERATURE) == -5
+    assert req.threshold(Alert.OVER_TEMPERATURE) == 0
+    payload = bytes([0b10111, 0b10101, 80, 0]) + (0).to_bytes(2, "little")
+    payload += (-5).to_bytes(2, "little", signed=True) + bytes(2) + (258).to_bytes(2, "little")
+    assert encode_set_alert_config(req) == payload
+    assert decode_set_alert_config(payload) == req
+
+
+def test_set_alert_config_fields_are_the_layouts() -> None:
+    names = {f[0] for f in lay.SetAlertConfigIn._fields_} & {
+        f[0] for f in lay.AlertConfigOut._fields_
+    }
+    assert set(ALERT_FIELDS.values()) == names
+    assert [a.field for a in Alert] == list(ALERT_FIELDS.values())
+
+
+@pytest.mark.parametrize(
+    ("alert", "value"),
+    [(Alert.LIFE_USED, 256), (Alert.LIFE_USED, -1), (Alert.OVER_TEMPERATURE, 0x8000),
+     (Alert.UNDER_TEMPERATURE, -0x8001), (Alert.CORRECTED_VOLATILE, 0x10000)],
+)  # fmt: skip
+def test_set_alert_config_request_range(alert: Alert, value: int) -> None:
+    with pytest.raises(ValueError, match=alert.field):
+        set_alert_config_request({alert: value})
+
+
+def test_decode_set_alert_config_keeps_reserved_bits_and_checks_length() -> None:
+    req = decode_set_alert_config(bytes([0xE1, 0x21]) + bytes(10))
+    assert int(req.valid) == 0xE1
+    assert int(req.enable) == 0x21
+    for bad in (bytes(11), bytes(13)):
+        with pytest.raises(DecodeError, match="set-alert-config"):
+            decode_set_alert_config(bad)
+
+
+@given(st.binary(min_size=12, max_size=12))
+@settings(max_examples=50, deadline=None)
+def test_set_alert_config_round_trip(data: bytes) -> None:
+    data = data[:3] + b"\0" + data[4:]  # the reserved byte is not carried
+    req = decode_set_alert_config(data)
+    assert isinstance(req, SetAlertConfig)
+    assert encode_set_alert_config(req) == data
 
 
 def test_shutdown_security_logcaps() -> None:

@@ -16,6 +16,7 @@ import click
 
 from ..change import Outcome, ProgressHook, Recorder
 from ..errors import DeviceBusy, UnsupportedCommand, UsageError
+from ..mailbox.health import Alert, SetAlertConfig, set_alert_config_request
 from ..memdev import Memdev
 from . import CONTEXT, App, app_of, memdevs_required, selected
 from .change import Change, change_options
@@ -122,33 +123,13 @@ def enable_memdev(ctx: click.Context, /, memdevs: Sequence[str], **opts: Any) ->
 
 # --- set-alert-config --------------------------------------------------------------
 
-#: (option stem, Set Alert Configuration input field, threshold range), in bit order
-ALERTS: tuple[tuple[str, str, Size], ...] = (
-    (
-        "life_used",
-        "life_used_programmable_warning_threshold",
-        Size(8, units=False, maximum=100),
-    ),
-    (
-        "over_temperature",
-        "device_over_temperature_programmable_warning_threshold",
-        Size(16, units=False, signed=True),
-    ),
-    (
-        "under_temperature",
-        "device_under_temperature_programmable_warning_threshold",
-        Size(16, units=False, signed=True),
-    ),
-    (
-        "volatile_mem_err",
-        "corrected_volatile_mem_error_programmable_warning_threshold",
-        Size(16, units=False),
-    ),
-    (
-        "pmem_err",
-        "corrected_persistent_mem_error_programmable_warning_threshold",
-        Size(16, units=False),
-    ),
+#: (option stem, alert, threshold range), in bit order
+ALERTS: tuple[tuple[str, Alert, Size], ...] = (
+    ("life_used", Alert.LIFE_USED, Size(8, units=False, maximum=100)),
+    ("over_temperature", Alert.OVER_TEMPERATURE, Size(16, units=False, signed=True)),
+    ("under_temperature", Alert.UNDER_TEMPERATURE, Size(16, units=False, signed=True)),
+    ("volatile_mem_err", Alert.CORRECTED_VOLATILE, Size(16, units=False)),
+    ("pmem_err", Alert.CORRECTED_PERSISTENT, Size(16, units=False)),
 )
 _LETTERS = {"life_used": "-L", "over_temperature": "-O", "under_temperature": "-U"}
 _LETTERS |= {"volatile_mem_err": "-V", "pmem_err": "-P"}
@@ -165,12 +146,11 @@ def _opt(stem: str) -> str:
     return stem.replace("_", "-")
 
 
-def alert_actions(params: dict[str, Any]) -> tuple[int, int, dict[str, int]]:
+def alert_actions(params: dict[str, Any]) -> SetAlertConfig:
     """cxl-cli's rules: a threshold needs its alert ``on``; ``on`` needs a threshold;
-    ``off`` takes none; something must be turned on or off. -> (valid, enable, fields)."""
-    valid = enable = 0
-    fields: dict[str, int] = {}
-    for bit, (stem, field_name, _) in enumerate(ALERTS):
+    ``off`` takes none; something must be turned on or off. -> the typed request."""
+    changes: dict[Alert, int | None] = {}
+    for stem, alert_bit, _ in ALERTS:
         threshold, alert = params[f"{stem}_threshold"], params[f"{stem}_alert"]
         opt = _opt(stem)
         if alert is None:
@@ -182,17 +162,15 @@ def alert_actions(params: dict[str, Any]) -> tuple[int, int, dict[str, int]]:
                 raise UsageError(
                     f"Threshold not specified: --{opt}-alert on needs --{opt}-threshold"
                 )
-            fields[field_name] = threshold
-            enable |= 1 << bit
         elif threshold is not None:
             raise UsageError(f"--{opt}-alert off takes no threshold (drop --{opt}-threshold)")
-        valid |= 1 << bit
-    if not valid:
+        changes[alert_bit] = threshold
+    if not changes:
         raise UsageError(
             "Action not specified: turn an alert on or off "
             "(e.g. --life-used-alert on --life-used-threshold 80)"
         )
-    return valid, enable, fields
+    return set_alert_config_request(changes)
 
 
 def _alert_options(f: Any) -> Any:
@@ -246,14 +224,14 @@ def set_alert_config(ctx: click.Context, /, memdevs: Sequence[str], **params: An
 
     app = app_of(ctx)
     change = Change(app, "set-alert-config", params)
-    valid, enable, fields = alert_actions(params)
+    request = alert_actions(params)
 
     def action(name: str, rec: Recorder | None, _hook: ProgressHook) -> Any:
         md = Memdev(app.backend, name)
         md.recorder = rec
         try:
             try:
-                md.set_alert_config(valid, enable, fields)
+                md.set_alert_config(request)
             except UnsupportedCommand as e:
                 raise UnsupportedCommand(
                     f"{name}: set-alert-config: Set Alert Configuration (opcode 0x4202) is "
@@ -261,7 +239,10 @@ def set_alert_config(ctx: click.Context, /, memdevs: Sequence[str], **params: An
                     hint="Linux enables it only when the device's Command Effects Log lists "
                     f"it (QEMU's cxl-type3 does not); see `cxlctl query {name}`",
                 ) from e
-            row: Row = {"valid_alert_actions": valid, "enable_alert_actions": enable}
+            row: Row = {
+                "valid_alert_actions": int(request.valid),
+                "enable_alert_actions": int(request.enable),
+            }
             # no Get Alert Configuration: leave the block out, as cxl-cli does
             if rec is None:
                 with contextlib.suppress(UnsupportedCommand, DeviceBusy):

@@ -7,11 +7,15 @@ import ctypes
 import struct
 import time
 import uuid as _uuid
+from typing import TYPE_CHECKING
 
 from ... import mailbox as mb
 from ...mailbox import layouts as lay
 from ...mailbox.names import VENDOR_DEBUG_UUID
 from .model import RC, MiB, TypeThreeDevice, handles, units
+
+if TYPE_CHECKING:
+    from ...mailbox.health import SetAlertConfig
 
 #: Identify output as of CXL 3.0 (IdentifyOut3) as one struct format
 _IDENTIFY3 = struct.Struct("<16sQQQQHHHHI3sHBBH")
@@ -188,70 +192,60 @@ def _set_alert_config(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     for reserved bits, a threshold the device does not make programmable, a life
     used warning above 100 % or not below the critical threshold, and a
     temperature warning outside the (under, over) critical thresholds."""
-    req = lay.SetAlertConfigIn.from_buffer_copy(p)
+    from ...mailbox.health import ALL_ALERTS, Alert, decode_set_alert_config
+
+    req = decode_set_alert_config(p)
     if dev.config.profile == "qemu11":
-        return _set_alert_config_qemu11(dev, p)
-    valid, enable = int(req.valid_alert_actions), int(req.enable_alert_actions)
+        return _set_alert_config_qemu11(dev, req)
+    valid, enable = req.valid, req.enable
     a = dev.alert
-    if (valid | enable) & ~0x1F or valid & ~int(a.programmable_alerts):
+    if (valid | enable) & ~ALL_ALERTS or valid & ~int(a.programmable_alerts):
         return RC.INVALID_INPUT, b""
     lo = int(a.device_under_temperature_critical_threshold)
     hi = int(a.device_over_temperature_critical_threshold)
     on = valid & enable
-    life = int(req.life_used_programmable_warning_threshold)
-    if on & 1 and (life > 100 or life >= int(a.life_used_critical_threshold)):
+    life = req.threshold(Alert.LIFE_USED)
+    if on & Alert.LIFE_USED and (life > 100 or life >= int(a.life_used_critical_threshold)):
         return RC.INVALID_INPUT, b""
-    for bit, temp in (
-        (2, int(req.device_over_temperature_programmable_warning_threshold)),
-        (4, int(req.device_under_temperature_programmable_warning_threshold)),
-    ):
-        if on & bit and not lo < temp < hi:
+    for alert in (Alert.OVER_TEMPERATURE, Alert.UNDER_TEMPERATURE):
+        if on & alert and not lo < req.threshold(alert) < hi:
             return RC.INVALID_INPUT, b""
-    names = (
-        "life_used_programmable_warning_threshold",
-        "device_over_temperature_programmable_warning_threshold",
-        "device_under_temperature_programmable_warning_threshold",
-        "corrected_volatile_mem_error_programmable_warning_threshold",
-        "corrected_persistent_mem_error_programmable_warning_threshold",
-    )
-    for bit, name in enumerate(names):
-        if valid & (1 << bit):
-            if enable & (1 << bit):
-                setattr(a, name, getattr(req, name))
-                a.valid_alerts |= 1 << bit
+    for alert in Alert:
+        if valid & alert:
+            if enable & alert:
+                setattr(a, alert.field, req.threshold(alert))
+                a.valid_alerts |= alert
             else:
-                a.valid_alerts &= ~(1 << bit)
+                a.valid_alerts &= ~alert
     dev.persist(alert_config=bytes(a).hex())
     return RC.SUCCESS, b""
 
 
-def _set_alert_config_qemu11(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
+def _set_alert_config_qemu11(dev: TypeThreeDevice, req: SetAlertConfig) -> tuple[int, bytes]:
     """QEMU 11.1's cmd_set_alert_config(), not the spec's: Enable Alert Actions is
     ignored; each Valid bit in turn (life used, over-, under-temperature, corrected
     volatile, persistent) checks its threshold against the critical one (unsigned;
     Invalid Input returns at once, keeping what earlier bits already changed), sets it
     and ORs the bit into byte 1 (Programmable Alerts; Valid Alerts stays 0)."""
+    from ...mailbox.health import Alert
+
     a = dev.alert
-    life, over, under, vol, pers = struct.unpack_from("<BxHHHH", p, 2)
-    valid = p[0]
-    for bit, ok, name, value in (
-        (0, life < int(a.life_used_critical_threshold),
-         "life_used_programmable_warning_threshold", life),
-        (1, over < int(a.device_over_temperature_critical_threshold) & 0xFFFF,
-         "device_over_temperature_programmable_warning_threshold", over),
-        (2, under > int(a.device_under_temperature_critical_threshold) & 0xFFFF,
-         "device_under_temperature_programmable_warning_threshold", under),
-        (3, True, "corrected_volatile_mem_error_programmable_warning_threshold", vol),
-        (4, True, "corrected_persistent_mem_error_programmable_warning_threshold", pers),
-    ):  # fmt: skip
-        if not valid & (1 << bit):
+    over_crit = int(a.device_over_temperature_critical_threshold) & 0xFFFF
+    under_crit = int(a.device_under_temperature_critical_threshold) & 0xFFFF
+    for alert in Alert:
+        if not req.valid & alert:
             continue
-        if not ok:
+        value = req.threshold(alert)
+        raw = value & 0xFFFF  # QEMU compares the temperatures as uint16
+        if (
+            (alert is Alert.LIFE_USED and value >= int(a.life_used_critical_threshold))
+            or (alert is Alert.OVER_TEMPERATURE and raw >= over_crit)
+            or (alert is Alert.UNDER_TEMPERATURE and raw <= under_crit)
+        ):
             dev.persist(alert_config=bytes(a).hex())
             return RC.INVALID_INPUT, b""
-        # the layout's temperatures are signed: store QEMU's uint16 as its bit pattern
-        setattr(a, name, value - 0x10000 if bit in (1, 2) and value & 0x8000 else value)
-        a.programmable_alerts = int(a.programmable_alerts) | (1 << bit)
+        setattr(a, alert.field, value)
+        a.programmable_alerts = int(a.programmable_alerts) | alert
     dev.persist(alert_config=bytes(a).hex())
     return RC.SUCCESS, b""
 
