@@ -34,7 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 PY = sys.executable
@@ -95,7 +96,7 @@ def wall(
     return usage.ru_utime + usage.ru_stime if CLOCK == "cpu" else elapsed
 
 
-def ratio_rows(rounds: int, cases: dict[str, tuple[Callable[[], float], str]]) -> dict[str, Any]:
+def ratio_rows(rounds: int, cases: Mapping[str, tuple[Callable[[], float], str]]) -> dict[str, Any]:
     """Run every case and floor once per round, interleaved; per-round ratios."""
     floors = {
         "json": lambda: wall(FLOOR),
@@ -131,10 +132,7 @@ def ratio_rows(rounds: int, cases: dict[str, tuple[Callable[[], float], str]]) -
 
 
 def bench_cli(rounds: int) -> dict[str, Any]:
-    cases = {
-        k: ((lambda c=cmd, e=env: wall(c, e)), floor)  # type: ignore[misc]
-        for k, (cmd, env, floor) in CLI_CASES.items()
-    }
+    cases = {k: (partial(wall, cmd, env), floor) for k, (cmd, env, floor) in CLI_CASES.items()}
     return ratio_rows(rounds, cases)
 
 

@@ -72,7 +72,7 @@ def _child(case: dict[str, Any], w_out: int, w_err: int) -> None:
                     os.kill(os.getpid(), signum)
             return real(self, request, arg)
 
-        SimDevice.ioctl = ioctl  # type: ignore[method-assign]
+        SimDevice.ioctl = ioctl  # type: ignore[method-assign]  # this child process only
     sys.argv = ["cxlctl", *case["argv"]]
     from cxlctl.__main__ import main
 

@@ -11,6 +11,7 @@ import pytest
 
 import cxlctl
 from cxlctl import api
+from cxlctl.backends import SimBackend
 from cxlctl.memdev import Memdev
 from cxlctl.sim import SimDevice
 
@@ -64,7 +65,7 @@ def test_query_table_is_cached_per_open_device(monkeypatch: pytest.MonkeyPatch) 
 
 def test_one_backend_per_name_and_instances_pass_through() -> None:
     assert cxlctl.backend("sim") is cxlctl.backend("simulator")
-    mine = cxlctl.backend("sim").__class__([SimDevice("mem7")])
+    mine = SimBackend([SimDevice("mem7")])
     assert cxlctl.backend(mine) is mine
     assert [m.memdev for m in cxlctl.list_memdevs(backend=mine)] == ["mem7"]
 
@@ -82,7 +83,7 @@ def test_errors_are_the_cli_classes() -> None:
 
 
 def test_every_public_name_and_method_is_documented_and_in_help() -> None:
-    text = pydoc.render_doc(cxlctl, renderer=pydoc.plaintext)
+    text = pydoc.plain(pydoc.render_doc(cxlctl))
     for name in ("open(", "list_memdevs(", "backend(", "class Device"):
         assert name in text
     for name in cxlctl.__all__:

@@ -140,21 +140,21 @@ def disagreements(
     ]
     ref = reference_query()
     for cid, sizes in ref.items():
-        c = with_id.get(cid)
-        if c is None:
+        rec = with_id.get(cid)
+        if rec is None:
             out.append(f"Linux 6.12 id {cid} has no catalogue record")
-        elif (mb.kernel_size(c.kernel_size_in), mb.kernel_size(c.kernel_size_out)) != sizes:
-            out.append(f"{c.name}: kernel sizes differ from Linux 6.12's {sizes}")
+        elif (mb.kernel_size(rec.kernel_size_in), mb.kernel_size(rec.kernel_size_out)) != sizes:
+            out.append(f"{rec.name}: kernel sizes differ from Linux 6.12's {sizes}")
     out += [f"{with_id[cid].name}: Linux 6.12 has no id {cid}" for cid in set(with_id) - set(ref)]
     forced = {c.kernel_id for c in with_id.values() if c.kernel_force_enable}
     if set(force_enabled) != forced:
         out.append(f"simulated kernel force-enables {set(force_enabled)}, catalogue {forced}")
     # the CEL: the device reports the records' effects, which are QEMU 10's
     for op, eff in reference_cel().items():
-        c = by_opcode.get(op)
-        if c is None or c.effects != eff:
+        rec = by_opcode.get(op)
+        if rec is None or rec.effects != eff:
             out.append(
-                f"{op:#06x}: CEL effect {eff:#06x} of QEMU 10, catalogue says {c and c.effects}"
+                f"{op:#06x}: CEL effect {eff:#06x} of QEMU 10, catalogue says {rec and rec.effects}"
             )
     return out
 

@@ -11,9 +11,13 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import Result
+
+if TYPE_CHECKING:
+    import pexpect
 
 Cli = Callable[..., Result]
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,9 +179,9 @@ def test_jsonl_progress_on_stderr_results_on_stdout(cli: Cli) -> None:
     assert "progress" not in r.stderr  # not a terminal, not jsonl: no progress at all
 
 
-def _spawn(args: list[str], env: dict[str, str]) -> object:
-    pexpect = pytest.importorskip("pexpect")
-    return pexpect.spawn(
+def _spawn(args: list[str], env: dict[str, str]) -> pexpect.spawn:
+    spawn: type[pexpect.spawn] = pytest.importorskip("pexpect").spawn
+    return spawn(
         sys.executable,
         ["-m", "cxlctl", "--sim", *args],
         env={**os.environ, "COLUMNS": "100", "NO_COLOR": "1", **env},
@@ -195,17 +199,17 @@ def test_terminal_prompt_names_memdev_and_serial(
     d = _prepare(cli, state)
     before = snapshot(d)
     child = _spawn(["zero-labels", "mem1", "-s", "4K"], state)
-    child.expect_exact("zero-labels will destroy the label storage area of:")  # type: ignore[attr-defined]
-    child.expect_exact("mem1 (serial 0x1235)")  # type: ignore[attr-defined]
-    child.expect_exact("Continue? [y/N]:")  # type: ignore[attr-defined]
-    child.sendline(answer)  # type: ignore[attr-defined]
-    child.expect(pytest.importorskip("pexpect").EOF)  # type: ignore[attr-defined]
-    child.close()  # type: ignore[attr-defined]
+    child.expect_exact("zero-labels will destroy the label storage area of:")
+    child.expect_exact("mem1 (serial 0x1235)")
+    child.expect_exact("Continue? [y/N]:")
+    child.sendline(answer)
+    child.expect(pytest.importorskip("pexpect").EOF)
+    child.close()
     if answer == "n":
-        assert child.exitstatus == 1  # type: ignore[attr-defined]
+        assert child.exitstatus == 1
         assert snapshot(d) == before
     else:
-        assert child.exitstatus == 0  # type: ignore[attr-defined]
+        assert child.exitstatus == 0
         assert snapshot(d) != before
         back = cli("read-labels", "mem1", "-s", "4K", env=state).stdout_bytes
         assert back == bytes(4096)
@@ -213,9 +217,9 @@ def test_terminal_prompt_names_memdev_and_serial(
 
 def test_progress_bar_on_a_terminal(state: dict[str, str]) -> None:
     child = _spawn(["zero-labels", "mem1", "-s", "2M", "-y"], state)
-    child.expect_exact("mem1: zeroing labels")  # type: ignore[attr-defined]
-    child.expect(pytest.importorskip("pexpect").EOF)  # type: ignore[attr-defined]
-    child.close()  # type: ignore[attr-defined]
-    assert child.exitstatus == 0  # type: ignore[attr-defined]
-    out: str = child.before or ""  # type: ignore[attr-defined]
+    child.expect_exact("mem1: zeroing labels")
+    child.expect(pytest.importorskip("pexpect").EOF)
+    child.close()
+    assert child.exitstatus == 0
+    out: str = child.before or ""
     assert "2.0/2.0 MiB" in out or "2.1/2.1 MB" in out or "MiB" in out

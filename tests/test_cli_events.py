@@ -250,7 +250,7 @@ def test_kernel_monitor_reads_trace_pipe(tmp_path: Path) -> None:
     (inst / "events/cxl").mkdir(parents=True)
     (inst / "trace_pipe").write_text((Path(__file__).parent / "data/cxl_poison.trace").read_text())
     tr = tf.KernelTracing(str(tmp_path), tracefs_root=str(root))
-    got = []
+    got: list[dict[str, Any]] = []
     for ev in tr.stream(stop=lambda: len(got) >= 4, poll_interval=0.01):
         got.append(ev)
     assert [e["dpa"] for e in got] == [0x1000, 0x40000, 0x2000, 0x5000]

@@ -86,7 +86,7 @@ def test_golden_qemu_profile_reference(cli: Cli, name: str, args: list[str]) -> 
 # ndctl v81 cxl/json.c: util_cxl_memdev_health_to_json / _alert_config_to_json /
 # _partition_to_json / _fw_to_json; types as json-c creates them (int, bool, string;
 # sizes become strings with -u).  Keys cxl-cli adds only conditionally are marked.
-CXL_CLI_81 = {
+CXL_CLI_81: dict[str, dict[str, type | tuple[type, ...]]] = {
     "memdev": {
         "memdev": str,
         "pmem_size": (int, str),

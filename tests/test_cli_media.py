@@ -247,7 +247,7 @@ class FakeKernel:
             self.removed.append(os.path.relpath(path, root))
             os.rename(path, str(root / "removed-instance"))
 
-        monkeypatch.setattr(tf.os, "rmdir", rmdir)
+        monkeypatch.setattr("cxlctl.tracefs.os.rmdir", rmdir)
 
     def backend(self) -> KernelBackend:
         b = KernelBackend(sysfs_root=str(self.sysfs), dev_root=str(self.root / "dev/cxl"))
@@ -309,18 +309,12 @@ def test_kernel_missing_pieces_say_which(fake: FakeKernel) -> None:
         b.inject_poison("mem0", 0)
 
 
-def test_kernel_no_tracefs(tmp_path: Path) -> None:
+def test_kernel_no_tracefs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tr = tf.KernelTracing(str(tmp_path))
     tr._tracefs = None
-    import cxlctl.tracefs as mod
-
-    old = mod.TRACEFS_ROOTS
-    mod.TRACEFS_ROOTS = (str(tmp_path / "nope"),)
-    try:
-        with pytest.raises((UnsupportedCommand, PermissionDenied)):
-            _ = tr.tracefs
-    finally:
-        mod.TRACEFS_ROOTS = old
+    monkeypatch.setattr(tf, "TRACEFS_ROOTS", (str(tmp_path / "nope"),))
+    with pytest.raises((UnsupportedCommand, PermissionDenied)):
+        _ = tr.tracefs
 
 
 def test_kernel_permission_denied_is_exit_5(

@@ -12,6 +12,7 @@ import struct
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner, Result
@@ -21,8 +22,11 @@ from cxlctl.cli import main
 from cxlctl.sim import make_devices
 from cxlctl.sim.device import background as bg
 from cxlctl.sim.device import features as ft
-from cxlctl.sim.device.model import RC
+from cxlctl.sim.device.model import RC, TypeThreeDevice
 from cxlctl.sysfs import HostSysfs
+
+if TYPE_CHECKING:
+    import pexpect
 
 Cli = Callable[..., Result]
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +39,7 @@ def _xfer(action: int, slot: int, offset: int, data: bytes) -> bytes:
 
 
 @pytest.fixture
-def dev():  # type: ignore[no-untyped-def]
+def dev() -> TypeThreeDevice:
     (d,) = make_devices(["pmem"], profile="qemu", time_scale=0)
     return d.device
 
@@ -43,7 +47,7 @@ def dev():  # type: ignore[no-untyped-def]
 # --- the device ---------------------------------------------------------------------
 
 
-def test_transfer_fw_rules_as_qemu(dev) -> None:  # type: ignore[no-untyped-def]
+def test_transfer_fw_rules_as_qemu(dev: TypeThreeDevice) -> None:
     x = dev.execute
     assert x(0x0201, b"\0" * 10)[0] == RC.INVALID_PAYLOAD_LENGTH
     assert x(0x0201, _xfer(bg.CONTINUE, 2, 0, b"a" * 128))[0] == RC.INVALID_INPUT  # no INIT
@@ -79,6 +83,7 @@ def test_background_operations_are_busy_and_sanitize_disables_media() -> None:
     assert dev.execute(0x4304, bytes(17))[0] in (RC.BUSY, RC.UNSUPPORTED)
     assert dev.execute(0x4000, b"")[0] == RC.SUCCESS
     assert bg.status(dev)["running"] is True
+    assert dev.bg is not None
     bg.poll(dev, now=dev.bg.done_at())
     assert not dev.sanitizing()
     assert bytes(dev.lsa[0:4]) == bytes(4)  # the labels are gone
@@ -86,7 +91,7 @@ def test_background_operations_are_busy_and_sanitize_disables_media() -> None:
                               "return_code": 0}  # fmt: skip
 
 
-def test_features_as_qemu(dev) -> None:  # type: ignore[no-untyped-def]
+def test_features_as_qemu(dev: TypeThreeDevice) -> None:
     rc, out = dev.execute(0x0500, struct.pack("<IHH", 8 + 2 * 48, 0, 0))
     assert rc == RC.SUCCESS
     assert struct.unpack_from("<HH", out) == (2, 2)
@@ -106,7 +111,7 @@ def test_features_as_qemu(dev) -> None:  # type: ignore[no-untyped-def]
     assert dev.execute(0x0502, hdr + bytes([24, 1]))[0] == RC.FEATURE_TRANSFER_IN_PROGRESS
 
 
-def test_every_cel_command_of_the_qemu_profile_is_implemented(dev) -> None:  # type: ignore[no-untyped-def]
+def test_every_cel_command_of_the_qemu_profile_is_implemented(dev: TypeThreeDevice) -> None:
     from cxlctl.sim.device.model import HANDLERS, QEMU_CEL
 
     missing = [hex(op) for op in QEMU_CEL if op not in HANDLERS]
@@ -281,10 +286,10 @@ def _kernel_init(sysfs_root: str, dev_root: str) -> Callable[..., None]:
 
 
 def test_32_mib_update_shows_a_progress_bar_and_ends_staged(tmp_path: Path) -> None:
-    pexpect = pytest.importorskip("pexpect")
+    spawn: type[pexpect.spawn] = pytest.importorskip("pexpect").spawn
     img = tmp_path / "fw32.bin"
     img.write_bytes(os.urandom(1 << 20) * 32)
-    child = pexpect.spawn(
+    child = spawn(
         sys.executable,
         ["-m", "cxlctl", "--sim", "update-firmware", "mem0", "-F", str(img), "-w", "-y"],
         env={**os.environ, **QEMU, "COLUMNS": "100", "NO_COLOR": "1"},
@@ -294,7 +299,7 @@ def test_32_mib_update_shows_a_progress_bar_and_ends_staged(tmp_path: Path) -> N
         dimensions=(40, 100),
     )
     child.expect_exact("mem0: writing the image")
-    child.expect(pexpect.EOF)
+    child.expect(pytest.importorskip("pexpect").EOF)
     child.close()
     assert child.exitstatus == 0, child.before
     out = child.before or ""

@@ -54,17 +54,17 @@ def test_record_construction_defaults_and_order() -> None:
     assert as_dict(Point3(1, z="q")) == {"x": 1, "y": 2, "z": "q"}
     assert repr(Point3(1)) == "Point3(x=1, y=2, z='z')"
     with pytest.raises(TypeError):
-        Point()  # type: ignore[call-arg]
+        Point()  # type: ignore[call-arg]  # the missing field is the test
     with pytest.raises(TypeError):
-        Point(1, 2, 3)  # type: ignore[call-arg]
+        Point(1, 2, 3)  # type: ignore[call-arg]  # one too many is the test
 
 
 def test_record_is_frozen_slotted_hashable_and_picklable() -> None:
     p = Point(1)
     with pytest.raises(AttributeError):
-        p.x = 5  # type: ignore[misc]
+        p.x = 5  # type: ignore[misc]  # assigning to a frozen field is the test
     with pytest.raises(AttributeError):
-        p.other = 1  # type: ignore[attr-defined]
+        p.other = 1
     assert not hasattr(p, "__dict__")
     assert hash(p) == hash(Point(1))
     assert p != Point(2)

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
@@ -118,7 +118,15 @@ def every_command(d: str) -> dict[str, list[str]]:
 COMMAND_ENV: dict[str, dict[str, str]] = {"event-interrupt-policy": {"CXLCTL_SIM_RAW": "1"}}
 
 
-def run_many(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+class Run(TypedDict):
+    """One invocation's outcome, as tests/hostile.py reports it."""
+
+    rc: int
+    stdout: bytes
+    stderr: bytes
+
+
+def run_many(cases: list[dict[str, Any]]) -> list[Run]:
     with tempfile.TemporaryDirectory() as tmp:
         todo, done = Path(tmp) / "cases.json", Path(tmp) / "results.json"
         for c in cases:
@@ -137,7 +145,7 @@ def run_many(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def clean(r: dict[str, Any], *, lines: int = 1) -> str:
+def clean(r: Run, *, lines: int = 1) -> str:
     """No traceback, at most LINES lines on stderr, and the stderr text."""
     err = r["stderr"].decode("utf-8", "replace")
     assert "Traceback" not in err, err
@@ -151,7 +159,7 @@ def test_every_command_has_an_invocation(payload_file: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def matrix(payload_file: str) -> dict[tuple[str, str], dict[str, Any]]:
+def matrix(payload_file: str) -> dict[tuple[str, str], Run]:
     """Every command x (closed stdout, closed pipe, full disk, closed stderr, stderr full)."""
     modes = {
         "closed": {"stdout": "closed"},
@@ -171,7 +179,7 @@ def matrix(payload_file: str) -> dict[tuple[str, str], dict[str, Any]]:
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_closed_stdout_is_one_line_and_exit_1(
-    name: str, matrix: dict[tuple[str, str], dict[str, Any]]
+    name: str, matrix: dict[tuple[str, str], Run]
 ) -> None:
     """`>&-`: the data cannot be delivered; one line, exit 1, whatever was done."""
     r = matrix[(name, "closed")]
@@ -182,9 +190,7 @@ def test_closed_stdout_is_one_line_and_exit_1(
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_closed_pipe_is_141_quietly(
-    name: str, matrix: dict[tuple[str, str], dict[str, Any]]
-) -> None:
+def test_closed_pipe_is_141_quietly(name: str, matrix: dict[tuple[str, str], Run]) -> None:
     """A reader that went away before the first byte: 141, nothing said, any format."""
     r = matrix[(name, "epipe")]
     ok = matrix[(name, "ok")]
@@ -197,9 +203,7 @@ def test_closed_pipe_is_141_quietly(
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_full_disk_is_one_line_and_exit_1(
-    name: str, matrix: dict[tuple[str, str], dict[str, Any]]
-) -> None:
+def test_full_disk_is_one_line_and_exit_1(name: str, matrix: dict[tuple[str, str], Run]) -> None:
     r = matrix[(name, "full")]
     err = clean(r, lines=2)
     if r["rc"] != 0:
@@ -210,9 +214,7 @@ def test_full_disk_is_one_line_and_exit_1(
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_stderr_never_changes_the_exit_code(
-    name: str, matrix: dict[tuple[str, str], dict[str, Any]]
-) -> None:
+def test_stderr_never_changes_the_exit_code(name: str, matrix: dict[tuple[str, str], Run]) -> None:
     """`2>&-` and `2>/dev/full`: messages are lost, the exit code is not."""
     ok = matrix[(name, "ok")]["rc"]
     assert ok == 0, matrix[(name, "ok")]

@@ -44,10 +44,9 @@ def _both(
             _environ={},
         )
 
-    def buffer() -> io.TextIOWrapper:
-        return io.TextIOWrapper(io.BytesIO(), encoding="ascii" if ascii_only else "utf-8")
-
-    a, b = buffer(), buffer()
+    raw_a, raw_b = io.BytesIO(), io.BytesIO()
+    enc = "ascii" if ascii_only else "utf-8"
+    a, b = io.TextIOWrapper(raw_a, encoding=enc), io.TextIOWrapper(raw_b, encoding=enc)
     t = Table(title="t", title_justify="left")
     for c in columns:
         t.add_column(c)
@@ -57,7 +56,7 @@ def _both(
     rd._plain_rows(console(b), "t", columns, rows)
     a.flush()
     b.flush()
-    return a.buffer.getvalue().decode(), b.buffer.getvalue().decode()  # type: ignore[attr-defined]
+    return raw_a.getvalue().decode(), raw_b.getvalue().decode()
 
 
 cells = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=12)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -162,7 +163,7 @@ def test_an_unwritable_state_dir_says_so(
     def mkstemp(**kw: object) -> tuple[int, str]:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(state.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr("cxlctl.sim.state.tempfile.mkstemp", mkstemp)
     err = _clean(cli("disable-memdev", "mem0", env={"CXLCTL_SIM_STATE": str(tmp_path)}), 1)
     assert "simulator state: " in err
     assert ".json: cannot save: Permission denied [EACCES]" in err
@@ -175,10 +176,10 @@ def test_a_failed_write_leaves_no_temp_file(
     state.save_state(str(tmp_path), SERIAL, cxl_mem_bound=True)
 
     made: set[int] = set()
-    real_mkstemp, real_fsync = state.tempfile.mkstemp, os.fsync
+    real_mkstemp, real_fsync = tempfile.mkstemp, os.fsync
 
-    def mkstemp(**kw: str) -> tuple[int, str]:
-        fd, path = real_mkstemp(**kw)
+    def mkstemp(*, dir: str, prefix: str, suffix: str) -> tuple[int, str]:  # state's call
+        fd, path = real_mkstemp(dir=dir, prefix=prefix, suffix=suffix)
         made.add(fd)
         return fd, path
 
@@ -187,8 +188,8 @@ def test_a_failed_write_leaves_no_temp_file(
             raise OSError(28, "No space left on device")
         real_fsync(fd)
 
-    monkeypatch.setattr(state.tempfile, "mkstemp", mkstemp)
-    monkeypatch.setattr(state.os, "fsync", fsync)
+    monkeypatch.setattr("cxlctl.sim.state.tempfile.mkstemp", mkstemp)
+    monkeypatch.setattr("cxlctl.sim.state.os.fsync", fsync)
     err = _clean(cli("disable-memdev", "mem0", env={"CXLCTL_SIM_STATE": str(tmp_path)}), 1)
     assert "cannot save: No space left on device [ENOSPC]" in err
     assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -350,7 +350,7 @@ def test_shutdown_security_logcaps() -> None:
 # --- short and long payloads ---------------------------------------------------------
 
 
-DECODERS: dict[str, Callable[[bytes], object]] = {
+DECODERS: Mapping[str, Callable[[bytes], object]] = {
     c.name: c.decode for c in mb.CATALOGUE if c.has_decoder
 } | {"cel": decode_cel}
 

@@ -14,6 +14,7 @@ from cxlctl import mailbox as mb
 from cxlctl.errors import DecodeError, UsageError
 from cxlctl.mailbox import events as ev
 from cxlctl.mailbox import layouts as lay
+from cxlctl.mailbox.names import EventLog
 
 
 @pytest.mark.parametrize(
@@ -206,7 +207,7 @@ def test_event_records_short() -> None:
 
 
 def test_log_names() -> None:
-    assert ev.log_by_name("WARN") is ev.EventLog.WARN
+    assert ev.log_by_name("WARN") is EventLog.WARN
     with pytest.raises(UsageError):
         ev.log_by_name("dcd")
 

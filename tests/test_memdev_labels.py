@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,12 @@ DATA = bytes(range(256)) * 20  # 5120 bytes: three Set LSA commands (2040 data b
 
 def _memdev(kind: str = "ram") -> Memdev:
     return Memdev(SimBackend(make_devices([kind])), "mem0")
+
+
+def _calls(md: Memdev) -> deque[tuple[int, bytes]]:
+    """The commands mem0's simulated device has executed."""
+    assert isinstance(md.backend, SimBackend)
+    return md.backend.devices["mem0"].device.calls
 
 
 def test_round_trip_with_progress_and_verify() -> None:
@@ -55,7 +62,7 @@ def test_one_range_check(offset: int, length: int | None, message: str) -> None:
     ):
         with pytest.raises(UsageError, match=re.escape(message)):
             call()
-    assert not md.backend.devices["mem0"].device.calls  # type: ignore[attr-defined]
+    assert not _calls(md)
 
 
 class _Unreadable(io.RawIOBase):
@@ -81,7 +88,7 @@ def test_regular_file_size_is_checked_with_fstat_first(tmp_path: Path) -> None:
     md = _memdev()
     with open(f, "rb") as src, pytest.raises(UsageError, match="larger than the 4096 bytes"):
         md.write_labels(src, (256 << 20) - 4096)
-    assert not md.backend.devices["mem0"].device.calls  # type: ignore[attr-defined]
+    assert not _calls(md)
 
 
 def test_pipe_input_is_spooled_not_held(tmp_path: Path) -> None:
@@ -168,7 +175,7 @@ def test_verify_reports_the_first_difference(monkeypatch: pytest.MonkeyPatch) ->
 def test_the_call_log_is_a_ring() -> None:
     with _memdev() as md:
         md.zero_labels(0, 2040 * (CALL_LOG + 10))
-        calls = md.backend.devices["mem0"].device.calls  # type: ignore[attr-defined]
+        calls = _calls(md)
         assert len(calls) == CALL_LOG
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import errno
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from topology_ref import writes_after
 
 from cxlctl import regions as rg
 from cxlctl.cli import main
+from cxlctl.mailbox.memdev import Identify, PartitionInfo
 from cxlctl.sim import make_devices
 from cxlctl.sim.driver import platform as pf
 from cxlctl.sim.driver.sysfs import SimSysfs
@@ -20,7 +22,7 @@ from cxlctl.topology import read_topology
 
 
 @pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CXLCTL_SIM_DEVICES", "pmem,ram")
     monkeypatch.setenv("CXLCTL_SIM_STATE", str(tmp_path))
     monkeypatch.setenv("COLUMNS", "200")
@@ -32,11 +34,11 @@ def fs_of(kinds: tuple[str, ...] = ("pmem", "ram"), spec: str = "") -> SimSysfs:
     return SimSysfs({d.name: d for d in devs}, pf.parse(spec, len(devs)))
 
 
-def cli(*args: str) -> Any:
+def cli(*args: str) -> Result:
     return CliRunner().invoke(main, ["--sim", *args], catch_exceptions=False)
 
 
-def ok(*args: str) -> Any:
+def ok(*args: str) -> Result:
     r = cli(*args)
     assert r.exit_code == 0, r.stderr
     return r
@@ -409,15 +411,11 @@ def test_destroy_a_region_whose_target_went_away() -> None:
     assert json.loads(ok("list", "-R", "-i", "--json").stdout) == []
 
 
-def _ident(total: int, vol: int, pers: int, align: int) -> Any:
-    from cxlctl.mailbox.memdev import Identify
-
+def _ident(total: int, vol: int, pers: int, align: int) -> Identify:
     return Identify("FW", total, vol, pers, align, 0, 0, 0, 0, 0, 0, 0, 0, False, False, 0, None, 0)
 
 
-def _part(av: int, ap: int) -> Any:
-    from cxlctl.mailbox.memdev import PartitionInfo
-
+def _part(av: int, ap: int) -> PartitionInfo:
     return PartitionInfo(av, ap, 0, 0, 0)
 
 

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
@@ -187,9 +188,9 @@ def test_region_errnos_of_section_11_2(fs: SimSysfs) -> None:
     assert errno_of(lambda: w(f"{r}/commit", b"1\n")) == errno.ENXIO
     assert errno_of(lambda: w(f"{r}/commit", b"garbage\n")) == errno.EINVAL
     for bad in (b"0\n", b"100\n", b"128\n", b"32768\n"):
-        assert errno_of(lambda b=bad: w(f"{r}/interleave_granularity", b)) == errno.EINVAL
+        assert errno_of(partial(w, f"{r}/interleave_granularity", bad)) == errno.EINVAL
     for bad in (b"0\n", b"3\n", b"5\n", b"17\n"):
-        assert errno_of(lambda b=bad: w(f"{r}/interleave_ways", b)) == errno.EINVAL
+        assert errno_of(partial(w, f"{r}/interleave_ways", bad)) == errno.EINVAL
     w(f"{r}/interleave_ways", b"16\n")
     assert fs.exists(f"{r}/target15")
     w(f"{r}/interleave_ways", b"1\n")
@@ -204,7 +205,7 @@ def test_region_errnos_of_section_11_2(fs: SimSysfs) -> None:
     w(f"{ROOT}/port1/endpoint2/decoder2.1/mode", b"pmem\0")
     assert errno_of(lambda: w(f"{r}/target0", b"decoder2.1\0")) == errno.ENXIO  # no size
     for bad in (b"0x1000\n", b"0x8000000\n"):
-        assert errno_of(lambda b=bad: w(f"{r}/size", b)) == errno.EINVAL
+        assert errno_of(partial(w, f"{r}/size", bad)) == errno.EINVAL
     assert errno_of(lambda: w(f"{r}/size", b"0x200000000\n")) == errno.ERANGE
     w(f"{r}/size", b"0x100000000\n")
     w(f"{r}/size", b"0x100000000\n")
@@ -253,12 +254,12 @@ def test_endpoint_decoder_errnos_of_section_11_3(fs: SimSysfs) -> None:
     d1 = f"{ROOT}/port1/endpoint2/decoder2.1"
     assert errno_of(lambda: w(f"{EP_PMEM}/dpa_size", b"0x10000000\n")) == errno.EINVAL
     for bad in (b"foo\n", b"none\n", b"mixed\n"):
-        assert errno_of(lambda b=bad: w(f"{EP_PMEM}/mode", b)) == errno.EINVAL
+        assert errno_of(partial(w, f"{EP_PMEM}/mode", bad)) == errno.EINVAL
     assert errno_of(lambda: w(f"{EP_PMEM}/mode", b"ram\n")) == errno.ENXIO
     assert errno_of(lambda: w(f"{EP_RAM}/mode", b"pmem\n")) == errno.ENXIO
     w(f"{EP_PMEM}/mode", b"pmem\n")
     for bad in (b"0x1000\n", b"0x8000000\n", b"garbage\n"):
-        assert errno_of(lambda b=bad: w(f"{EP_PMEM}/dpa_size", b)) == errno.EINVAL
+        assert errno_of(partial(w, f"{EP_PMEM}/dpa_size", bad)) == errno.EINVAL
     assert errno_of(lambda: w(f"{EP_PMEM}/dpa_size", b"0x20000000\n")) == errno.ENOSPC
     w(f"{d1}/mode", b"pmem\n")
     assert errno_of(lambda: w(f"{d1}/dpa_size", b"0x10000000\n")) == errno.EBUSY  # out of order

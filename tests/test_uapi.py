@@ -32,7 +32,7 @@ def test_raw_union_overlays_rsvd() -> None:
 
 
 def test_command_ids_and_names() -> None:
-    assert K.MAX == 25
+    assert K.MAX.value == 25
     assert len(uapi.COMMAND_NAMES) == 26
     assert uapi.COMMAND_NAMES[K.IDENTIFY] == "Identify Command"
     assert uapi.COMMAND_NAMES[K.GET_SUP_LOG_SUBLIST] == "Get Supported Logs Sub-List"

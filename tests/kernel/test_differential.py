@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import STACK, SUMMARY, Memdev, scan
 from ioctl_opt import IO
 from simio import Outcome, issue
 
@@ -39,6 +38,8 @@ from cxlctl import uapi
 from cxlctl.sim import DeviceConfig, SimDevice
 from cxlctl.uapi import CXL_VARIABLE_PAYLOAD as VAR
 from cxlctl.uapi import CommandId as K
+
+from .conftest import STACK, SUMMARY, Memdev, scan
 
 SEED = int(os.environ.get("CXLCTL_DIFF_SEED", "20251125"))
 N_RANDOM = int(os.environ.get("CXLCTL_DIFF_RANDOM", "3000"))

@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import STACK, Memdev, cli_commands, cxlctl, cxlctl_bytes
+
+from .conftest import STACK, Memdev, cli_commands, cxlctl, cxlctl_bytes
 
 OFFSET = 0x20000  # away from the namespace index blocks, and from test_kernel_labels'
 

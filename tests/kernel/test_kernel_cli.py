@@ -12,11 +12,12 @@ import re
 from typing import Any
 
 import pytest
-from conftest import STACK, Memdev, cli_commands, cxlctl, cxlctl_bytes
 
 from cxlctl import transport as tp
 from cxlctl import uapi
 from cxlctl.uapi import CommandId as K
+
+from .conftest import STACK, Memdev, cli_commands, cxlctl, cxlctl_bytes
 
 
 def need(cmd: str) -> None:

@@ -13,7 +13,8 @@ import re
 from typing import Any
 
 import pytest
-from conftest import SUMMARY, Memdev, cxl, cxlctl
+
+from .conftest import SUMMARY, Memdev, cxl, cxlctl
 
 WANTED = ("-I", "-F", "-H", "-L", "-A")
 BASIC = {"memdev", "serial", "host", "firmware_version"}

@@ -4,7 +4,7 @@ a write/read round trip once the memdev is unbound from cxl_mem (as
 
 from __future__ import annotations
 
-from conftest import Memdev, cli_commands, cxlctl, cxlctl_bytes
+from .conftest import Memdev, cli_commands, cxlctl, cxlctl_bytes
 
 OFFSET = 0x10000  # well away from the namespace index blocks at 0
 

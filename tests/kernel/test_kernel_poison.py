@@ -10,7 +10,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from conftest import Memdev, cxl, cxlctl
+
+from .conftest import Memdev, cxl, cxlctl
 
 DPA = 0x1000
 

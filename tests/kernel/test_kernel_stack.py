@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import STACK, Memdev, cxl
+from .conftest import STACK, Memdev, cxl
 
 
 def test_kernel_is_the_stacks() -> None:

@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import STACK, SUMMARY, Memdev, cxl, cxlctl
 
 from cxlctl import regions as rg
 from cxlctl.sim import make_devices
 from cxlctl.sim.driver.sysfs import SimSysfs
 from cxlctl.sysfs import HostSysfs, Sysfs, text
 from cxlctl.topology import read_topology
+
+from .conftest import STACK, SUMMARY, Memdev, cxl, cxlctl
 
 ALL = ("-B", "-P", "-E", "-D", "-T", "-R", "-X", "-M", "-u")
 
