@@ -72,12 +72,14 @@ def describe_send(name: str, req: tp.SendRequest) -> dict[str, Any]:
 if TYPE_CHECKING:
     from .backends import Backend, MemdevInfo
     from .change import Recorder
+    from .eventlog import EventLogRecords
     from .mailbox.events import EventInterruptPolicy
     from .mailbox.firmware import FwInfo
     from .mailbox.generic import Timestamp
     from .mailbox.health import AlertConfig, HealthInfo, SetAlertConfig, ShutdownState
     from .mailbox.logs import LogCaps, SupportedLogs
     from .mailbox.memdev import Identify, PartitionInfo
+    from .mailbox.names import EventLog
 
 T = TypeVar("T")
 
@@ -264,6 +266,16 @@ class Memdev:
 
     def event_interrupt_policy(self) -> EventInterruptPolicy:
         return self.decoded(mb.GET_EVENT_INTERRUPT_POLICY)
+
+    def event_records(self, log: EventLog) -> EventLogRecords:
+        """Get Event Records for one log (through RAW: Linux has no command id for
+        it; nothing is cleared), each record as the kernel would trace it
+        (:mod:`cxlctl.eventlog`)."""
+        from .eventlog import mailbox_log
+
+        info = self.info
+        out = self.decoded(mb.GET_EVENT_RECORDS, bytes([int(log)]))
+        return mailbox_log(self.name, info.host, info.serial, log, out)
 
     def log_size(self, log_uuid: str) -> int:
         """The size Get Supported Logs advertises for a log; UnsupportedCommand if absent."""

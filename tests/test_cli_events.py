@@ -200,8 +200,38 @@ def test_events_sources(cli_json: CliJson) -> None:
     assert [lg["log"] for lg in d["logs"]] == ["info", "warn", "fail", "fatal"]
     (d,) = cli_json("events", "mem1", "--json", env={"CXLCTL_SIM_RAW": "1"})
     assert d["source"] == "mailbox"
-    assert d["logs"][1]["records"][0]["header"]["record_type"] == "general_media"
+    assert d["logs"][1]["records"][0]["event"] == "cxl_general_media"
     assert d["logs"][1]["more_records"] is False
+
+
+@pytest.mark.parametrize("memdev", ["mem0", "mem1", "mem2"])
+def test_events_one_schema_whatever_the_source(cli_json: CliJson, memdev: str) -> None:
+    """The same device's records read from tracefs and through RAW Get Event Records
+    are the same objects with the same keys: only the trace clock differs."""
+    (trace,) = cli_json("events", memdev, "--json")
+    (mbox,) = cli_json("events", memdev, "--json", env={"CXLCTL_SIM_RAW": "1"})
+    assert (trace["source"], mbox["source"]) == ("trace", "mailbox")
+    assert [set(lg) for lg in trace["logs"]] == [set(lg) for lg in mbox["logs"]]
+    traced = [r for lg in trace["logs"] for r in lg["records"]]
+    read = [r for lg in mbox["logs"] for r in lg["records"]]
+    assert traced, "the simulated devices log events"
+    assert all(isinstance(r["timestamp"], int) for r in traced)
+    assert all(r["timestamp"] is None for r in read)
+    assert [{**r, "timestamp": None} for r in traced] == read
+    assert not any("header" in r for r in read)
+
+
+def test_event_logs_library_shape() -> None:
+    from cxlctl.eventlog import EventLogRecords, MemdevEvents, event_logs
+    from cxlctl.mailbox.names import EventLog
+
+    (found,) = event_logs(SimBackend(), ["mem1"], [EventLog.WARN])
+    assert isinstance(found, MemdevEvents)
+    assert found.memdev == "mem1"
+    (warn,) = found.logs
+    assert isinstance(warn, EventLogRecords)
+    assert warn.log == "warn"
+    assert [r["event"] for r in warn.records] == ["cxl_general_media"]
 
 
 def test_events_bad_log(cli: Cli) -> None:

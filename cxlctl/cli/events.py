@@ -12,83 +12,16 @@ from typing import IO, Any
 import click
 
 from .. import render as rd
-from ..errors import PermissionDenied, UsageError
-from ..mailbox.names import LOG_CLI_NAMES, LOG_NAMES
-from ..memdev import Memdev, check_retval
-from ..tracefs import RECORD_EVENTS
-from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option, selected
+from ..errors import UsageError
+from ..mailbox.names import LOG_NAMES
+from . import CONTEXT, app_of, fmt_of, memdevs_argument, output_option, selected
 from .options import Duration, Size, deprecated
 
 LOGS = tuple(LOG_NAMES)  #: info, warn, fail, fatal
-_NOT_RECORD = ("system", "memdev", "host", "serial", "log")
-
-
-def _mailbox_logs(md: Memdev, logs: Sequence[str]) -> list[dict[str, Any]]:
-    """Get Event Records through RAW (not on the kernel's deny list); nothing is cleared."""
-    from ..mailbox.events import decode_event_records
-
-    out = []
-    for log in logs:
-        res = md.submit(md.raw_request(0x0100, bytes([LOG_NAMES[log]])), "get-event-records")
-        check_retval(md.name, "get-event-records", res.retval)
-        v = decode_event_records(res.out)
-        out.append(
-            {
-                "log": log,
-                "more_records": v.more_records,
-                "overflow": v.overflow,
-                "overflow_count": v.overflow_error_count,
-                "first_overflow_timestamp": v.first_overflow_timestamp,
-                "last_overflow_timestamp": v.last_overflow_timestamp,
-                "records": rd.to_data(list(v.records)),
-            }
-        )
-    return out
-
-
-def _trace_logs(
-    app: App, name: str, logs: Sequence[str], events: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """The records the kernel read, cleared and traced (cxl_* events in tracefs)."""
-    out = []
-    for log in logs:
-        mine = [
-            e
-            for e in events
-            if e.get("memdev") == name and LOG_CLI_NAMES.get(str(e.get("log", ""))) == log
-        ]
-        over = [e for e in mine if e["event"] == "cxl_overflow"]
-        out.append(
-            {
-                "log": log,
-                "more_records": None,  # the kernel keeps reading until the log is empty
-                "overflow": bool(over),
-                "overflow_count": sum(int(e.get("count", 0)) for e in over),
-                "first_overflow_timestamp": over[0].get("first_ts", 0) if over else 0,
-                "last_overflow_timestamp": over[-1].get("last_ts", 0) if over else 0,
-                "records": [
-                    {k: v for k, v in e.items() if k not in _NOT_RECORD}
-                    for e in mine
-                    if e["event"] in RECORD_EVENTS
-                ],
-            }
-        )
-    return out
 
 
 def _row(rec: dict[str, Any]) -> tuple[Any, ...]:
-    """(handle, timestamp, type, flags, dpa, what) for either record shape."""
-    if "header" in rec:  # decoded from the mailbox
-        h = rec["header"]
-        what = rec.get("type_name") or rec.get("event_type_name") or rec.get("data", "")[:16]
-        return (
-            h["handle"],
-            h["timestamp"],
-            h["record_type"],
-            ", ".join(h["flag_names"]) or "-",
-            rec.get("dpa"),
-            what,
-        )
+    """(handle, timestamp, type, flags, dpa, what) of a record (docs/json.md's schema)."""
     what = rec.get("type") or rec.get("event_type") or rec.get("data", "")
     return (
         rec.get("hdr_handle"),
@@ -145,28 +78,14 @@ def events(
       cxlctl --sim events mem0 --event-log warn --json
       CXLCTL_SIM_RAW=1 cxlctl --sim events mem0 --json
     """
+    from ..eventlog import event_logs
+
     app = app_of(ctx)
     if logs_old:
         deprecated("events -l/--log is now --event-log (-l is a log file, as in cxl monitor)")
     want = list(logs) + [x for x in logs_old if x not in logs] or list(LOGS)
-    out: list[dict[str, Any]] = []
-    snapshot: list[dict[str, Any]] | None = None
-    for name in selected(ctx, memdevs):
-        md = Memdev(app.backend, name)
-        try:
-            entry: list[dict[str, Any]] | None = None
-            if md.raw_available():
-                try:
-                    entry, source = _mailbox_logs(md, want), "mailbox"
-                except PermissionDenied:  # RAW compiled in but refused (lockdown)
-                    entry = None
-        finally:
-            md.close()
-        if entry is None:
-            if snapshot is None:
-                snapshot = app.backend.tracing().snapshot()
-            entry, source = _trace_logs(app, name, want, snapshot), "trace"
-        out.append({"memdev": name, "source": source, "logs": entry})
+    found = event_logs(app.backend, selected(ctx, memdevs), [LOG_NAMES[x] for x in want])
+    out: list[dict[str, Any]] = rd.to_data(found)
     if fmt_of(output, as_json) == "json":
         app.json(out)
         return
