@@ -124,6 +124,13 @@ class DecodeError(CxlError):
     exit_code = ExitCode.DEVICE_ERROR
 
 
+class DeviceWarning(UserWarning):
+    """The device answered, but not as the specification says (an output longer
+    than the command's layout that filled the whole buffer, ...): the value was
+    decoded anyway.  The library issues it with :func:`warnings.warn`; the CLI
+    shows it as one ``cxlctl: warning:`` line on stderr."""
+
+
 class PartialWrite(CxlError):
     """A write of many commands stopped midway.
 
@@ -206,6 +213,11 @@ _ERRNO_MAP: dict[int, tuple[type[CxlError], str, str]] = {
     _errno.ENXIO: (DeviceNotFound, "the device went away", "was the driver unbound?"),
     _errno.ENOENT: (DeviceNotFound, "no such device node", "is cxl_mem loaded?"),
     _errno.ENODEV: (DeviceNotFound, "no such device", "is cxl_mem loaded?"),
+    _errno.ETIMEDOUT: (
+        TransportError,
+        "the device did not answer within the kernel's mailbox timeout",
+        "the device may be hung or gone; see the kernel log (dmesg)",
+    ),
 }
 
 

@@ -16,6 +16,7 @@ import io
 import os
 import stat
 import struct
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -24,7 +25,9 @@ from . import transport as tp
 from . import uapi
 from .errors import (
     CxlError,
+    DecodeError,
     DeviceBusy,
+    DeviceWarning,
     MailboxError,
     PartialWrite,
     UnsupportedCommand,
@@ -222,10 +225,26 @@ class Memdev:
             )
         try:
             rc, out = p(payload)
+            for delay in RETRY_DELAYS if rc in RETRY_CODES and not c.destructive else ():
+                time.sleep(delay)  # Busy / Retry Required: a read is safe to repeat
+                rc, out = p(payload)
+                if rc not in RETRY_CODES:
+                    break
         except OSError as e:
             raise from_errno(e.errno or errno.EIO, f"{self.name}: {c.name}") from e
         if rc:
             check_retval(self.name, c.name, rc)
+        if c.size_out and len(out) > c.size_out and len(out) >= p.out_size:
+            import warnings
+
+            warnings.warn(
+                DeviceWarning(
+                    f"{self.name}: {c.name}: the device returned {len(out)} bytes, the whole "
+                    f"buffer, for a {c.size_out}-byte layout (more may have been cut off); "
+                    "decoded what the layout defines"
+                ),
+                stacklevel=2,
+            )
         return out
 
     def raw_available(self) -> bool:
@@ -234,7 +253,13 @@ class Memdev:
 
     def decoded(self, cmd: mb.Command[T], payload: bytes = b"") -> T:
         """Run a catalogue command and decode its output with the record's decoder."""
-        return cmd.decode(self.run(cmd, payload))
+        out = self.run(cmd, payload)
+        try:
+            return cmd.decode(out)
+        except DecodeError as e:  # say which device sent it
+            raise DecodeError(
+                f"{self.name}: {e.message}", hint=e.hint or "the device's answer is malformed"
+            ) from None
 
     # -- typed commands --
     def identify(self) -> Identify:
@@ -711,6 +736,12 @@ def _uuid_bytes(log_uuid: str) -> bytes:
         return _uuid.UUID(log_uuid).bytes
     except ValueError:
         raise UsageError(f"{log_uuid!r} is not a log UUID") from None
+
+
+#: Busy and Retry Required (CXL 3.1 8.2.8.4.5.1: "a retry may resolve the issue"):
+#: a command that changes nothing is sent again after each of these delays (seconds)
+RETRY_CODES = frozenset({mb.ReturnCode.BUSY, mb.ReturnCode.RETRY_REQUIRED})
+RETRY_DELAYS = (0.001, 0.002, 0.004)
 
 
 def check_retval(name: str, what: str, rc: int) -> None:

@@ -18,11 +18,12 @@ fails until you do).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 import click
 
@@ -284,7 +285,8 @@ class CxlGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            rv = super().invoke(ctx)
+            with _device_warnings():
+                rv = super().invoke(ctx)
             sys.stdout.flush()
             return rv
         except CxlError as e:
@@ -299,6 +301,36 @@ class CxlGroup(click.Group):
             if _debug(ctx):
                 raise
             _fail(f"{e.strerror or e}", int(ExitCode.FAILURE))
+
+
+@contextlib.contextmanager
+def _device_warnings() -> Iterator[None]:
+    """The library's :class:`~cxlctl.errors.DeviceWarning` (a device answered oddly,
+    the value was decoded anyway) as one visible-safe ``cxlctl: warning:`` line on
+    stderr, every time; other warnings as Python shows them."""
+    import warnings
+
+    from ..errors import DeviceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DeviceWarning)
+        shown = warnings.showwarning
+
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            if issubclass(category, DeviceWarning):
+                output.message(f"cxlctl: warning: {message}")
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def _help_width(max_width: int) -> int | None:

@@ -138,8 +138,6 @@ class SimDevice:
 #: The built-in device kinds, in 256 MiB units of (volatile, persistent).
 KINDS: dict[str, tuple[int, int]] = {"pmem": (0, 1), "ram": (1, 0), "mixed": (1, 1)}
 DEFAULT_KINDS = ("pmem", "ram", "mixed")
-#: what CXLCTL_SIM_FAULTS may name
-FAULTS = frozenset({"lsa-readback"})
 
 
 def pci_address(index: int) -> str:
@@ -167,7 +165,9 @@ def make_devices(
     """``mem0``, ``mem1``... of the given kinds, serials 0x1234 upwards (or SERIALS,
     in order), FIRMWARE as every device's FW revision (at most 16 ASCII characters,
     the Identify field), HEALTH a profile per memdev (``normal``, ``warning``,
-    ``critical``: see :data:`HEALTH_PROFILES`) to rehearse alerts."""
+    ``critical``: see :data:`HEALTH_PROFILES`) to rehearse alerts, FAULTS the
+    ``CXLCTL_SIM_FAULTS`` items (:mod:`cxlctl.sim.device.faults`) to rehearse a
+    misbehaving device."""
     if firmware is not None and (len(firmware) > 16 or not firmware.isascii()):
         raise ValueError(f"firmware {firmware!r}: at most 16 ASCII characters")
     for name, prof in (health or {}).items():
@@ -176,10 +176,12 @@ def make_devices(
                 f"health {name}:{prof}: unknown profile ({', '.join(HEALTH_PROFILES)})"
             )
     out = []
-    fault_set = frozenset(f for f in faults if f)
-    unknown = fault_set - FAULTS
-    if unknown:
-        raise ValueError(f"unknown fault {sorted(unknown)[0]!r} ({', '.join(sorted(FAULTS))})")
+    parsed: tuple[Any, ...] = ()
+    items = [f for f in faults if f.strip()]
+    if items:  # CXLCTL_SIM_FAULTS: imported only when there are faults
+        from .device.faults import parse
+
+        parsed = parse(items)
     for i, kind in enumerate(kinds):
         if kind not in KINDS:
             raise ValueError(f"unknown simulated device kind {kind!r} (pmem, ram, mixed)")
@@ -190,7 +192,7 @@ def make_devices(
             serial=serials[i] if i < len(serials) else 0x1234 + i,
             profile=profile,
             host=pci_address(i),
-            faults=fault_set,
+            faults=tuple(f for f in parsed if f.memdev in (None, f"mem{i}")),
             time_scale=time_scale,
         )
         if firmware is not None:
@@ -200,6 +202,9 @@ def make_devices(
         dev = SimDevice(f"mem{i}", cfg, raw_commands=raw_commands, state_dir=state_dir)
         apply_health(dev.device, (health or {}).get(f"mem{i}", "normal"))
         out.append(dev)
+    for f in parsed:
+        if f.memdev is not None and not any(d.name == f.memdev for d in out):
+            raise ValueError(f"fault {f.text!r}: no simulated {f.memdev} (mem0..mem{len(out) - 1})")
     return out
 
 

@@ -95,8 +95,9 @@ class DeviceConfig:
         host: str = "0000:0d:00.0",
         numa_node: int = -1,
         cel: tuple[int, ...] = (),
-        #: faults to inject (CXLCTL_SIM_FAULTS): "lsa-readback" flips a bit in what Get LSA returns
-        faults: frozenset[str] = frozenset(),
+        #: faults to inject (CXLCTL_SIM_FAULTS, parsed: :class:`.faults.Fault`, this
+        #: memdev's only), e.g. "lsa-readback" flips a bit in what Get LSA returns
+        faults: tuple[Any, ...] = (),
         #: background operations take their QEMU 10 time (qemu profile) or a short one
         #: (full) times this factor (CXLCTL_SIM_TIME_SCALE; 0: they finish at once)
         time_scale: float = 1.0,
@@ -304,6 +305,15 @@ class TypeThreeDevice:
             self.alert.life_used_programmable_warning_threshold = 75
             self.alert.device_over_temperature_programmable_warning_threshold = 70
         self.state_dir = state_dir
+        #: CXLCTL_SIM_FAULTS (:class:`.faults.Injector`), None without faults
+        self.faults: Any = None
+        if config.faults:
+            from .faults import Injector
+
+            self.faults = Injector(tuple(config.faults))
+        #: how long the last command took the device, in ms (``slow``); ``inf``: it
+        #: never answered (``vanish``). The driver waits for it (mailbox timeout)
+        self.latency_ms: float = 0
         saved = load_state(state_dir, config.serial).get("alert_config")
         if isinstance(saved, str):  # what Set Alert Configuration left (CXLCTL_SIM_STATE)
             with contextlib.suppress(ValueError):
@@ -329,10 +339,34 @@ class TypeThreeDevice:
 
     def execute(self, opcode: int, payload: bytes) -> tuple[int, bytes]:
         """Run one mailbox command: (return code, output payload)."""
-        from .background import admit, poll
+        from .background import poll
 
         self.calls.append((opcode, payload))
         poll(self)
+        inj = self.faults
+        if inj is not None:
+            return self._faulty(inj, opcode, payload)
+        return self._execute(opcode, payload)
+
+    def _faulty(self, inj: Any, opcode: int, payload: bytes) -> tuple[int, bytes]:
+        """execute() with CXLCTL_SIM_FAULTS: the device misbehaves as configured."""
+        from .background import MEDIA_OPCODES
+
+        self.latency_ms = inj.latency_ms(opcode)
+        refused = inj.before(opcode, MEDIA_OPCODES)
+        if inj.vanished:
+            self.latency_ms = float("inf")
+            return _UNSUPPORTED, b""  # never read: the doorbell does not clear
+        if refused is not None:
+            return refused, b""
+        rc, out = self._execute(opcode, payload)
+        if rc == RC.SUCCESS:
+            out = inj.after(opcode, self.config.serial, out)
+        return rc, out
+
+    def _execute(self, opcode: int, payload: bytes) -> tuple[int, bytes]:
+        from .background import admit
+
         cel = self.config.cel
         if cel is not self._cel_of:  # a set for lookups, rebuilt if the config changes
             self._cel_of, self._cel_set = cel, frozenset(cel)
@@ -353,6 +387,17 @@ class TypeThreeDevice:
 
         poll(self)
         return self.bg is not None and self.bg.opcode in (0x4400, 0x4401)
+
+    def background_complete(self) -> bool:
+        """cxl_mbox_background_complete(): the Background Command Status register
+        says 100%.  A device whose faulty answer claimed a background start has
+        nothing running that could complete."""
+        from .background import poll
+
+        poll(self)
+        if self.faults is not None and self.faults.claimed_background:
+            return False
+        return self.bg is None
 
     # -- helpers used by handlers --
     def cel_bytes(self) -> bytes:

@@ -14,6 +14,7 @@ import errno
 import os
 import struct
 import threading
+import time
 from typing import Any
 
 from ... import mailbox as mb
@@ -225,6 +226,8 @@ DISABLED_RAW_OPCODES: frozenset[int] = frozenset(
 #: ``security_command_sets[]``: Sanitize, PMem security, security passthrough.
 SECURITY_COMMAND_SETS: frozenset[int] = frozenset({0x44, 0x45, 0x46})
 CXL_SET_PARTITION_IMMEDIATE_FLAG = 1
+#: CXL_MAILBOX_TIMEOUT_MS (drivers/cxl/cxlmem.h): how long the driver waits for the doorbell
+MAILBOX_TIMEOUT_MS = 2000
 #: CXL_CMD_FLAG_FORCE_ENABLE entries of cxl_mem_commands[]
 FORCE_ENABLED: frozenset[int] = frozenset(
     c.kernel_id for c in mb.CATALOGUE if c.kernel_id is not None and c.kernel_force_enable
@@ -269,6 +272,8 @@ class SimDriver:
         # do not depend on it: only the nvdimm bridge below it claims commands
         self.bound = True
         self.mem = memory or _user_memory()
+        #: the doorbell stays set until then (time.monotonic()): a slow device
+        self.doorbell_busy_until = 0.0
         table = [_ZERO] * K.MAX
         for c in MEM_COMMANDS:
             table[c.id] = c
@@ -284,6 +289,34 @@ class SimDriver:
             nvdimm_bridge = device.config.persistent_bytes > 0
         self.nvdimm_bridge = nvdimm_bridge
         self.exclusive = set(BRIDGE_EXCLUSIVE) if nvdimm_bridge else set()
+
+    def _mbox_send(self, opcode: int, payload: bytes) -> tuple[int, bytes]:
+        """__cxl_pci_mbox_send_cmd() #4-#8 around the device: ring the doorbell, wait
+        for it to clear (at most the mailbox timeout), handle Background Command
+        Started (userspace commands get no polls: done at once, or ETIMEDOUT)."""
+        dev = self.device
+        rc, out = dev.execute(opcode, payload)
+        latency = dev.latency_ms
+        if latency:  # cxl_pci_mbox_wait_for_doorbell()
+            scale = dev.config.time_scale
+            waited = min(latency, MAILBOX_TIMEOUT_MS)
+            if waited * scale:
+                time.sleep(waited * scale / 1000)
+            if latency > MAILBOX_TIMEOUT_MS:
+                if latency == float("inf"):
+                    # the device is gone: pciehp removes it, cxl_memdev_ioctl()
+                    # finds no cxlds from now on (ENXIO)
+                    self.attached = False
+                else:  # it still works on it: the doorbell stays set meanwhile
+                    rest = (latency - MAILBOX_TIMEOUT_MS) * scale / 1000
+                    self.doorbell_busy_until = time.monotonic() + rest
+                raise _err(errno.ETIMEDOUT)  # "mailbox timeout"
+        if rc == RC.BACKGROUND_COMMAND_STARTED and opcode != 0x4400:  # not Sanitize
+            # mbox_cmd->poll_count is 0 for a command from userspace
+            if not dev.background_complete():
+                raise _err(errno.ETIMEDOUT)  # "timeout waiting for background (0 ms)"
+            rc = dev.bg_last[1]
+        return rc, out
 
     # -- cxl_mem unbind/bind (sysfs drivers/cxl_mem/unbind, bind) --
     def unbind(self) -> None:
@@ -410,6 +443,10 @@ class SimDriver:
             raise _fault()
         f = SEND_FORMAT.unpack_from(arg)
         opcode, size_in, size_out = self._validate(f)
+        # #1 of __cxl_pci_mbox_send_cmd(): the doorbell of a command the device has not
+        # finished yet ("mailbox queue busy")
+        if self.doorbell_busy_until and time.monotonic() < self.doorbell_busy_until:
+            raise _err(errno.EBUSY)
         # a sanitize owns the mailbox: every command but Get Health Info is EBUSY
         # (__cxl_pci_mbox_send_cmd() while security.poll_tmo_secs is set)
         if opcode != 0x4200 and self.device.sanitizing():
@@ -424,7 +461,7 @@ class SimDriver:
         # (Linux 6.12 on QEMU: out.size -2 or payload_max+1 -> at most payload_max)
         size_out = min(size_out, self.payload_size)
         # mbox_send: the device runs, the driver copies at most what fits
-        rc, out = self.device.execute(opcode, payload)
+        rc, out = self._mbox_send(opcode, payload)
         if rc == RC.SUCCESS:
             if len(out) > size_out:
                 out = out[:size_out]
