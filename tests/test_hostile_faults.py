@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_hostile_output import every_command, run_many
+from test_hostile_output import Run, every_command, run_many
 
 from cxlctl import mailbox as mb
 from cxlctl import uapi
@@ -25,6 +25,7 @@ from cxlctl.errors import (
     TransportError,
     UnsupportedCommand,
 )
+from cxlctl.mailbox.health import set_alert_config_request
 from cxlctl.memdev import Memdev
 from cxlctl.sim import SimDevice, make_devices
 from cxlctl.sim.device.faults import PAYLOAD_LENGTH_MAX, parse, parse_one
@@ -70,9 +71,10 @@ def payload_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def matrix(payload_dir: str) -> dict[tuple[str, str], dict[str, Any]]:
+def matrix(payload_dir: str) -> dict[tuple[str, str, str], Run]:
     argvs = every_command(payload_dir)
-    keys, cases = [], []
+    keys: list[tuple[str, str, str]] = []
+    cases: list[dict[str, Any]] = []
     for verb in READ_VERBS:
         for fault in FAULT_CLASSES:
             env = {**FAST, "CXLCTL_SIM_FAULTS": fault}
@@ -87,8 +89,8 @@ def matrix(payload_dir: str) -> dict[tuple[str, str], dict[str, Any]]:
     return dict(zip(keys, run_many(cases), strict=True))
 
 
-def _clean(r: dict[str, Any]) -> list[str]:
-    err = r["stderr"].decode("utf-8", "replace")
+def _clean(r: Run) -> list[str]:
+    err: str = r["stderr"].decode("utf-8", "replace")
     assert "Traceback" not in err, err
     assert "Exception ignored" not in err, err
     assert r["rc"] in DOCUMENTED_EXIT, (r["rc"], err)
@@ -108,7 +110,7 @@ def _clean(r: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize("fault", FAULT_CLASSES)
 @pytest.mark.parametrize("verb", READ_VERBS)
 def test_every_read_verb_under_every_fault_ends_clean(
-    verb: str, fault: str, matrix: dict[tuple[str, str], dict[str, Any]]
+    verb: str, fault: str, matrix: dict[tuple[str, str, str], Run]
 ) -> None:
     for fmt in ("table", "json"):
         _clean(matrix[(verb, fault, fmt)])
@@ -116,7 +118,7 @@ def test_every_read_verb_under_every_fault_ends_clean(
 
 @pytest.mark.parametrize("verb", ["identify", "health", "partition", "fw-info", "timestamp"])
 def test_a_transient_busy_or_retry_is_retried_and_succeeds(
-    verb: str, matrix: dict[tuple[str, str], dict[str, Any]]
+    verb: str, matrix: dict[tuple[str, str, str], Run]
 ) -> None:
     for fault in ("busy", "retry"):
         r = matrix[(verb, fault, "json")]
@@ -125,7 +127,7 @@ def test_a_transient_busy_or_retry_is_retried_and_succeeds(
 
 
 def test_a_persistent_busy_is_exit_3_naming_the_return_code(
-    matrix: dict[tuple[str, str], dict[str, Any]],
+    matrix: dict[tuple[str, str, str], Run],
 ) -> None:
     r = matrix[("identify", "busy=100", "json")]
     assert r["rc"] == int(ExitCode.DEVICE_ERROR)
@@ -133,7 +135,7 @@ def test_a_persistent_busy_is_exit_3_naming_the_return_code(
 
 
 def test_a_vanished_device_is_a_timeout_then_gone(
-    matrix: dict[tuple[str, str], dict[str, Any]],
+    matrix: dict[tuple[str, str, str], Run],
 ) -> None:
     first = matrix[("identify", "vanish", "json")]
     assert first["rc"] == int(ExitCode.FAILURE)
@@ -145,7 +147,7 @@ def test_a_vanished_device_is_a_timeout_then_gone(
 
 
 def test_overlong_output_decodes_with_a_warning(
-    matrix: dict[tuple[str, str], dict[str, Any]],
+    matrix: dict[tuple[str, str, str], Run],
 ) -> None:
     r = matrix[("identify", "overlong", "json")]
     assert r["rc"] == 0
@@ -153,7 +155,7 @@ def test_overlong_output_decodes_with_a_warning(
     assert b'"fw_revision": "BWFW VERSION 00"' in r["stdout"]
 
 
-def test_short_output_names_the_memdev(matrix: dict[tuple[str, str], dict[str, Any]]) -> None:
+def test_short_output_names_the_memdev(matrix: dict[tuple[str, str, str], Run]) -> None:
     r = matrix[("identify", "short", "json")]
     assert r["rc"] == int(ExitCode.DEVICE_ERROR)
     assert r["stderr"].startswith(b"cxlctl: mem0: identify: payload is 34 bytes")
@@ -222,7 +224,7 @@ def test_busy_n_times_then_success() -> None:
 def test_a_write_is_not_retried() -> None:
     md = _memdev("set-alert-config:busy")
     with pytest.raises(MailboxError):
-        md.set_alert_config(0, 0, {})
+        md.set_alert_config(set_alert_config_request({}))
 
 
 def test_media_disabled_only_for_media_commands() -> None:
@@ -245,12 +247,12 @@ def test_background_in_progress_is_busy_except_identify_and_health() -> None:
 def test_a_slow_device_past_the_mailbox_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """ETIMEDOUT after the 2 s mailbox timeout; the doorbell stays busy (EBUSY)
     until the device finished; then it answers again."""
-    import cxlctl.sim.driver.mbox as mbox
+    import time
 
     slept: list[float] = []
     clock = [1000.0]
-    monkeypatch.setattr(mbox.time, "sleep", slept.append)
-    monkeypatch.setattr(mbox.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "sleep", slept.append)
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     md = _memdev(f"identify:slow={MAILBOX_TIMEOUT_MS + 1000}")
     with pytest.raises(TransportError) as t:
         md.identify()
@@ -263,10 +265,10 @@ def test_a_slow_device_past_the_mailbox_timeout(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_a_slow_device_within_the_timeout_answers(monkeypatch: pytest.MonkeyPatch) -> None:
-    import cxlctl.sim.driver.mbox as mbox
+    import time
 
     slept: list[float] = []
-    monkeypatch.setattr(mbox.time, "sleep", slept.append)
+    monkeypatch.setattr(time, "sleep", slept.append)
     md = _memdev("slow=40", time_scale=0.5)
     assert md.identify().fw_revision
     assert slept == [0.02]
