@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from fakesysfs import FakeSysfs
 from goldens import CLI_ENV
 from hypothesis import HealthCheck, settings
 
@@ -61,3 +63,27 @@ def pmem() -> SimDevice:
     """A simulated persistent device configured like the reference QEMU 10 device."""
     (dev,) = make_devices(["pmem"], profile="qemu")
     return dev
+
+
+@pytest.fixture
+def fake_sysfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeSysfs]:
+    """Build a fake Linux 6.12 /sys (tests/fakesysfs.py) in a fresh directory and point
+    every ``KernelBackend`` at it, its requests going to the simulated devices and
+    recorded in ``fs.sent``: ``fs = fake_sysfs(["pmem"], profile="qemu")``."""
+    made: list[FakeSysfs] = []
+
+    def make(
+        kinds: Sequence[str] = ("pmem",),
+        *,
+        profile: str = "full",
+        topology: str = "",
+        devices: Sequence[SimDevice] | None = None,
+    ) -> FakeSysfs:
+        root = tmp_path / f"fake{len(made)}" / "sys"
+        devs = devices if devices is not None else make_devices(kinds, profile=profile)
+        fs = FakeSysfs(root, devs, topology)
+        fs.use(monkeypatch)
+        made.append(fs)
+        return fs
+
+    return make

@@ -7,17 +7,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from simio import Recorder, Sent
+from click.testing import Result
+from fakesysfs import FakeSysfs, kernel_cli
 
 from cxlctl.backends import KernelBackend
-from cxlctl.cli import main
-from cxlctl.sim import SimDevice, make_devices
 from cxlctl.tracefs import KernelTracing
-from cxlctl.transport import Transport
 
 #: per-memdev commands that read sysfs (memdev selection, payload_max, label size)
 READERS = [
@@ -44,40 +40,19 @@ READERS = [
 ]
 
 
-def _tree(root: Path, dev: SimDevice, overrides: dict[str, bytes]) -> None:
-    base = root / "devices" / "pci0000:0c" / dev.config.host / dev.name
-    for key, value in dev.sysfs().items():
-        if key == "host":
-            continue
-        p = base / key
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(overrides.get(key, value.encode() + b"\n"))
-    (base / "dev").write_bytes(b"250:0\n")
-    (root / "bus").mkdir(exist_ok=True)
-    (root / "bus" / dev.name).symlink_to(base)
-
-
 @pytest.fixture
-def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+def kernel(
+    fake_sysfs: Callable[..., FakeSysfs], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Result]:
+    """``kernel(ARGS, {attribute: bytes})``: cxlctl ARGS on the kernel backend over a
+    fake sysfs whose mem0 attributes read as given."""
+
     def run(args: list[str], overrides: dict[str, bytes]) -> Result:
-        (dev,) = make_devices(["pmem"])
-        root = tmp_path / str(len(list(tmp_path.iterdir())))
-        _tree(root, dev, overrides)
-        sent: list[Sent] = []
-
-        def open_(self: KernelBackend, name: str) -> Transport:
-            return Recorder(dev, sent)
-
-        def init(self: KernelBackend, *a: Any, **k: Any) -> None:
-            self.sysfs_root = str(root / "bus")
-            self.dev_root = str(root / "dev")
-            self._tracing = None
-
-        monkeypatch.setattr(KernelBackend, "open", open_)
-        monkeypatch.setattr(KernelBackend, "__init__", init)
+        fs = fake_sysfs(["pmem"])
+        for key, value in overrides.items():
+            fs.set(f"bus/cxl/devices/mem0/{key}", value)
         monkeypatch.setattr(KernelBackend, "labels_owned", lambda self, name: False)
-        env = {"CXLCTL_BACKEND": "kernel", "NO_COLOR": "1", "CXLCTL_DEBUG": "", "COLUMNS": "200"}
-        return CliRunner().invoke(main, args, env=env)
+        return kernel_cli(*args, env={"COLUMNS": "200"})
 
     return run
 

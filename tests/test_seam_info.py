@@ -6,59 +6,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from simio import Recorder, Sent
+from click.testing import Result
+from fakesysfs import FakeSysfs, kernel_cli
+from simio import Sent
 
 from cxlctl import uapi
-from cxlctl.backends import KernelBackend
-from cxlctl.cli import main
 from cxlctl.mailbox import CEL_UUID
-from cxlctl.sim import SimDevice, make_devices
-from cxlctl.transport import Transport
 
 K = uapi.CommandId
 VENDOR_DEBUG = "5e1819d9-11a9-400c-811f-d60719403d86"
 
 
-def _sysfs(root: Path, dev: SimDevice) -> None:
-    base = root / "devices" / "pci0000:0c" / dev.config.host / dev.name
-    for key, value in dev.sysfs().items():
-        if key == "host":
-            continue
-        p = base / key
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(value + "\n")
-    (base / "dev").write_text("250:0\n")
-    (root / "bus").mkdir(exist_ok=True)
-    (root / "bus" / dev.name).symlink_to(base)
+Kernel = Callable[..., tuple[Result, list[Sent]]]
 
 
 @pytest.fixture
-def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
-    """Run cxlctl on the kernel backend over a fake sysfs; returns (result, sent)."""
+def kernel(fake_sysfs: Callable[..., FakeSysfs]) -> Kernel:
+    """``kernel(ARGS, profile=...)``: cxlctl ARGS on the kernel backend over a fake
+    sysfs; returns (result, what was sent)."""
 
     def run(*args: str, profile: str = "full") -> tuple[Result, list[Sent]]:
-        (dev,) = make_devices(["pmem"], profile=profile)
-        root = tmp_path / f"{profile}{len(list(tmp_path.iterdir()))}"
-        _sysfs(root, dev)
-        sent: list[Sent] = []
-
-        def open_(self: KernelBackend, name: str) -> Transport:
-            return Recorder(dev, sent)
-
-        def init(self: KernelBackend, *a: Any, **k: Any) -> None:
-            self.sysfs_root = str(root / "bus")
-            self.dev_root = str(root / "dev")
-
-        monkeypatch.setattr(KernelBackend, "open", open_)
-        monkeypatch.setattr(KernelBackend, "__init__", init)
-        env = {"CXLCTL_BACKEND": "kernel", "NO_COLOR": "1", "CXLCTL_DEBUG": ""}
-        r = CliRunner().invoke(main, list(args), env=env)
-        return r, sent
+        fs = fake_sysfs(["pmem"], profile=profile)
+        return kernel_cli(*args), fs.sent
 
     return run
 
@@ -77,14 +48,14 @@ def _fixed(sent: list[Sent], cid: int, size_out: int) -> None:
     assert size_out <= s.out_size <= 2048
 
 
-def test_health_request(kernel: Callable[..., Any]) -> None:
+def test_health_request(kernel: Kernel) -> None:
     r, sent = kernel("health", "--json")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)[0]["memdev"] == "mem0"
     _fixed(sent, K.GET_HEALTH_INFO, 0x12)
 
 
-def test_partition_and_fw_info_requests(kernel: Callable[..., Any]) -> None:
+def test_partition_and_fw_info_requests(kernel: Kernel) -> None:
     r, sent = kernel("partition", "--json")
     assert r.exit_code == 0, r.stderr
     _fixed(sent, K.GET_PARTITION_INFO, 0x20)
@@ -93,7 +64,7 @@ def test_partition_and_fw_info_requests(kernel: Callable[..., Any]) -> None:
     _fixed(sent, K.GET_FW_INFO, 0x50)
 
 
-def test_health_enotty_on_qemu_is_exit_4(kernel: Callable[..., Any]) -> None:
+def test_health_enotty_on_qemu_is_exit_4(kernel: Kernel) -> None:
     r, sent = kernel("health", profile="qemu")
     assert r.exit_code == 4
     assert "mem0: get-health-info" in r.stderr
@@ -101,7 +72,7 @@ def test_health_enotty_on_qemu_is_exit_4(kernel: Callable[..., Any]) -> None:
 
 
 def test_get_log_pages_by_payload_max_after_checking_the_size(
-    kernel: Callable[..., Any],
+    kernel: Kernel,
 ) -> None:
     r, sent = kernel("get-log", "vendor-debug", "mem0", "--offset", "100", "-o", "raw")
     assert r.exit_code == 0, r.stderr
@@ -117,13 +88,13 @@ def test_get_log_pages_by_payload_max_after_checking_the_size(
         assert s.out_size == 2048
 
 
-def test_get_log_out_of_range_sends_no_get_log(kernel: Callable[..., Any]) -> None:
+def test_get_log_out_of_range_sends_no_get_log(kernel: Kernel) -> None:
     r, sent = kernel("get-log", "cel", "mem0", "--offset", "4096", profile="qemu")
     assert r.exit_code == 2
     assert [s.id for s in sent] == [K.GET_SUPPORTED_LOGS]
 
 
-def test_cel_reads_the_advertised_size(kernel: Callable[..., Any]) -> None:
+def test_cel_reads_the_advertised_size(kernel: Kernel) -> None:
     r, sent = kernel("cel", "mem0", "--json", profile="qemu")
     assert r.exit_code == 0, r.stderr
     assert sent[1].payload == _uuid(CEL_UUID) + (0).to_bytes(4, "little") + (104).to_bytes(
@@ -131,7 +102,7 @@ def test_cel_reads_the_advertised_size(kernel: Callable[..., Any]) -> None:
     )
 
 
-def test_read_labels_chunks(kernel: Callable[..., Any]) -> None:
+def test_read_labels_chunks(kernel: Kernel) -> None:
     r, sent = kernel("read-labels", "mem0", "-s", "5000", "-O", "100")
     assert r.exit_code == 0, r.stderr
     assert len(r.stdout_bytes) == 5000
@@ -144,13 +115,13 @@ def test_read_labels_chunks(kernel: Callable[..., Any]) -> None:
     assert all(0 < n <= 2048 for _, n in chunks)
 
 
-def test_read_labels_bounds_checked_before_sending(kernel: Callable[..., Any]) -> None:
+def test_read_labels_bounds_checked_before_sending(kernel: Kernel) -> None:
     r, sent = kernel("read-labels", "mem0", "-O", str((256 << 20) - 1), "-s", "2")
     assert r.exit_code == 2
     assert sent == []
 
 
-def test_security_state_reads_sysfs_and_sends_nothing(kernel: Callable[..., Any]) -> None:
+def test_security_state_reads_sysfs_and_sends_nothing(kernel: Kernel) -> None:
     r, sent = kernel("security-state", "--json")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout) == [{"memdev": "mem0", "security_state": "disabled"}]

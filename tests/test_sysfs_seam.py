@@ -6,19 +6,22 @@ import errno
 from pathlib import Path
 
 import pytest
+from fakesysfs import FakeSysfs
 
+from cxlctl.sim import make_devices
 from cxlctl.sysfs import ATTR_MAX, HostSysfs, number, text
+
+MEM0 = "devices/pci0000:0c/0000:0c:00.0/0000:0d:00.0/mem0"
 
 
 @pytest.fixture
 def tree(tmp_path: Path) -> HostSysfs:
-    mem = tmp_path / "bus/cxl/devices/mem0"
-    mem.mkdir(parents=True)
-    (mem / "firmware_version").write_bytes(b"FW\xff\n")
-    (mem / "serial").write_bytes(b"0x1234\n")
-    (mem / "big").write_bytes(b"x" * (ATTR_MAX + 1))
-    (tmp_path / "bus/cxl/devices/link").symlink_to(mem)
-    return HostSysfs(str(tmp_path))
+    """Linux 6.12's /sys for one pmem memdev, with a non-UTF-8 firmware version and
+    an attribute larger than a page."""
+    fs = FakeSysfs(tmp_path / "sys", make_devices(["pmem"]))
+    fs.set("bus/cxl/devices/mem0/firmware_version", b"FW\xff\n")
+    fs.set("bus/cxl/devices/mem0/big", b"x" * (ATTR_MAX + 1))
+    return HostSysfs(str(fs.root))
 
 
 def test_read_is_bytes_and_text_never_raises(tree: HostSysfs) -> None:
@@ -41,9 +44,15 @@ def test_paths_cannot_escape(tree: HostSysfs, bad: str) -> None:
 
 
 def test_links_and_realpath(tree: HostSysfs) -> None:
-    assert tree.islink("bus/cxl/devices/link")
-    assert tree.realpath("bus/cxl/devices/link") == "bus/cxl/devices/mem0"
-    assert sorted(tree.listdir("bus/cxl/devices")) == ["link", "mem0"]
+    assert tree.islink("bus/cxl/devices/mem0")
+    assert not tree.islink(f"{MEM0}/serial")
+    assert tree.realpath("bus/cxl/devices/mem0") == MEM0
+    assert tree.realpath("bus/cxl/devices/mem0/pmem/size") == f"{MEM0}/pmem/size"
+    assert sorted(tree.listdir("bus/cxl/devices")) == [
+        "decoder0.0", "decoder1.0", "decoder1.1", "decoder1.2", "decoder1.3",
+        "decoder2.0", "decoder2.1", "decoder2.2", "decoder2.3",
+        "endpoint2", "mem0", "nvdimm-bridge0", "pmem0", "port1", "root0",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("raw", "want"), [(b"0x1234\n", 0x1234), (b"42\n", 42), (b"-1\n", -1)])
