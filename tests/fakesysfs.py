@@ -99,11 +99,13 @@ class FakeSysfs:
     def refresh(self) -> None:
         """Render the tree again from the simulated kernel (after a bind, an unbind, a
         region...), then re-apply every :meth:`set` and :meth:`remove`."""
-        if self.root.exists():
-            shutil.rmtree(self.root)
-        self.root.mkdir(parents=True)
         self.sim._tree = None  # the simulated devices may have changed under it
-        self._dump(self.sim.tree(), self.root)
+        tree = self.sim.tree()
+        self.root.mkdir(parents=True, exist_ok=True)
+        for top in tree:  # what a test added beside them (kernel/tracing...) stays
+            if (self.root / top).exists():
+                shutil.rmtree(self.root / top)
+        self._dump(tree, self.root)
         for key, data in self._edits.items():
             self._apply(key, data)
 
@@ -169,4 +171,3 @@ class FakeSysfs:
                 assert isinstance(child, File)
                 readable = child.reader is not None and child.mode & 0o444
                 p.write_bytes(child.reader().encode() if child.reader and readable else b"")
-

@@ -9,21 +9,18 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from fakesysfs import FakeSysfs, kernel_cli
 from goldens import golden
-from simio import Recorder, Sent
+from simio import Sent
 
 from cxlctl import uapi
 from cxlctl.backends import KernelBackend, SimBackend
-from cxlctl.cli import main
 from cxlctl.memdev import Memdev
-from cxlctl.sim import SimDevice, make_devices
-from cxlctl.transport import Transport
+from cxlctl.sim import make_devices
 
 K = uapi.CommandId
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,115 +243,86 @@ def test_zero_labels_needs_a_memdev(cli: Callable[..., Result]) -> None:
 # --- the kernel backend over a fake sysfs tree ----------------------------------------
 
 
-@dataclass
-class FakeSysfs:
-    """/sys/bus/cxl as the kernel lays it out for one memdev. The cxl_mem driver's
-    bind/unbind are plain files; writing one applies the change synchronously, as
-    the kernel does (no thread: a thread serving a FIFO would let the writer run on
-    before the change is complete)."""
+CXL_MEM = "bus/cxl/drivers/cxl_mem"
 
-    root: Path
-    dev: SimDevice
-    writes: list[tuple[str, str]] = field(default_factory=list)
-    sent: list[Sent] = field(default_factory=list)
+
+class Kernel:
+    """The cxl_mem driver over a fake /sys (tests/fakesysfs.py) for one pmem memdev:
+    bind/unbind are plain files, and writing one applies the change synchronously,
+    as the kernel does (no thread: a thread serving a FIFO would let the writer run
+    on before the change is complete)."""
+
+    def __init__(self, fs: FakeSysfs) -> None:
+        self.fs = fs
+        self.dev = fs.devices["mem0"]
+        self.sent = fs.sent
+        self.writes: list[tuple[str, str]] = []
 
     @property
     def mem(self) -> Path:
-        return self.root / "devices" / "pci0000:0c" / "0000:0c:00.0" / "0000:0d:00.0" / "mem0"
-
-    @property
-    def drivers(self) -> Path:
-        return self.root / "bus" / "cxl" / "drivers"
-
-    def set_bound(self, bound: bool) -> None:
-        if bound:
-            self.dev.bind()
-        else:
-            self.dev.unbind()
-        links = []
-        if self.dev.driver.nvdimm_bridge:
-            links.append((self.mem / "pmem0" / "driver", self.drivers / "cxl_nvdimm"))
-        links.append((self.mem / "driver", self.drivers / "cxl_mem"))  # last: see kernel_write
-        for link, target in links:
-            if bound:
-                link.symlink_to(target)
-            else:
-                link.unlink()
+        return self.fs.real("mem0")
 
     def kernel_write(self, path: Path) -> None:
         """What the kernel does when ``path`` is written: bind/unbind of cxl_mem finish
-        before write() returns, and the driver link changes last, so whoever sees it
-        sees the whole change (the nvdimm bridge's exclusive bits included)."""
-        path = path.resolve()  # memN/driver/unbind is the driver's own unbind
-        data = path.read_text()
-        self.writes.append((str(path.relative_to(self.root.resolve())), data))
-        if data == "mem0" and path.parent == (self.drivers / "cxl_mem").resolve():
-            self.set_bound(path.name == "bind")
+        before write() returns, and the tree shows the whole change at once (the
+        nvdimm bridge's exclusive bits included)."""
+        rel = self.fs.relpath(path)  # memN/driver/unbind is the driver's own unbind
+        data = (self.fs.root / rel).read_text()
+        self.writes.append((rel, data))
+        if data == "mem0" and rel in (
+            "bus/cxl/drivers/cxl_mem/bind",
+            "bus/cxl/drivers/cxl_mem/unbind",
+        ):
+            if rel.endswith("/bind"):
+                self.dev.bind()
+            else:
+                self.dev.unbind()
+            self.fs.refresh()
 
 
 @pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeSysfs]:
-    def make(*, bridge: bool = True, committed: int | None = 0, profile: str = "full") -> FakeSysfs:
+def fake(
+    fake_sysfs: Callable[..., FakeSysfs], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Kernel]:
+    """``fake(bridge=, committed=, profile=)``: mem0 bound to cxl_mem, with (``bridge``)
+    or without an nvdimm bridge owning its labels, and ``committed`` endpoint decoders
+    (None: no endpoint port at all)."""
+
+    def make(*, bridge: bool = True, committed: int | None = 0, profile: str = "full") -> Kernel:
         (dev,) = make_devices(["pmem"], profile=profile)
         dev.driver.nvdimm_bridge = bridge
         dev.driver.bind()
-        fs = FakeSysfs(tmp_path, dev)
-        mem = fs.mem
-        for key, value in dev.sysfs().items():
-            if key != "host":
-                (mem / key).parent.mkdir(parents=True, exist_ok=True)
-                (mem / key).write_text(value + "\n")
-        (mem / "dev").write_text("250:0\n")
-        for d in ("cxl_mem", "cxl_nvdimm"):
-            (fs.drivers / d).mkdir(parents=True)
-        if bridge:
-            (mem / "pmem0").mkdir()
-        devices = tmp_path / "bus" / "cxl" / "devices"
-        devices.mkdir(parents=True)
-        (devices / "mem0").symlink_to(mem)
-        if committed is not None:
-            ep = mem.parent.parent / "endpoint2"
-            ep.mkdir()
-            (ep / "uport").symlink_to(mem)
-            (ep / "decoders_committed").write_text(f"{committed}\n")
-            (devices / "endpoint2").symlink_to(ep)
-        for name in ("bind", "unbind"):
-            (fs.drivers / "cxl_mem" / name).write_text("")
-        (mem / "driver").symlink_to(fs.drivers / "cxl_mem")
-        if bridge:
-            (mem / "pmem0" / "driver").symlink_to(fs.drivers / "cxl_nvdimm")
-
-        def init(self: KernelBackend, *a: Any, **k: Any) -> None:
-            self.sysfs_root = str(devices)
-            self.dev_root = str(tmp_path / "dev")
-
-        def open_(self: KernelBackend, name: str) -> Transport:
-            return Recorder(dev, fs.sent)
-
+        fs = fake_sysfs(devices=[dev])
+        if not bridge:
+            fs.remove("bus/cxl/devices/mem0/pmem0")
+            fs.remove("bus/cxl/devices/pmem0")
+        if committed is None:
+            fs.remove("bus/cxl/devices/endpoint2")
+            fs.remove("devices/platform/ACPI0017:00/root0/port1/endpoint2")
+        else:
+            fs.set("bus/cxl/devices/endpoint2/decoders_committed", str(committed))
+        k = Kernel(fs)
         write_attr = KernelBackend._write_attr
 
         def write_attr_(self: KernelBackend, name: str, path: str) -> None:
             write_attr(self, name, path)  # the library's own write, to a plain file
-            fs.kernel_write(Path(path))
+            k.kernel_write(Path(path))
 
-        monkeypatch.setattr(KernelBackend, "__init__", init)
-        monkeypatch.setattr(KernelBackend, "open", open_)
         monkeypatch.setattr(KernelBackend, "_write_attr", write_attr_)
-        return fs
+        return k
 
     return make
 
 
 def kernel(*args: str, input: bytes | None = None) -> Result:
-    env = {"CXLCTL_BACKEND": "kernel", "NO_COLOR": "1", "CXLCTL_DEBUG": ""}
-    return CliRunner().invoke(main, list(args), env=env, input=input)
+    return kernel_cli(*args, input=input)
 
 
 def _set_lsa(offset: int, data: bytes) -> Sent:
     return Sent(K.SET_LSA, offset.to_bytes(4, "little") + bytes(4) + data, 0)
 
 
-def test_seam_write_labels_chunks(fake: Callable[..., FakeSysfs]) -> None:
+def test_seam_write_labels_chunks(fake: Callable[..., Kernel]) -> None:
     fs = fake(bridge=False)
     r = kernel("write-labels", "-y", "mem0", "-O", "100", input=LABELS)
     assert r.exit_code == 0, r.stderr
@@ -367,7 +335,7 @@ def test_seam_write_labels_chunks(fake: Callable[..., FakeSysfs]) -> None:
     assert fs.dev.device.lsa[100 : 100 + len(LABELS)] == LABELS
 
 
-def test_seam_write_labels_verify_reads_back(fake: Callable[..., FakeSysfs]) -> None:
+def test_seam_write_labels_verify_reads_back(fake: Callable[..., Kernel]) -> None:
     fs = fake(bridge=False)
     r = kernel("write-labels", "-y", "mem0", "-s", "3000", "--verify", input=LABELS)
     assert r.exit_code == 0, r.stderr
@@ -378,7 +346,7 @@ def test_seam_write_labels_verify_reads_back(fake: Callable[..., FakeSysfs]) -> 
     ]
 
 
-def test_seam_zero_labels_chunks(fake: Callable[..., FakeSysfs]) -> None:
+def test_seam_zero_labels_chunks(fake: Callable[..., Kernel]) -> None:
     fs = fake(bridge=False)
     fs.dev.device.lsa[0:8192] = b"\xff" * 8192
     r = kernel("zero-labels", "-y", "mem0", "-s", "5000", "-O", "0x10")
@@ -392,7 +360,7 @@ def test_seam_zero_labels_chunks(fake: Callable[..., FakeSysfs]) -> None:
     assert fs.dev.device.lsa[0x10 : 0x10 + 5000] == bytes(5000)
 
 
-def test_seam_labels_refused_while_the_bridge_is_bound(fake: Callable[..., FakeSysfs]) -> None:
+def test_seam_labels_refused_while_the_bridge_is_bound(fake: Callable[..., Kernel]) -> None:
     fs = fake(bridge=True)
     r = kernel("write-labels", "-y", "mem0", input=LABELS)
     assert (r.exit_code, r.stderr) == (7, BUSY)
@@ -401,16 +369,16 @@ def test_seam_labels_refused_while_the_bridge_is_bound(fake: Callable[..., FakeS
     assert fs.sent == []  # refused up front: nothing reached the kernel
 
 
-def test_seam_labels_refused_when_query_says_exclusive(fake: Callable[..., FakeSysfs]) -> None:
+def test_seam_labels_refused_when_query_says_exclusive(fake: Callable[..., Kernel]) -> None:
     fs = fake(bridge=True)
-    (fs.mem / "pmem0" / "driver").unlink()  # sysfs does not show it; QUERY does
+    fs.fs.remove("bus/cxl/devices/mem0/pmem0/driver")  # sysfs does not show it; QUERY does
     r = kernel("write-labels", "-y", "mem0", input=LABELS)
     assert (r.exit_code, r.stderr) == (7, BUSY)
     assert fs.sent == []
 
 
 def test_seam_ebusy_from_set_lsa(
-    fake: Callable[..., FakeSysfs], monkeypatch: pytest.MonkeyPatch
+    fake: Callable[..., Kernel], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fs = fake(bridge=True)
     monkeypatch.setattr(Memdev, "labels_owned", lambda self: False)  # a race: bound meanwhile
@@ -422,7 +390,7 @@ def test_seam_ebusy_from_set_lsa(
     assert [s.id for s in fs.sent] == [K.SET_LSA]  # the kernel said EBUSY to the first
 
 
-def test_seam_partial_write_is_reported(fake: Callable[..., FakeSysfs]) -> None:
+def test_seam_partial_write_is_reported(fake: Callable[..., Kernel]) -> None:
     fs = fake(bridge=False)
     fs.dev.config.lsa_size = 4096  # the device's area is smaller than sysfs claims
     r = kernel("write-labels", "-y", "mem0", "-O", "100", input=LABELS)
@@ -433,14 +401,14 @@ def test_seam_partial_write_is_reported(fake: Callable[..., FakeSysfs]) -> None:
     assert len(fs.sent) == 2
 
 
-def test_seam_input_larger_than_the_area_sends_nothing(fake: Callable[..., FakeSysfs]) -> None:
+def test_seam_input_larger_than_the_area_sends_nothing(fake: Callable[..., Kernel]) -> None:
     fs = fake(bridge=False)
     r = kernel("write-labels", "-y", "mem0", "-O", str((256 << 20) - 100), input=bytes(101))
     assert r.exit_code == 2
     assert fs.sent == []
 
 
-def test_seam_disable_and_enable_write_sysfs(fake: Callable[..., FakeSysfs]) -> None:
+def test_seam_disable_and_enable_write_sysfs(fake: Callable[..., Kernel]) -> None:
     fs = fake()
     r = kernel("disable-memdev", "mem0", "--json")
     assert r.exit_code == 0, r.stderr
@@ -464,7 +432,7 @@ def test_seam_disable_and_enable_write_sysfs(fake: Callable[..., FakeSysfs]) -> 
     assert len(fs.writes) == 2
 
 
-def test_seam_disable_refuses_an_active_region(fake: Callable[..., FakeSysfs]) -> None:
+def test_seam_disable_refuses_an_active_region(fake: Callable[..., Kernel]) -> None:
     fs = fake(committed=1)
     r = kernel("disable-memdev", "mem0")
     assert r.exit_code == 7
@@ -477,7 +445,7 @@ def test_seam_disable_refuses_an_active_region(fake: Callable[..., FakeSysfs]) -
     assert fs.writes == [("bus/cxl/drivers/cxl_mem/unbind", "mem0")]
 
 
-def test_seam_disable_refuses_without_an_endpoint(fake: Callable[..., FakeSysfs]) -> None:
+def test_seam_disable_refuses_without_an_endpoint(fake: Callable[..., Kernel]) -> None:
     fs = fake(committed=None)
     r = kernel("disable-memdev", "mem0")
     assert r.exit_code == 7
@@ -485,7 +453,7 @@ def test_seam_disable_refuses_without_an_endpoint(fake: Callable[..., FakeSysfs]
     assert fs.writes == []
 
 
-def test_seam_set_alert_config_request(fake: Callable[..., FakeSysfs]) -> None:
+def test_seam_set_alert_config_request(fake: Callable[..., Kernel]) -> None:
     fs = fake()
     r = kernel("set-alert-config", "mem0", "-L", "80", "--life-used-alert", "on",
                "--over-temperature-alert", "off", "-U", "-5", "--under-temperature-alert", "on",
@@ -497,7 +465,7 @@ def test_seam_set_alert_config_request(fake: Callable[..., FakeSysfs]) -> None:
     assert [s.id for s in fs.sent[1:]] == [K.GET_ALERT_CONFIG]
 
 
-def test_seam_set_alert_config_enotty_on_qemu(fake: Callable[..., FakeSysfs]) -> None:
+def test_seam_set_alert_config_enotty_on_qemu(fake: Callable[..., Kernel]) -> None:
     fs = fake(profile="qemu")
     r = kernel("set-alert-config", "mem0", "-L", "80", "--life-used-alert", "on")
     assert r.exit_code == 4

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
+from fakesysfs import FakeSysfs
 from goldens import golden
 
 from cxlctl import tracefs as tf
@@ -207,18 +208,10 @@ class FakeKernel:
 
     def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.root = root
-        self.sysfs = root / "sys/bus/cxl/devices"
         self.tracefs = root / "sys/kernel/tracing"
         self.debugfs = root / "sys/kernel/debug/cxl"
-        mem = self.sysfs / "mem0"
-        mem.mkdir(parents=True)
-        for k, v in {
-            "serial": "0x1234\n",
-            "payload_max": "2048\n",
-            "firmware_version": "BW\n",
-        }.items():
-            (mem / k).write_text(v)
-        (mem / "trigger_poison_list").write_text("")
+        self.fs = FakeSysfs(root / "sys", make_devices(["pmem"]))
+        self.sysfs = self.fs.bus
         (self.tracefs / "events/cxl/cxl_poison").mkdir(parents=True)
         (self.tracefs / "events/cxl/cxl_general_media").mkdir(parents=True)
         (self.debugfs / "mem0").mkdir(parents=True)
@@ -297,10 +290,10 @@ def test_kernel_debugfs_inject_and_clear(fake: FakeKernel) -> None:
 
 def test_kernel_missing_pieces_say_which(fake: FakeKernel) -> None:
     b = fake.backend()
-    (fake.sysfs / "mem0/trigger_poison_list").unlink()
+    fake.fs.remove("bus/cxl/devices/mem0/trigger_poison_list")
     with pytest.raises(UnsupportedCommand, match="trigger_poison_list is missing"):
         b.trigger_poison_list("mem0")
-    (fake.sysfs / "mem0/trigger_poison_list").write_text("")
+    fake.fs.set("bus/cxl/devices/mem0/trigger_poison_list", b"")
     (fake.tracefs / "events/cxl/cxl_poison").rmdir()
     with pytest.raises(UnsupportedCommand, match=r"no cxl:cxl_poison trace event"):
         b.trigger_poison_list("mem0")

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from fakesysfs import FakeSysfs, kernel_cli
 
-from cxlctl.backends import KernelBackend
-from cxlctl.cli import main
 from cxlctl.sim import make_devices
 from cxlctl.sim.device import background as bg
 from cxlctl.sim.device import features as ft
@@ -221,21 +220,11 @@ def test_media_poison_verbs(cli: Cli) -> None:
 # --- the kernel backend at a fake-sysfs seam -------------------------------------------
 
 
-def test_kernel_writes_equal_cxl_clis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kernel_writes_equal_cxl_clis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_sysfs: Callable[..., FakeSysfs]
+) -> None:
     """topology.md 8.1 and 9: the firmware-upload and sanitize writes, in order."""
-    mem = tmp_path / "devices/pci0000:0c/0000:0c:00.0/0000:0d:00.0/mem1"
-    fw = mem / "firmware" / "mem1"
-    fw.mkdir(parents=True)
-    (mem / "security").mkdir()
-    for f, v in (("loading", "0\n"), ("data", ""), ("status", "idle\n"), ("remaining_size", "0\n"),
-                 ("error", "\n"), ("cancel", "")):  # fmt: skip
-        (fw / f).write_text(v)
-    (mem / "security" / "state").write_text("disabled\n")
-    (mem / "security" / "sanitize").write_text("")
-    (mem / "serial").write_text("0x1234\n")
-    devices = tmp_path / "bus/cxl/devices"
-    devices.mkdir(parents=True)
-    (devices / "mem1").symlink_to(mem)
+    fs = fake_sysfs(["pmem", "pmem"])
     writes: list[tuple[str, bytes]] = []
     real = HostSysfs.write
 
@@ -244,17 +233,12 @@ def test_kernel_writes_equal_cxl_clis(tmp_path: Path, monkeypatch: pytest.Monkey
         real(self, path, data)
 
     monkeypatch.setattr(HostSysfs, "write", record)
-    monkeypatch.setattr(KernelBackend, "decoders_committed", lambda self, name: 0)
     img = tmp_path / "fw.bin"
     img.write_bytes(bytes(range(256)) * 16 + b"x" * 100)  # 4196 bytes: two data writes
-    env = {"CXLCTL_BACKEND": "kernel", "NO_COLOR": "1"}
-    monkeypatch.setattr("cxlctl.transport.SYSFS_CXL_DEVICES", str(devices))
-    monkeypatch.setattr(
-        KernelBackend, "__init__", _kernel_init(str(devices), str(tmp_path / "dev"))
-    )
-    r = CliRunner().invoke(main, ["update-firmware", "mem1", "-F", str(img), "-y"], env=env)
+    monkeypatch.setattr("cxlctl.transport.SYSFS_CXL_DEVICES", str(fs.bus))
+    r = kernel_cli("update-firmware", "mem1", "-F", str(img), "-y")
     assert r.exit_code == 0, r.output
-    p = "devices/pci0000:0c/0000:0c:00.0/0000:0d:00.0/mem1"
+    p = "devices/pci0000:0c/0000:0c:01.0/0000:0e:00.0/mem1"
     assert writes == [
         (f"{p}/firmware/mem1/loading", b"1\n\0"),
         (f"{p}/firmware/mem1/data", img.read_bytes()[:4096]),
@@ -262,24 +246,15 @@ def test_kernel_writes_equal_cxl_clis(tmp_path: Path, monkeypatch: pytest.Monkey
         (f"{p}/firmware/mem1/loading", b"0\n\0"),
     ]
     writes.clear()
-    r = CliRunner().invoke(main, ["update-firmware", "mem1", "--cancel"], env=env)
+    r = kernel_cli("update-firmware", "mem1", "--cancel")
     assert writes == [(f"{p}/firmware/mem1/cancel", b"1\n\0")]
     writes.clear()
-    r = CliRunner().invoke(main, ["sanitize", "mem1", "-y"], env=env)
+    r = kernel_cli("sanitize", "mem1", "-y")
     assert r.exit_code == 0, r.output
     assert writes == [(f"{p}/security/sanitize", b"1\n")]
     writes.clear()
-    r = CliRunner().invoke(main, ["wait-sanitize", "mem1"], env=env)
+    r = kernel_cli("wait-sanitize", "mem1")
     assert (r.exit_code, writes) == (0, [])  # cxl-cli writes nothing either
-
-
-def _kernel_init(sysfs_root: str, dev_root: str) -> Callable[..., None]:
-    orig = KernelBackend.__init__
-
-    def init(self: KernelBackend, *a: object, **k: object) -> None:
-        orig(self, sysfs_root, dev_root)
-
-    return init
 
 
 # --- a 32 MiB image on a terminal ---------------------------------------------------------

@@ -10,39 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakesysfs import FakeSysfs
 
 from cxlctl import transport as tp
 from cxlctl import uapi
 from cxlctl.backends import KernelBackend
 from cxlctl.errors import DeviceNotFound, ExitCode, PermissionDenied, UnsupportedCommand
 from cxlctl.memdev import Memdev
-from cxlctl.sim import SimDevice
-
-
-def fake_sysfs(root: Path, name: str = "mem0", dev: str = "250:0", **attrs: str) -> Path:
-    """A /sys/bus/cxl/devices/memN layout like the reference capture's."""
-    pci = root / "devices" / "pci0000:0c" / "0000:0c:00.0" / "0000:0d:00.0" / name
-    (pci / "pmem").mkdir(parents=True)
-    (pci / "ram").mkdir()
-    (pci / "security").mkdir()
-    defaults = {
-        "dev": dev,
-        "serial": "0x1234",
-        "firmware_version": "BWFW VERSION 00",
-        "payload_max": "2048",
-        "label_storage_size": "268435456",
-        "numa_node": "-1",
-        "pmem/size": "0x10000000",
-        "ram/size": "0x0",
-        "security/state": "disabled",
-    }
-    for k, v in {**defaults, **attrs}.items():
-        (pci / k).write_text(v + "\n")
-    bus = root / "bus"
-    bus.mkdir(exist_ok=True)
-    (bus / name).symlink_to(pci)
-    (bus / "decoder0.0").mkdir(exist_ok=True)
-    return bus
+from cxlctl.sim import SimDevice, make_devices
 
 
 class FakeKernel:
@@ -89,7 +64,9 @@ class FakeKernel:
 
 @pytest.fixture
 def backend(tmp_path: Path) -> KernelBackend:
-    return KernelBackend(sysfs_root=str(fake_sysfs(tmp_path)), dev_root="/dev/cxl")
+    """Over a fake /sys with one pmem memdev; /dev/cxl is FakeKernel's."""
+    fs = FakeSysfs(tmp_path / "sys", make_devices(["pmem"]))
+    return KernelBackend(sysfs_root=str(fs.bus), dev_root="/dev/cxl")
 
 
 def test_backend_reads_sysfs_like_cxl_list(backend: KernelBackend) -> None:
