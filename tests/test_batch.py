@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
+import procs
 import pytest
 from click.testing import Result
 
@@ -180,12 +179,7 @@ def test_refused_verbs(cli: Run) -> None:
 def test_results_stream_line_by_line() -> None:
     """Each result is flushed before the next request is read (an agent's loop)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CXLCTL_")}
-    p = subprocess.Popen(
-        [sys.executable, "-m", "cxlctl", "--sim", "batch"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-    )
+    p = procs.popen("--sim", "batch", env=env, stdin=True)
     assert p.stdin is not None
     assert p.stdout is not None
     sel = selectors.DefaultSelector()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import procs
 import pytest
 from click.testing import Result
 from goldens import golden
@@ -354,16 +355,8 @@ def test_read_labels_error_midway_leaves_no_file(
 
 
 def test_read_labels_closed_pipe_ends_quietly() -> None:
-    import subprocess
-    import sys
-
     env = {**os.environ, "CXLCTL_BACKEND": "sim", "CXLCTL_SIM_PROFILE": ""}
-    p = subprocess.Popen(
-        [sys.executable, "-m", "cxlctl", "read-labels", "mem0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    p = procs.popen("read-labels", "mem0", env=env, stderr=True)
     assert p.stdout is not None
     assert p.stderr is not None
     p.stdout.read(4096)

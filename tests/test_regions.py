@@ -227,60 +227,32 @@ def test_multi_host_bridge_interleave_reorders_targets(monkeypatch: pytest.Monke
     ]
 
 
+def create(*extra: str, t: str = "pmem", d: str = "decoder0.0", target: str = "mem0") -> list[str]:
+    """create-region's arguments: ``-m -t T -d D EXTRA... TARGET``."""
+    return ["-m", "-t", t, "-d", d, *extra, target]
+
+
+UUID = "9f8b0c55-ca8c-4914-ab56-29dc188435ed"
+STEP = "a region's size is a multiple of 256 MiB x 1 ways"
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["-m", "-t", "pmem", "-d", "decoder1.0", "mem0"], 6, "decoder1.0: not a root decoder"),
-        (["-m", "-t", "pmem", "-d", "decoder2.0", "mem0"], 6, "decoder2.0: not a root decoder"),
-        (["-m", "-t", "pmem", "-d", "decoder9.9", "mem0"], 6, "decoder9.9: not a root decoder"),
-        (["-m", "-t", "ram", "-d", "decoder0.0", "mem0"], 8, "mem0 has no ram capacity"),
-        (["-m", "-t", "pmem", "-d", "decoder0.0", "mem1"], 8, "mem1 has no pmem capacity"),
-        (
-            ["-m", "-t", "pmem", "-d", "decoder0.0", "-w", "2", "mem0"],
-            8,
-            "interleave ways 2 but 1 target(s) given",
-        ),
-        (
-            ["-m", "-t", "pmem", "-d", "decoder0.0", "-s", "100M", "mem0"],
-            8,
-            "a region's size is a multiple of 256 MiB x 1 ways",
-        ),
-        (
-            ["-m", "-t", "pmem", "-d", "decoder0.0", "-s", "128M", "mem0"],
-            8,
-            "a region's size is a multiple of 256 MiB x 1 ways",
-        ),
-        (
-            ["-m", "-t", "pmem", "-d", "decoder0.0", "-s", "512M", "mem0"],
-            8,
-            "mem0: less than 512 MiB of free pmem capacity",
-        ),
-        (
-            ["-m", "-t", "pmem", "-d", "decoder0.0", "-s", "8G", "mem0"],
-            8,
-            "exceeds the largest free HPA extent of decoder0.0 (4 GiB)",
-        ),
-        (
-            ["-m", "-t", "pmem", "-d", "decoder0.0", "-g", "100", "mem0"],
-            8,
-            "granularity 100: a power of 2 from 256 to 16384",
-        ),
-        (["-m", "-t", "pmem", "-d", "decoder0.0", "mem9"], 6, "mem9: no such memdev"),
-        (
-            [
-                "-m",
-                "-t",
-                "ram",
-                "-U",
-                "9f8b0c55-ca8c-4914-ab56-29dc188435ed",
-                "-d",
-                "decoder0.0",
-                "mem1",
-            ],
-            8,
-            "a ram region has no uuid",
-        ),
-        (["-m", "-t", "pmem", "-d", "decoder0.0", "decoder1.0"], 8, "not an endpoint decoder"),
+        (create(d="decoder1.0"), 6, "decoder1.0: not a root decoder"),
+        (create(d="decoder2.0"), 6, "decoder2.0: not a root decoder"),
+        (create(d="decoder9.9"), 6, "decoder9.9: not a root decoder"),
+        (create(t="ram"), 8, "mem0 has no ram capacity"),
+        (create(target="mem1"), 8, "mem1 has no pmem capacity"),
+        (create("-w", "2"), 8, "interleave ways 2 but 1 target(s) given"),
+        (create("-s", "100M"), 8, STEP),
+        (create("-s", "128M"), 8, STEP),
+        (create("-s", "512M"), 8, "mem0: less than 512 MiB of free pmem capacity"),
+        (create("-s", "8G"), 8, "exceeds the largest free HPA extent of decoder0.0 (4 GiB)"),
+        (create("-g", "100"), 8, "granularity 100: a power of 2 from 256 to 16384"),
+        (create(target="mem9"), 6, "mem9: no such memdev"),
+        (create("-U", UUID, t="ram", target="mem1"), 8, "a ram region has no uuid"),
+        (create(target="decoder1.0"), 8, "not an endpoint decoder"),
     ],
 )
 def test_create_region_misuse(args: list[str], code: int, message: str) -> None:
