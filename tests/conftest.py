@@ -66,6 +66,16 @@ def pmem() -> SimDevice:
 
 
 @pytest.fixture
+def qemu_pv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The topology reference's p,v boot on the simulator: a persistent and a volatile
+    device, the default topology, state in tmp_path, tables 200 columns wide."""
+    monkeypatch.setenv("CXLCTL_SIM_DEVICES", "pmem,ram")
+    monkeypatch.setenv("CXLCTL_SIM_STATE", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("CXLCTL_SIM_TOPOLOGY", raising=False)
+
+
+@pytest.fixture
 def fake_sysfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeSysfs]:
     """Build a fake Linux 6.12 /sys (tests/fakesysfs.py) in a fresh directory and point
     every ``KernelBackend`` at it, its requests going to the simulated devices and

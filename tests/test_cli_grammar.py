@@ -102,20 +102,34 @@ def test_get_log_range_uses_offset_and_size(cli: Cli) -> None:
     assert "--length is now -s/--size" in old.stderr
 
 
-def test_poison_range_options_and_old_positional(cli: Cli) -> None:
-    new = cli("poison", "mem0", "-O", "0x1000", "-s", "4K", "--json")
-    old = cli("poison", "mem0", "0x1000+4096", "--json")
-    assert new.exit_code == old.exit_code == 0, old.stderr
-    assert json.loads(new.stdout) == json.loads(old.stdout)
-    assert json.loads(new.stdout)[0]["range"] == {"offset": 0x1000, "length": 4096}
-    assert "write -O 0x1000 -s 0x1000" in old.stderr
-
-
-def test_scan_media_caps_range_options(cli: Cli) -> None:
-    new = cli("scan-media-caps", "mem0", "-O", "0", "-s", "4K", "--json")
-    old = cli("scan-media-caps", "mem0", "0x0+4096", "--json")
-    assert new.exit_code == old.exit_code == 0, old.stderr
-    assert json.loads(new.stdout) == json.loads(old.stdout)
+@pytest.mark.parametrize(
+    ("new", "old", "hint", "first"),
+    [
+        (
+            ["poison", "mem0", "-O", "0x1000", "-s", "4K", "--json"],
+            ["poison", "mem0", "0x1000+4096", "--json"],
+            "write -O 0x1000 -s 0x1000",
+            {"range": {"offset": 0x1000, "length": 4096}},
+        ),
+        (
+            ["scan-media-caps", "mem0", "-O", "0", "-s", "4K", "--json"],
+            ["scan-media-caps", "mem0", "0x0+4096", "--json"],
+            "",
+            {},
+        ),
+    ],
+    ids=["poison", "scan-media-caps"],
+)
+def test_range_options_and_old_positional(
+    cli: Cli, new: list[str], old: list[str], hint: str, first: dict[str, object]
+) -> None:
+    """-O/-s and the old OFFSET+LENGTH positional give the same answer."""
+    n, o = cli(*new), cli(*old)
+    assert n.exit_code == o.exit_code == 0, o.stderr
+    assert json.loads(n.stdout) == json.loads(o.stdout)
+    got = json.loads(n.stdout)[0]
+    assert {k: got[k] for k in first} == first
+    assert hint in o.stderr
 
 
 # --- -i / -f / -l / -o mean one thing ---------------------------------------------------

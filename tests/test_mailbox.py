@@ -90,6 +90,22 @@ TIMESTAMP_8 = _hex("34 d4 c2 cf 3e 21 eb 18")
         (lay.ScanMediaCapsIn, 0x10),
         (lay.ScanMediaCapsOut, 4),
         (lay.SecurityStateOut, 4),
+        # media and poison
+        (lay.PoisonListIn, 16),
+        (lay.PoisonListOutHeader, 32),
+        (lay.MediaErrorRecord, 16),
+        (lay.InjectPoisonIn, 8),
+        (lay.ClearPoisonIn, 0x48),
+        (lay.ScanMediaIn, 0x11),
+        (lay.ScanMediaResultsHeader, 32),
+        # events
+        (lay.GetEventRecordsOutHeader, 32),
+        (lay.EventRecordHeader, 48),
+        (lay.EventRecord, 128),
+        (lay.GeneralMediaRecord, 128),
+        (lay.DramRecord, 128),
+        (lay.MemoryModuleRecord, 128),
+        (lay.ClearEventRecordsIn, 6),
     ],
 )
 def test_layout_size(layout: type[ctypes.Structure], size: int) -> None:

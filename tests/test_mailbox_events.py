@@ -18,22 +18,6 @@ from cxlctl.mailbox.names import EventLog
 
 
 @pytest.mark.parametrize(
-    ("layout", "size"),
-    [
-        (lay.GetEventRecordsOutHeader, 32),
-        (lay.EventRecordHeader, 48),
-        (lay.EventRecord, 128),
-        (lay.GeneralMediaRecord, 128),
-        (lay.DramRecord, 128),
-        (lay.MemoryModuleRecord, 128),
-        (lay.ClearEventRecordsIn, 6),
-    ],
-)
-def test_layout_sizes(layout: type[ctypes.Structure], size: int) -> None:
-    assert ctypes.sizeof(layout) == size
-
-
-@pytest.mark.parametrize(
     ("layout", "field", "offset"),
     [
         (lay.GeneralMediaRecord, "phys_addr", 0x30),

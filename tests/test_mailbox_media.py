@@ -15,22 +15,6 @@ from cxlctl.mailbox import layouts as lay
 from cxlctl.mailbox.media import decode_poison_list, decode_scan_media_results
 
 
-@pytest.mark.parametrize(
-    ("layout", "size"),
-    [
-        (lay.PoisonListIn, 16),
-        (lay.PoisonListOutHeader, 32),
-        (lay.MediaErrorRecord, 16),
-        (lay.InjectPoisonIn, 8),
-        (lay.ClearPoisonIn, 0x48),
-        (lay.ScanMediaIn, 0x11),
-        (lay.ScanMediaResultsHeader, 32),
-    ],
-)
-def test_layout_sizes(layout: type[ctypes.Structure], size: int) -> None:
-    assert ctypes.sizeof(layout) == size
-
-
 def test_catalogue_sizes_match_layouts() -> None:
     assert mb.BY_OPCODE[0x4300].size_in == ctypes.sizeof(lay.PoisonListIn)
     assert mb.BY_OPCODE[0x4301].size_in == ctypes.sizeof(lay.InjectPoisonIn)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,13 +19,7 @@ from cxlctl.sim.driver import platform as pf
 from cxlctl.sim.driver.sysfs import SimSysfs
 from cxlctl.topology import read_topology
 
-
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("CXLCTL_SIM_DEVICES", "pmem,ram")
-    monkeypatch.setenv("CXLCTL_SIM_STATE", str(tmp_path))
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.delenv("CXLCTL_SIM_TOPOLOGY", raising=False)
+pytestmark = pytest.mark.usefixtures("qemu_pv")  # the reference's p,v boot
 
 
 def fs_of(kinds: tuple[str, ...] = ("pmem", "ram"), spec: str = "") -> SimSysfs:

@@ -61,6 +61,23 @@ def reserve(fs: SimSysfs, ep: str, mode: str, size: int = 0x10000000) -> None:
     fs.write(f"{ep}/dpa_size", f"{size:#x}\n\0".encode())
 
 
+HB = f"{ROOT}/port1/decoder1.0"  # the host bridge's first decoder
+
+
+def hb_reads(fs: SimSysfs, *attrs: str) -> list[str]:
+    """What the host bridge's decoder1.0 attributes ATTRS read."""
+    return [rd(fs, f"{HB}/{a}") for a in attrs]
+
+
+def committed_ram_region(fs: SimSysfs) -> str:
+    """Section 5.1 up to the commit: region0 over mem1's decoder3.0, 256 MiB."""
+    r = region(fs, "ram")
+    reserve(fs, EP_RAM, "ram")
+    fs.write(f"{r}/target0", b"decoder3.0\0")
+    fs.write(f"{r}/commit", b"1\n\0")
+    return r
+
+
 def test_layout_matches_the_qemu_platform(fs: SimSysfs) -> None:
     devs = sorted(fs.listdir("bus/cxl/devices"))
     assert devs == sorted(
@@ -100,18 +117,14 @@ def test_attribute_formats_and_modes(fs: SimSysfs) -> None:
 
 
 def test_ram_region_sequence_of_section_5_1(fs: SimSysfs) -> None:
-    r = region(fs, "ram")
-    reserve(fs, EP_RAM, "ram")
-    fs.write(f"{r}/target0", b"decoder3.0\0")
-    fs.write(f"{r}/commit", b"1\n\0")
+    r = committed_ram_region(fs)
     assert errno_of(lambda: fs.write("bus/cxl/drivers/cxl_port/bind", b"region0\0")) == errno.ENODEV
     assert errno_of(lambda: fs.write("bus/cxl/drivers/cxl_mem/bind", b"region0\0")) == errno.ENODEV
     fs.write("bus/cxl/drivers/cxl_region/bind", b"region0\0")
     assert rd(fs, f"{r}/resource") == "0x490000000"
     assert rd(fs, f"{r}/uuid") == ""
     assert rd(fs, f"{RD}/create_ram_region") == "region1"
-    hb = f"{ROOT}/port1/decoder1.0"
-    assert [rd(fs, f"{hb}/{a}") for a in ("region", "size", "start", "target_list")] == [
+    assert hb_reads(fs, "region", "size", "start", "target_list") == [
         "region0", "0x10000000", "0x490000000", "1"]  # fmt: skip
     assert rd(fs, f"{ROOT}/port1/decoders_committed") == "1"
     assert rd(fs, f"{ROOT}/port1/endpoint3/decoders_committed") == "1"
@@ -125,10 +138,7 @@ def test_ram_region_sequence_of_section_5_1(fs: SimSysfs) -> None:
 
 
 def test_teardown_keeps_mode_and_stale_hb_range(fs: SimSysfs) -> None:
-    r = region(fs, "ram")
-    reserve(fs, EP_RAM, "ram")
-    fs.write(f"{r}/target0", b"decoder3.0\0")
-    fs.write(f"{r}/commit", b"1\n\0")
+    r = committed_ram_region(fs)
     fs.write("bus/cxl/drivers/cxl_region/bind", b"region0\0")
     for b in (146, 147):
         fs.write(f"devices/system/memory/memory{b}/state", b"offline\0")
@@ -142,8 +152,7 @@ def test_teardown_keeps_mode_and_stale_hb_range(fs: SimSysfs) -> None:
     fs.write(f"{RD}/delete_region", b"region0\0")
     assert rd(fs, f"{EP_RAM}/mode") == "ram"
     assert rd(fs, f"{EP_RAM}/dpa_resource") == "0xffffffffffffffff"
-    hb = f"{ROOT}/port1/decoder1.0"
-    assert [rd(fs, f"{hb}/{a}") for a in ("region", "size", "start", "target_list")] == [
+    assert hb_reads(fs, "region", "size", "start", "target_list") == [
         "", "0x10000000", "0x490000000", "1"]  # fmt: skip
     assert rd(fs, f"{ROOT}/port1/decoders_committed") == "0"
     assert rd(fs, f"{RD}/create_ram_region") == "region0"
@@ -158,17 +167,14 @@ def test_two_way_interleave_and_teardown() -> None:
     fs.write(f"{r}/target1", b"decoder3.0\0")
     fs.write(f"{r}/target0", b"decoder2.0\0")
     fs.write(f"{r}/commit", b"1\n\0")
-    hb = f"{ROOT}/port1/decoder1.0"
-    assert rd(fs, f"{hb}/target_list") == "0,1"
-    assert rd(fs, f"{hb}/interleave_ways") == "2"
-    assert rd(fs, f"{hb}/size") == "0x20000000"
+    assert hb_reads(fs, "target_list", "interleave_ways", "size") == ["0,1", "2", "0x20000000"]
     assert rd(fs, f"{ROOT}/port1/decoders_committed") == "1"
     assert rd(fs, f"{EP_PMEM}/interleave_ways") == "2"
     fs.write(f"{r}/commit", b"0\n\0")
     fs.write(f"{r}/target0", b"\0")
     fs.write(f"{r}/target1", b"\0")
     # after a 2-way teardown the HB decoder reads size 0 but keeps ways and targets
-    assert [rd(fs, f"{hb}/{a}") for a in ("start", "size", "interleave_ways", "target_list")] == [
+    assert hb_reads(fs, "start", "size", "interleave_ways", "target_list") == [
         "0x0", "0x0", "2", "0,1"]  # fmt: skip
 
 

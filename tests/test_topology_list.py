@@ -19,13 +19,7 @@ from cxlctl.topology import read_topology
 ALL = ["-B", "-P", "-E", "-D", "-T", "-R", "-X", "-M", "-u"]
 
 
-@pytest.fixture(autouse=True)
-def qemu_pv(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    """The reference's p,v boot: a persistent and a volatile device."""
-    monkeypatch.setenv("CXLCTL_SIM_DEVICES", "pmem,ram")
-    monkeypatch.setenv("CXLCTL_SIM_STATE", str(tmp_path))
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.delenv("CXLCTL_SIM_TOPOLOGY", raising=False)
+pytestmark = pytest.mark.usefixtures("qemu_pv")  # the reference's p,v boot
 
 
 def run(*args: str) -> Any:
