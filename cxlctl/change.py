@@ -178,13 +178,15 @@ class Result:
     details: dict[str, Any] = field(default_factory=dict)
     plan: list[str] = field(default_factory=list)
     plan_json: list[dict[str, Any]] = field(default_factory=list)
+    #: what ``memdev`` names: a memdev, or a region, port, bus (the topology verbs)
+    kind: str = "memdev"
 
     @property
     def changed(self) -> bool:
         return self.outcome is Outcome.CHANGED
 
     def json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"memdev": self.memdev}
+        d: dict[str, Any] = {self.kind: self.memdev}
         if self.serial is not None:
             d["serial"] = self.serial
         d["changed"] = self.changed
@@ -210,7 +212,7 @@ def midway(e: CxlError, done: str) -> CxlError:
     return e
 
 
-#: what a verb does to one memdev: returns (outcome, message, details)
+#: what a verb does to one object: returns (outcome, message, details)
 Action = Callable[[str, "Recorder | None"], tuple[Outcome, str, dict[str, Any]]]
 
 
@@ -221,8 +223,10 @@ def run_each(
     serial_of: Callable[[str], int | None],
     dry_run: bool = False,
     on_result: Callable[[Result], None] | None = None,
+    kind: str = "memdev",
 ) -> list[Result]:
-    """Try ``action`` on every memdev in turn; a failure of one never stops the next.
+    """Try ``action`` on every memdev (or region, port, bus: ``kind``) in turn; a
+    failure of one never stops the next.
     Ctrl-C stops the run after recording the memdev it interrupted (the action's
     :func:`stopped` says how far it got) and re-raises ``KeyboardInterrupt``."""
     results: list[Result] = []
@@ -236,17 +240,17 @@ def run_each(
             outcome, message, details = action(name, rec)
             if rec is not None:
                 outcome = Outcome.PLANNED if outcome is not Outcome.UNCHANGED else outcome
-            r = Result(name, serial, outcome, message, 0, details)
+            r = Result(name, serial, outcome, message, 0, details, kind=kind)
             if rec is not None:
                 r.plan, r.plan_json = rec.lines(), rec.json()
         except CxlError as e:
-            r = Result(name, serial, Outcome.FAILED, e.message, int(e.exit_code))
+            r = Result(name, serial, Outcome.FAILED, e.message, int(e.exit_code), kind=kind)
             if e.hint:
                 r.message += f" (hint: {e.hint})"
         except KeyboardInterrupt as e:
             msg = f"{name}: interrupted: {getattr(e, 'cxlctl_done', 'nothing recorded')}"
             code = getattr(e, "exit_code", int(ExitCode.INTERRUPTED))
-            r = Result(name, serial, Outcome.FAILED, msg, code)
+            r = Result(name, serial, Outcome.FAILED, msg, code, kind=kind)
             results.append(r)
             if on_result:
                 on_result(r)

@@ -2,20 +2,26 @@
 
 :func:`plan_partition` turns ``-t ram|pmem [-s SIZE] [-a]`` into the volatile
 capacity to send, from Identify (total, volatile-only, persistent-only, alignment)
-and Get Partition Info (active and next), before anything is sent.  Linux refuses
-immediate repartitioning from userspace (EBUSY for the immediate flag), so the new
-layout takes effect after the next cold reset (a reboot that power-cycles the
-device); Get Partition Info shows it as "next" until then.  Nothing here prints.
+and Get Partition Info (active and next), before anything is sent;
+:func:`apply_partition` sends it.  Linux refuses immediate repartitioning from
+userspace (EBUSY for the immediate flag), so the new layout takes effect after the
+next cold reset (a reboot that power-cycles the device); Get Partition Info shows
+it as "next" until then.  Nothing here prints.
 """
 
 from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from .errors import DeviceBusy
 from .mailbox import layouts as lay
 from .mailbox.memdev import Identify, PartitionInfo
 from .regions import TopologyError
+
+if TYPE_CHECKING:
+    from .memdev import Memdev
 
 CAPACITY_UNIT = 256 << 20
 
@@ -97,6 +103,48 @@ def plan_partition(
     return PartitionPlan(memdev, volatile, before, after)
 
 
-def set_partition_payload(plan: PartitionPlan) -> bytes:
-    """Set Partition Info without the immediate flag (Linux refuses it)."""
-    return bytes(lay.SetPartitionInfoIn(volatile_capacity=plan.volatile_size // CAPACITY_UNIT))
+#: Set Partition Info's flags bit 0: change the active partitions now
+IMMEDIATE = 0x01
+
+
+def set_partition_payload(plan: PartitionPlan, *, immediate: bool = False) -> bytes:
+    """Set Partition Info's input; without ``immediate`` (Linux refuses it) the new
+    layout is "next": active after the next cold reset."""
+    return bytes(
+        lay.SetPartitionInfoIn(
+            volatile_capacity=plan.volatile_size // CAPACITY_UNIT,
+            flags=IMMEDIATE if immediate else 0,
+        )
+    )
+
+
+def pending(plan: PartitionPlan, *, immediate: bool = False) -> bool:
+    """Whether sending the plan changes anything: the "next" layout (or, with
+    ``immediate``, the active one) is not already what it asks for."""
+    b, a = plan.before, plan.after
+    active = (b["active_volatile_size"], b["active_persistent_size"])
+    nxt = (b["next_volatile_size"], b["next_persistent_size"])
+    want = (a["next_volatile_size"], a["next_persistent_size"])
+    if immediate:
+        return active != want or nxt not in ((0, 0), want)
+    # next 0/0: no change pending, the active layout stays after a reset
+    return (active if nxt == (0, 0) else nxt) != want
+
+
+def apply_partition(md: Memdev, plan: PartitionPlan, *, immediate: bool = False) -> PartitionInfo:
+    """Send Set Partition Info (0x4101) and read Get Partition Info back.  Linux
+    refuses the immediate flag from user space with EBUSY (mbox.c
+    cxl_payload_from_user_allowed(): the driver uses the capacity while the
+    memdev is active); that refusal is reported as the rule it is."""
+    try:
+        md.run("set-partition-info", set_partition_payload(plan, immediate=immediate))
+    except DeviceBusy as e:
+        if not immediate:
+            raise
+        raise DeviceBusy(
+            f"{plan.memdev}: Linux refuses Set Partition Info's immediate flag from user "
+            "space (the driver uses the active partitions while the memdev is active; "
+            f"EBUSY): {e.message}",
+            hint="leave out --immediate: the new split then takes effect on the next cold reset",
+        ) from e
+    return md.partition_info()

@@ -22,10 +22,14 @@ import errno
 import uuid as uuidlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import CxlError, DeviceBusy, DeviceNotFound, InvalidRequest, PermissionDenied
 from .sysfs import Sysfs, text
 from .topology import Decoder, Memdev, Port, Region, Topology, read_topology
+
+if TYPE_CHECKING:
+    from .change import Recorder
 
 SZ_256M = 256 << 20
 DRIVERS = "bus/cxl/drivers"
@@ -106,9 +110,11 @@ class DryRunSysfs:
     """A :class:`~cxlctl.sysfs.Sysfs` that reads through and records writes instead
     of making them (``--dry-run``); ``bus/cxl/flush`` is left out of the plan."""
 
-    def __init__(self, fs: Sysfs) -> None:
+    def __init__(self, fs: Sysfs, recorder: Recorder | None = None) -> None:
         self.fs = fs
         self.planned: list[tuple[str, bytes]] = []
+        #: the change contract's plan (cxlctl.change): each write as /sys/PATH
+        self.recorder = recorder
 
     def read(self, path: str) -> bytes:
         return self.fs.read(path)
@@ -116,6 +122,8 @@ class DryRunSysfs:
     def write(self, path: str, data: bytes) -> None:
         if path != "bus/cxl/flush":
             self.planned.append((path, bytes(data)))
+            if self.recorder is not None:
+                self.recorder.write(f"/sys/{path}", bytes(data))
 
     def listdir(self, path: str) -> list[str]:
         return self.fs.listdir(path)
@@ -459,6 +467,16 @@ def _region_rules(plan: Plan) -> dict[str, Rule]:
     }
 
 
+def next_region(fs: Sysfs, plan: Plan) -> str:
+    """The name the kernel gives the next region of the plan's root decoder
+    (``create_ram_region``/``create_pmem_region`` read back)."""
+    create = f"{plan.root_decoder.path}/create_{plan.mode}_region"
+    try:
+        return text(fs.read(create)).strip()
+    except OSError as e:
+        raise _error(e.errno or errno.EIO, f"{create}: {e.strerror}") from e
+
+
 def create_region(fs: Sysfs, plan: Plan, *, enable: bool = True) -> Region | None:
     """cxl create-region's writes (section 5.1/5.2/6), then bind (unless
     ``enable=False``).  On failure the region is deleted and the DPA it reserved
@@ -468,10 +486,7 @@ def create_region(fs: Sysfs, plan: Plan, *, enable: bool = True) -> Region | Non
     rd = plan.root_decoder
     create = f"{rd.path}/create_{plan.mode}_region"
     w.flush()
-    try:
-        rname = text(fs.read(create)).strip()
-    except OSError as e:
-        raise _error(e.errno or errno.EIO, f"{create}: {e.strerror}") from e
+    rname = next_region(fs, plan)
     w.write(create, name(rname), what=f"{rd.name}: create {rname}")
     rpath = f"{rd.path}/{rname}"
     reserved: list[Decoder] = []
@@ -837,7 +852,7 @@ def enable_port(fs: Sysfs, topo: Topology, port: Port, *, memdevs: bool = False)
         done.append(port.name)
     if memdevs:
         topo = read_topology(fs)
-        below = _memdevs_below_path(topo, port.path, fs)
+        below = memdevs_below(topo, port.path, fs)
         for m in below:
             if not m.enabled:
                 w.write(f"{DRIVERS}/cxl_mem/bind", name(m.name), None, f"{m.name}: enable")
@@ -864,7 +879,7 @@ def _wait_bound(fs: Sysfs, memdevs: Sequence[str], timeout: float = 5.0) -> None
             time.sleep(0.05)
 
 
-def _memdevs_below_path(topo: Topology, port_path: str, fs: Sysfs | None = None) -> list[Memdev]:
+def memdevs_below(topo: Topology, port_path: str, fs: Sysfs | None = None) -> list[Memdev]:
     """Memdevs whose PCI path is below a dport of the port, or below its uport
     (works while the endpoints are gone, and on kernels that enumerate a port's
     dports only when an endpoint attaches, as Linux 7.3 does after enable-port)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from topology_ref import writes_after
+from topology_ref import confirmed, writes_after
 
 from cxlctl import regions as rg
 from cxlctl.cli import main
@@ -28,7 +28,7 @@ def fs_of(kinds: tuple[str, ...] = ("pmem", "ram"), spec: str = "") -> SimSysfs:
 
 
 def cli(*args: str) -> Result:
-    return CliRunner().invoke(main, ["--sim", *args], catch_exceptions=False)
+    return CliRunner().invoke(main, ["--sim", *confirmed(args)], catch_exceptions=False)
 
 
 def ok(*args: str) -> Result:
@@ -329,7 +329,9 @@ def test_reserve_and_free_dpa() -> None:
         "mode": "pmem",
     }
     r = ok("free-dpa", "mem0")
-    assert "mem0: no DPA reservation to free (unchanged)" in r.stderr
+    assert "mem0: no DPA reservation to free" in r.stderr
+    (row,) = json.loads(ok("free-dpa", "mem0", "--json").stdout)
+    assert (row["memdev"], row["changed"], row["outcome"]) == ("mem0", False, "unchanged")
     # a reservation is picked up by create-region
     ok("reserve-dpa", "mem1", "-t", "ram")
     ok("create-region", "-t", "ram", "mem1")
@@ -419,14 +421,19 @@ def test_set_partition_on_qemu_like_devices_is_refused_before_sending() -> None:
 
 def test_dry_run_prints_libcxls_writes_and_changes_nothing() -> None:
     r = ok("create-region", "-t", "ram", "mem1", "--dry-run")
-    lines = r.stdout.splitlines()
     exp = libcxl("### 5.1 `cxl create-region -m -t ram")
-    assert lines == [f"write {p} <- {d.decode()!r}" for p, d, _res in exp]
-    assert "(dry run: nothing was written)" in r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "region0: would do:"
+    assert lines[1 : 1 + len(exp)] == [f"  write /sys/{p} <- {d.decode()!r}" for p, d, _ in exp]
+    assert "region0: dry run, nothing was changed" in r.stderr
     assert json.loads(ok("list", "-R", "-i", "--json").stdout) == []
     (plan,) = json.loads(ok("create-region", "-t", "ram", "mem1", "--dry-run", "--json").stdout)
-    assert len(plan["plan"]) == len(exp)
+    assert (plan["region"], plan["changed"], plan["outcome"]) == ("region0", False, "planned")
+    assert [(x["target"], x["length"]) for x in plan["plan"]] == [
+        (f"/sys/{p}", len(d)) for p, d, _ in exp
+    ]
     ok("create-region", "-t", "ram", "mem1")
     r = ok("destroy-region", "-f", "region0", "--dry-run")
-    assert r.stdout.splitlines()[-1].endswith("delete_region <- 'region0\\x00'")
+    assert "  write /sys/devices/platform/ACPI0017:00/root0/decoder0.0/delete_region <- " \
+        "'region0\\x00'" in r.stdout.splitlines()  # fmt: skip
     assert [x["region"] for x in json.loads(ok("list", "-R", "--json").stdout)] == ["region0"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from topology_ref import json_after
+from topology_ref import confirmed, json_after
 
 from cxlctl.cli import main
 from cxlctl.listing import Params, cxl_list
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("qemu_pv")  # the reference's p,v boot
 
 
 def run(*args: str) -> Any:
-    r = CliRunner().invoke(main, ["--sim", *args], catch_exceptions=False)
+    r = CliRunner().invoke(main, ["--sim", *confirmed(args)], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     return r
 

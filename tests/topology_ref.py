@@ -36,3 +36,18 @@ def writes_after(marker: str) -> list[tuple[str, bytes, str]]:
         data = m.group(2).encode().decode("unicode_escape").encode("latin-1")
         out.append((m.group(1), data, m.group(3)))
     return out
+
+
+#: the topology verbs that change something: they ask first (-y without a terminal)
+CHANGE_VERBS = frozenset(
+    {"create-region", "enable-region", "disable-region", "destroy-region", "reserve-dpa",
+     "free-dpa", "set-partition", "enable-port", "disable-port", "disable-bus"}
+)  # fmt: skip
+
+
+def confirmed(args: tuple[str, ...] | list[str]) -> list[str]:
+    """``args`` with -y after a change verb (the tests run without a terminal)."""
+    out = list(args)
+    if out and out[0] in CHANGE_VERBS and "-y" not in out and "--dry-run" not in out:
+        out.insert(1, "-y")
+    return out

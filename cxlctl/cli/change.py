@@ -36,8 +36,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 Action = Callable[[str, Recorder | None, "Callable[[int, int, str], None]"], Any]
 
 
-def change_options(*, destructive: bool) -> Callable[[F], F]:
-    """--dry-run, -o table|json|jsonl (--json), and for data-destroying verbs -y/--yes
+def change_options(*, destructive: bool, confirms: str | None = None) -> Callable[[F], F]:
+    """--dry-run, -o table|json|jsonl (--json), and for data-destroying verbs (or
+    verbs that ask for another reason: ``confirms`` says what -y confirms) -y/--yes
     and --cxl-compat."""
 
     def deco(f: F) -> F:
@@ -52,7 +53,9 @@ def change_options(*, destructive: bool) -> Callable[[F], F]:
                 "-y",
                 "--yes",
                 is_flag=True,
-                help="Do not ask: confirm that the data on these memdevs is to be destroyed "
+                help=f"Do not ask: confirm {confirms} (needed without a terminal)."
+                if confirms
+                else "Do not ask: confirm that the data on these memdevs is to be destroyed "
                 "(needed without a terminal).",
             )(f)
         f = click.option(
@@ -77,9 +80,19 @@ class Change:
         opts: dict[str, Any],
         *,
         destroys: str | None = None,
+        asks: str | None = None,
+        kind: str = "memdev",
+        describe: Callable[[str], str] | None = None,
     ) -> None:
         self.app = app
         self.verb = verb
+        #: what the objects are (memdev; region, port, bus for the topology verbs)
+        self.kind = kind
+        #: a change that is not data-destroying but still asks (the topology verbs):
+        #: what it does, as "unbind" / "create a region over"
+        self.asks = asks
+        #: an object as the prompt names it (default: the memdev and its serial)
+        self.describe = describe
         self.dry_run: bool = bool(opts.pop("dry_run", False))
         self.yes: bool = bool(opts.pop("yes", False))
         self.compat: bool = bool(opts.pop("cxl_compat", False))
@@ -90,27 +103,36 @@ class Change:
 
     # -- confirmation --
     def _serial(self, name: str) -> int | None:
+        if self.kind != "memdev":
+            return None
         try:
             return self.app.backend.info(name).serial
         except (CxlError, OSError, KeyError):  # no serial: only the prompt loses it
             return None
 
     def _who(self, name: str) -> str:
+        if self.describe is not None:
+            return self.describe(name)
         serial = self._serial(name)
         return f"{name} (serial {serial:#x})" if serial is not None else name
 
     def confirm(self, names: Sequence[str]) -> None:
         """Ask on a terminal; without one require --yes. --dry-run asks nothing."""
-        if self.destroys is None or self.dry_run or self.yes or self.compat or not names:
+        if self.destroys is None and self.asks is None:
+            return
+        if self.dry_run or self.yes or self.compat or not names:
             return
         who = ", ".join(self._who(n) for n in names)
+        if self.destroys is not None:
+            does, will = f"destroys {self.destroys} of", f"destroy {self.destroys} of"
+        else:
+            does, will = f"would {self.asks}", str(self.asks)
         if not (_isatty(sys.stdin) and _isatty(sys.stderr)):
             raise UsageError(
-                f"{self.verb} destroys {self.destroys} of {who}: refusing without "
-                "confirmation (no terminal to ask on)",
+                f"{self.verb} {does} {who}: refusing without confirmation (no terminal to ask on)",
                 hint="pass -y/--yes to confirm, or --dry-run to see what it would do",
             )
-        click.echo(f"cxlctl: {self.verb} will destroy {self.destroys} of:", err=True)
+        click.echo(f"cxlctl: {self.verb} will {will}:", err=True)
         for n in names:
             click.echo(f"  {self._who(n)}", err=True)
         if not click.confirm("Continue?", default=False, err=True):
@@ -140,7 +162,12 @@ class Change:
 
             try:
                 results = run_each(
-                    names, one, serial_of=self._serial, dry_run=self.dry_run, on_result=noted
+                    names,
+                    one,
+                    serial_of=self._serial,
+                    dry_run=self.dry_run,
+                    on_result=noted,
+                    kind=self.kind,
                 )
             except KeyboardInterrupt:
                 prog.__exit__()
@@ -178,10 +205,11 @@ class Change:
             if r.plan or r.outcome is Outcome.PLANNED:
                 rd.write_stdout(f"{r.memdev}: would do:\n")
                 rd.write_stdout("".join(f"  {line}\n" for line in r.plan) or "  nothing\n")
+        serials = self.kind == "memdev"
         rows = [
             (
                 r.memdev,
-                f"{r.serial:#x}" if r.serial is not None else "-",
+                *((f"{r.serial:#x}" if r.serial is not None else "-",) if serials else ()),
                 r.outcome.value,
                 r.message,
             )
@@ -190,7 +218,7 @@ class Change:
         rd.print_table(
             self.app.style,
             f"{self.verb}{' (dry run)' if self.dry_run else ''}",
-            ("memdev", "serial", "outcome", "details"),
+            (self.kind, *(("serial",) if serials else ()), "outcome", "details"),
             rows,
             simulated=self.app.backend.simulated,
         )

@@ -9,88 +9,57 @@ objects (cxl-cli's JSON) with ``--json``.
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
 from .. import regions as rg
 from .. import render as rd
+from ..change import Outcome, Recorder, Result
 from ..errors import UsageError
 from ..listing import Params, Walker
-from ..topology import Decoder, Region, Topology, read_topology
-from . import CONTEXT, App, F, app_of, memdevs_required, selected
-from .options import Size, output_option
+from ..sysfs import Sysfs
+from ..topology import Decoder, Memdev, Region, Topology, read_topology
+from . import CONTEXT, App, app_of, memdevs_required, selected
+from .change import Change, change_options
+from .options import Size
 
 Row = dict[str, Any]
+#: what -y confirms on these verbs
+CONFIRMS = "the change to the topology"
+#: what a verb does to one object, on the seam it writes to (a recorder under
+#: --dry-run): (outcome, the report line, the object's JSON)
+TopoAction = Callable[[str, Sysfs], tuple[Outcome, str, Row]]
 
 
-def report_option(f: F) -> F:
-    """The grammar's -o/--json/-u (options.output_option) for these verbs' reports:
-    one line per object on stderr by default, the objects as JSON with -o json."""
-    wants_human = "human" in inspect.signature(f).parameters
+def run_each(
+    ctx: click.Context,
+    verb: str,
+    opts: dict[str, Any],
+    names: Sequence[str],
+    action: TopoAction,
+    *,
+    kind: str,
+    asks: str,
+    describe: Callable[[str], str] | None = None,
+) -> list[Result]:
+    """The change contract (cli/change.py) for a topology verb: ask on a terminal
+    (naming each object, and the memdevs with their serials), refuse without one
+    unless -y, run ``action`` per object on the backend's sysfs, or on a recorder
+    of every sysfs write under --dry-run, and report each outcome with ``changed``."""
+    app = app_of(ctx)
 
-    @functools.wraps(f)
-    def wrapper(*args: Any, output: str | None = None, **kwargs: Any) -> Any:
-        as_json = bool(kwargs.get("as_json"))
-        kwargs["as_json"] = as_json or output in ("json", "jsonl")
-        if wants_human:
-            kwargs["human"] = bool(click.get_current_context().find_root().obj.human)
-        return f(*args, **kwargs)
+    def one(name: str, rec: Recorder | None, _hook: Any) -> tuple[Outcome, str, Row]:
+        fs: Sysfs = app.backend.sysfs_seam
+        return action(name, rg.DryRunSysfs(fs, rec) if rec is not None else fs)
 
-    g: Any = wrapper
-    out: F = output_option(default=None)(g)
-    return out
-
-
-def note(message: str) -> None:
-    dry = " (dry run: nothing was written)" if _dry_run() is not None else ""
-    click.echo(f"cxlctl: {message}{dry}", err=True)
-
-
-def _dry_run() -> rg.DryRunSysfs | None:
-    ctx = click.get_current_context(silent=True)
-    found = ctx.find_root().meta.get("cxlctl.dry-run") if ctx else None
-    return found if isinstance(found, rg.DryRunSysfs) else None
+    change = Change(app, verb, opts, asks=asks, kind=kind, describe=describe)
+    return change.run(names, one)
 
 
-def _seam(app: App) -> Any:
-    """Where the verb writes: the backend's sysfs, or a recorder under --dry-run."""
-    return _dry_run() or app.backend.sysfs_seam
-
-
-def dry_run_option(f: F) -> F:
-    """--dry-run: every check and read happens, each sysfs write is printed instead
-    of made (``write PATH <- 'VALUE'``; with -o json an object with a ``plan``)."""
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, dry_run: bool = False, **kwargs: Any) -> Any:
-        if not dry_run:
-            return f(*args, **kwargs)
-        root = click.get_current_context().find_root()
-        rec = rg.DryRunSysfs(root.obj.backend.sysfs_seam)
-        root.meta["cxlctl.dry-run"] = rec
-        as_json = bool(kwargs.get("as_json"))
-        kwargs["as_json"] = False
-        try:
-            f(*args, **kwargs)
-        finally:
-            root.meta.pop("cxlctl.dry-run", None)
-        if as_json:
-            root.obj.json([{"plan": [{"kind": "sysfs", "target": p, "value": v} for p, v in
-                                     rec.shown()]}])  # fmt: skip
-        else:
-            for p, v in rec.shown():
-                click.echo(f"write {p} <- {v}")
-        return None
-
-    g: Any = wrapper
-    out: F = click.option(
-        "--dry-run", is_flag=True, help="Check and print each sysfs write; change nothing."
-    )(g)
-    return out
+def _human(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().obj.human)
 
 
 def _topo(app: App) -> Topology:
@@ -110,6 +79,47 @@ def _region_json(app: App, name: str, human: bool) -> Row:
 def _mib(n: int) -> str:
     h = rd.human_size(n)
     return h.split(" (")[0] if isinstance(h, str) else f"{n} bytes"
+
+
+def _serials(memdevs: Sequence[Memdev]) -> str:
+    return ", ".join(f"{m.name} (serial {m.serial:#x})" for m in memdevs) or "no memdevs"
+
+
+def _region_memdevs(topo: Topology, r: Region) -> list[Memdev]:
+    out = []
+    for t in r.targets:
+        d = topo.decoder(t) if t else None
+        m = topo.memdev_of_decoder(d) if d is not None else None
+        if m is not None:
+            out.append(m)
+    return out
+
+
+def _describe_region(app: App) -> Callable[[str], str]:
+    def who(name: str) -> str:
+        topo = _topo(app)
+        r = topo.region(name)
+        if r is None:
+            return name
+        return f"{name} ({r.mode}, {_mib(r.size)}, over {_serials(_region_memdevs(topo, r))})"
+
+    return who
+
+
+def _describe_port(app: App, bus: bool = False) -> Callable[[str], str]:
+    def who(name: str) -> str:
+        topo = _topo(app)
+        if bus:
+            b = next((x for x in topo.buses if name in (x.name, f"root{name}")), None)
+            p = b.port if b is not None else None
+        else:
+            p = topo.port(name)
+        if p is None:
+            return name
+        below = rg.memdevs_below(topo, p.path, app.backend.sysfs_seam)
+        return f"{name} (memdevs below: {_serials(below)})"
+
+    return who
 
 
 def _memory_note(app: App, r: Region) -> str:
@@ -183,11 +193,11 @@ def _memory_note(app: App, r: Region) -> str:
     help="Refuse memdevs whose QoS class differs from the root decoder's.",
 )
 @click.option("--no-enable", is_flag=True, help="Commit the decode but do not bind the region.")
-@dry_run_option
-@report_option
+@change_options(destructive=True, confirms=CONFIRMS)
 @click.pass_context
 def create_region(
     ctx: click.Context,
+    /,
     targets: Sequence[str],
     memdevs_flag: bool,
     mode: str | None,
@@ -199,8 +209,7 @@ def create_region(
     bus: str | None,
     enforce_qos: bool,
     no_enable: bool,
-    human: bool,
-    as_json: bool,
+    **opts: Any,
 ) -> None:
     """Create, commit and enable a region over memdevs, as `cxl create-region`.
 
@@ -214,20 +223,20 @@ def create_region(
     kernel accepts it, otherwise reordered so position N sits below the host
     bridge the window interleaves there. A ram region's memory is onlined by
     kmem at once (it becomes system RAM); a pmem region appears on the nd bus.
+    On a terminal it asks first, naming the memdevs and their serials; without
+    one it needs -y. --dry-run prints every sysfs write.
 
     \b
     Examples:
-      cxlctl --sim create-region -m -t ram -d decoder0.0 mem1
-      cxlctl --sim create-region -m -t pmem -d decoder0.0 -w 1 mem0 --json
-      cxlctl --sim create-region -t pmem -s 256M decoder4.0
-      CXLCTL_SIM_DEVICES=pmem,pmem cxlctl --sim create-region -t pmem -w 2 mem0 mem1
+      cxlctl --sim create-region -y -m -t ram -d decoder0.0 mem1
+      cxlctl --sim create-region -y -m -t pmem -d decoder0.0 -w 1 mem0 --json
+      cxlctl --sim create-region -t pmem -s 256M decoder4.0 --dry-run
+      CXLCTL_SIM_DEVICES=pmem,pmem cxlctl --sim create-region -y -t pmem -w 2 mem0 mem1
     """
     app = app_of(ctx)
-    fs = _seam(app)
     if not targets:
         raise UsageError("create-region: give the target memdevs (or endpoint decoders)")
     topo = _topo(app)
-    nbytes = size
     if mode is None:
         mode = _infer_type(topo, targets)
     rd_name = root_decoder or _default_root(topo, mode, bus)
@@ -242,7 +251,7 @@ def create_region(
         targets=targets,
         ways=ways,
         granularity=granularity,
-        size=nbytes,
+        size=size,
         uuid=uuid,
     )
     if enforce_qos:
@@ -254,27 +263,42 @@ def create_region(
                     f"{plan.root_decoder.qos_class} (-Q)",
                     6,
                 )
-    if plan.reordered:
-        note(
-            "targets reordered to fit the host-bridge interleave: "
-            + ", ".join(f"{i}={m.name}" for i, (m, _d) in enumerate(plan.targets))
-        )
-    region = rg.create_region(fs, plan, enable=not no_enable)
-    if region is None:  # --dry-run
-        note(
-            f"{plan.mode} region over "
-            + ", ".join(m.name for m, _d in plan.targets)
-            + f": {_mib(plan.size)}, {plan.ways} way(s), granularity {plan.granularity}"
-        )
-        return
-    note(
-        f"{region.name}: created {region.mode} region, {_mib(region.size)} at "
-        f"{region.resource or 0:#x}, {region.interleave_ways} way(s) over "
-        + ", ".join(m.name for m, _d in plan.targets)
-        + (f"; {_memory_note(app, region)}" if region.enabled else " (not enabled)")
+    over = ", ".join(m.name for m, _d in plan.targets)
+    order = (
+        "; targets reordered to fit the host-bridge interleave: "
+        + ", ".join(f"{i}={m.name}" for i, (m, _d) in enumerate(plan.targets))
+        if plan.reordered
+        else ""
     )
-    if as_json:
-        app.json([_region_json(app, region.name, human)])
+    rname = rg.next_region(app.backend.sysfs_seam, plan)
+    memdevs = [m for m, _d in plan.targets]
+
+    def who(name: str) -> str:
+        return (
+            f"{name} (new {plan.mode} region, {_mib(plan.size)} in {plan.root_decoder.name}, "
+            f"{plan.ways} way(s) over {_serials(memdevs)})"
+        )
+
+    def action(name: str, fs: Sysfs) -> tuple[Outcome, str, Row]:
+        region = rg.create_region(fs, plan, enable=not no_enable)
+        if region is None:  # --dry-run
+            return (
+                Outcome.CHANGED,
+                f"{plan.mode} region over {over}: {_mib(plan.size)}, {plan.ways} way(s), "
+                f"granularity {plan.granularity}{order}",
+                {},
+            )
+        note = f"; {_memory_note(app, region)}" if region.enabled else " (not enabled)"
+        return (
+            Outcome.CHANGED,
+            f"{region.name}: created {region.mode} region, {_mib(region.size)} at "
+            f"{region.resource or 0:#x}, {region.interleave_ways} way(s) over {over}{note}{order}",
+            _region_json(app, region.name, _human(ctx)),
+        )
+
+    run_each(
+        ctx, "create-region", opts, [rname], action, kind="region", asks="create", describe=who
+    )
 
 
 def _infer_type(topo: Topology, targets: Sequence[str]) -> str:
@@ -319,43 +343,59 @@ decoder_filter = click.option(
 )
 
 
-def _regions(app: App, specs: Sequence[str], decoder: str | None) -> tuple[Topology, list[Region]]:
-    topo = _topo(app)
-    return topo, rg.select_regions(topo, specs, decoder)
+def _each_region(
+    ctx: click.Context,
+    verb: str,
+    opts: dict[str, Any],
+    specs: Sequence[str],
+    decoder: str | None,
+    action: TopoAction,
+    asks: str,
+) -> None:
+    """run_each over the REGION arguments (all: every region; -d: of that root decoder)."""
+    app = app_of(ctx)
+    names = [r.name for r in rg.select_regions(_topo(app), specs, decoder)]
+    run_each(
+        ctx, verb, opts, names, action, kind="region", asks=asks, describe=_describe_region(app)
+    )
+
+
+def _region_now(app: App, name: str) -> Region:
+    """The region as it is now (an earlier object of the same run may have changed it)."""
+    return rg.region_of(_topo(app), name)
 
 
 @click.command("enable-region", context_settings=CONTEXT)
 @region_args
 @decoder_filter
-@dry_run_option
-@report_option
+@change_options(destructive=True, confirms=CONFIRMS)
 @click.pass_context
 def enable_region(
-    ctx: click.Context, regions: Sequence[str], decoder: str | None, as_json: bool
+    ctx: click.Context, /, regions: Sequence[str], decoder: str | None, **opts: Any
 ) -> None:
     """Bind committed regions to cxl_region, as `cxl enable-region` (all: every region).
 
     A ram region's memory comes back online through kmem; a pmem region's nd region
-    comes back. An unknown region is an error (cxl-cli exits 0).
+    comes back. An unknown region is an error (cxl-cli exits 0). A region already
+    enabled is left alone (unchanged).
 
     \b
     Examples:
-      cxlctl --sim create-region -t ram mem1
-      cxlctl --sim disable-region region0
-      cxlctl --sim enable-region region0
-      cxlctl --sim enable-region all --json
+      cxlctl --sim create-region -y -t ram mem1
+      cxlctl --sim disable-region -y region0
+      cxlctl --sim enable-region -y region0
+      cxlctl --sim enable-region all --dry-run --json
     """
     app = app_of(ctx)
-    _, todo = _regions(app, regions, decoder)
-    rows = []
-    for r in todo:
-        changed = rg.enable_region(app.backend.sysfs_seam, r)
-        fresh = _topo(app).region(r.name)
-        extra = f"; {_memory_note(app, fresh)}" if changed and fresh is not None else ""
-        note(f"{r.name}: {'enabled' if changed else 'already enabled'}{extra}")
-        rows.append(_region_json(app, r.name, False))
-    if as_json:
-        app.json(rows)
+
+    def action(name: str, fs: Sysfs) -> tuple[Outcome, str, Row]:
+        if not rg.enable_region(fs, _region_now(app, name)):
+            return Outcome.UNCHANGED, f"{name}: already enabled", _region_json(app, name, False)
+        fresh = _topo(app).region(name)
+        extra = f"; {_memory_note(app, fresh)}" if fresh is not None and fresh.enabled else ""
+        return Outcome.CHANGED, f"{name}: enabled{extra}", _region_json(app, name, False)
+
+    _each_region(ctx, "enable-region", opts, regions, decoder, action, "enable")
 
 
 @click.command("disable-region", context_settings=CONTEXT)
@@ -367,59 +407,68 @@ def enable_region(
     is_flag=True,
     help="Unbind even when the memory cannot be offlined (its address space leaks until a reboot).",
 )
-@dry_run_option
-@report_option
+@change_options(destructive=True, confirms=CONFIRMS)
 @click.pass_context
 def disable_region(
-    ctx: click.Context, regions: Sequence[str], decoder: str | None, force: bool, as_json: bool
+    ctx: click.Context, /, regions: Sequence[str], decoder: str | None, force: bool, **opts: Any
 ) -> None:
     """Unbind regions from cxl_region, as `cxl disable-region`; the decode stays committed.
 
     A ram region's memory blocks are offlined first (the kernel migrates their
     pages; memory in use makes that fail, and the region is left enabled unless
-    --force). The region then shows "state": "disabled" with -i.
+    --force). The region then shows "state": "disabled" with -i. A region
+    already disabled is left alone (unchanged).
 
     \b
     Examples:
-      cxlctl --sim create-region -t ram mem1
-      cxlctl --sim disable-region region0
-      cxlctl --sim disable-region all
+      cxlctl --sim create-region -y -t ram mem1
+      cxlctl --sim disable-region -y region0
+      cxlctl --sim disable-region all --dry-run
     """
     app = app_of(ctx)
-    fs = _seam(app)
-    _, todo = _regions(app, regions, decoder)
-    rows = []
-    for r in todo:
+
+    def action(name: str, fs: Sysfs) -> tuple[Outcome, str, Row]:
+        r = _region_now(app, name)
         if not r.enabled:
-            note(f"{r.name}: already disabled")
-        else:
-            try:
-                blocks = rg.disable_region(fs, r)
-            except rg.TopologyBusy:
-                if not force:
-                    raise
-                fs.write("bus/cxl/drivers/cxl_region/unbind", r.name.encode() + b"\0")
-                note(
-                    f"{r.name}: memory still online: its physical address space is leaked "
-                    "until a reboot (--force)"
-                )
-                blocks = []
-            extra = f" (offlined memory{blocks[0]}-{blocks[-1]})" if blocks else ""
-            note(f"{r.name}: disabled{extra}")
-        rows.append(_region_json(app, r.name, False))
-    if as_json:
-        app.json(rows)
+            return Outcome.UNCHANGED, f"{name}: already disabled", _region_json(app, name, False)
+        forced = ""
+        try:
+            blocks = rg.disable_region(fs, r)
+        except rg.TopologyBusy:
+            if not force:
+                raise
+            fs.write("bus/cxl/drivers/cxl_region/unbind", r.name.encode() + b"\0")
+            forced = (
+                "; memory still online: its physical address space is leaked until a "
+                "reboot (--force)"
+            )
+            blocks = []
+        extra = f" (offlined memory{blocks[0]}-{blocks[-1]})" if blocks else ""
+        return (
+            Outcome.CHANGED,
+            f"{name}: disabled{extra}{forced}",
+            _region_json(app, name, False),
+        )
+
+    _each_region(
+        ctx,
+        "disable-region",
+        opts,
+        regions,
+        decoder,
+        action,
+        "disable (a ram region's memory is offlined first)",
+    )
 
 
 @click.command("destroy-region", context_settings=CONTEXT)
 @region_args
 @decoder_filter
 @click.option("-f", "--force", is_flag=True, help="Disable an active region first.")
-@dry_run_option
-@report_option
+@change_options(destructive=True, confirms=CONFIRMS)
 @click.pass_context
 def destroy_region(
-    ctx: click.Context, regions: Sequence[str], decoder: str | None, force: bool, as_json: bool
+    ctx: click.Context, /, regions: Sequence[str], decoder: str | None, force: bool, **opts: Any
 ) -> None:
     """Tear regions down and delete them, as `cxl destroy-region`.
 
@@ -428,44 +477,38 @@ def destroy_region(
     DPA freed (the decoder keeps its mode), and delete_region. A pmem region's
     data is no longer addressable afterwards. Regions whose target decoders went
     away (after disable-port/disable-memdev --force) are deleted too; cxl-cli
-    cannot.
+    cannot. Each region is tried and reported on its own.
 
     \b
     Examples:
-      cxlctl --sim create-region -t ram mem1
-      cxlctl --sim destroy-region -f region0
-      cxlctl --sim create-region -t pmem mem0
-      cxlctl --sim destroy-region -f all --json
+      cxlctl --sim create-region -y -t ram mem1
+      cxlctl --sim destroy-region -y -f region0
+      cxlctl --sim create-region -y -t pmem mem0
+      cxlctl --sim destroy-region -f all --dry-run --json
     """
     app = app_of(ctx)
-    fs = _seam(app)
-    _, todo = _regions(app, regions, decoder)
-    for r in todo:
-        if r.enabled and not force:
-            raise rg.TopologyBusy(
-                f"{r.name}: active: disable it first, or use --force",
-                hint=f"cxlctl disable-region {r.name}",
-            )
-    rows = []
-    for r in todo:
+
+    def action(name: str, fs: Sysfs) -> tuple[Outcome, str, Row]:
+        r = _region_now(app, name)
         blocks = rg.destroy_region(fs, r, force=force)
         extra = f" (offlined memory{blocks[0]}-{blocks[-1]})" if blocks else ""
-        what = " its persistent data is no longer addressable" if r.mode == "pmem" else ""
-        note(f"{r.name}: destroyed{extra}{';' if what else ''}{what}")
-        rows.append({"region": r.name, "state": "destroyed"})
-    if as_json:
-        app.json(rows)
+        what = "; its persistent data is no longer addressable" if r.mode == "pmem" else ""
+        return Outcome.CHANGED, f"{name}: destroyed{extra}{what}", {"state": "destroyed"}
+
+    _each_region(ctx, "destroy-region", opts, regions, decoder, action, "tear down and delete")
 
 
 # --- reserve-dpa / free-dpa ------------------------------------------------------------------
 
 
-def _memdev_with_decoder(app: App, w: Walker, name: str, d: Decoder) -> Row:
+def _memdev_json(app: App, name: str, human: bool, d: Decoder | None = None) -> Row:
+    """The memdev's cxl-cli object; with the decoder a DPA verb changed under "decoder"."""
+    w = _walker(app, human)
     m = w.t.memdev(name)
-    assert m is not None
-    out = w.memdev_json(m)
-    dj = w.decoder_json(d)
-    out["decoder"] = dj
+    out: Row = w.memdev_json(m) if m is not None else {"memdev": name}
+    if d is not None:
+        fresh = w.t.decoder(d.name)
+        out["decoder"] = w.decoder_json(fresh if fresh is not None else d)
     return out
 
 
@@ -481,17 +524,16 @@ def _memdev_with_decoder(app: App, w: Walker, name: str, d: Decoder) -> Row:
 )
 @click.option("-s", "--size", type=Size(), help="Size [default: all free capacity].")
 @click.option("-d", "--decoder", metavar="DECODER", help="Endpoint decoder [default: the next].")
-@dry_run_option
-@report_option
+@change_options(destructive=True, confirms=CONFIRMS)
 @click.pass_context
 def reserve_dpa(
     ctx: click.Context,
+    /,
     memdevs: Sequence[str],
     mode: str,
     size: int | None,
     decoder: str | None,
-    human: bool,
-    as_json: bool,
+    **opts: Any,
 ) -> None:
     """Reserve device capacity (DPA) in an endpoint decoder, as `cxl reserve-dpa`.
 
@@ -501,24 +543,31 @@ def reserve_dpa(
 
     \b
     Examples:
-      cxlctl --sim reserve-dpa mem0 -t pmem
-      cxlctl --sim reserve-dpa mem1 -t ram -s 256M --json
+      cxlctl --sim reserve-dpa -y mem0 -t pmem
+      cxlctl --sim reserve-dpa mem1 -t ram -s 256M --dry-run --json
     """
     app = app_of(ctx)
-    fs = _seam(app)
-    nbytes = size
-    rows = []
-    for spec in selected(ctx, memdevs):
+
+    def action(name: str, fs: Sysfs) -> tuple[Outcome, str, Row]:
         topo = _topo(app)
-        m = rg.memdev_of(topo, spec)
-        d = rg.reserve_dpa(fs, topo, m, mode, nbytes, decoder)
-        note(
+        m = rg.memdev_of(topo, name)
+        d = rg.reserve_dpa(fs, topo, m, mode, size, decoder)
+        return (
+            Outcome.CHANGED,
             f"{m.name}: {d.name} reserves {_mib(d.dpa_size or 0)} of {mode} at DPA "
-            f"{d.dpa_resource or 0:#x}"
+            f"{d.dpa_resource or 0:#x}",
+            _memdev_json(app, m.name, _human(ctx), d),
         )
-        rows.append(_memdev_with_decoder(app, _walker(app, human), m.name, d))
-    if as_json:
-        app.json(rows)
+
+    run_each(
+        ctx,
+        "reserve-dpa",
+        opts,
+        selected(ctx, memdevs),
+        action,
+        kind="memdev",
+        asks="reserve DPA on",
+    )
 
 
 @click.command("free-dpa", context_settings=CONTEXT)
@@ -531,52 +580,70 @@ def reserve_dpa(
     help="Only a reservation of this partition [default: the last one].",
 )
 @click.option("-d", "--decoder", metavar="DECODER", help="Endpoint decoder [default: the last].")
-@dry_run_option
-@report_option
+@change_options(destructive=True, confirms=CONFIRMS)
 @click.pass_context
 def free_dpa(
     ctx: click.Context,
+    /,
     memdevs: Sequence[str],
     mode: str | None,
     decoder: str | None,
-    human: bool,
-    as_json: bool,
+    **opts: Any,
 ) -> None:
     """Release a DPA reservation that no region uses, as `cxl free-dpa`.
 
     Writes dpa_size <- 0 on the last reserved decoder (DPA is freed in reverse
     decoder order); the decoder keeps its mode. No mode switch is attempted
     (cxl-cli 81 then fails on a pmem reservation). Nothing reserved: nothing to
-    do, exit 0.
+    do (unchanged), exit 0.
 
     \b
     Examples:
-      cxlctl --sim reserve-dpa mem0 -t pmem
-      cxlctl --sim free-dpa mem0
-      cxlctl --sim reserve-dpa mem1 -t ram
-      cxlctl --sim free-dpa mem1 -t ram --json
+      cxlctl --sim reserve-dpa -y mem0 -t pmem
+      cxlctl --sim free-dpa -y mem0
+      cxlctl --sim free-dpa mem1 -t ram --dry-run --json
     """
     app = app_of(ctx)
-    fs = _seam(app)
-    rows = []
-    for spec in selected(ctx, memdevs):
+
+    def action(name: str, fs: Sysfs) -> tuple[Outcome, str, Row]:
         topo = _topo(app)
-        m = rg.memdev_of(topo, spec)
+        m = rg.memdev_of(topo, name)
         d = rg.free_dpa(fs, topo, m, mode, decoder)
         if d is None:
-            note(f"{m.name}: no {mode + ' ' if mode else ''}DPA reservation to free (unchanged)")
-            w = _walker(app, human)
-            mm = w.t.memdev(m.name)
-            assert mm is not None
-            rows.append(w.memdev_json(mm))
-            continue
-        note(f"{m.name}: {d.name} released its DPA (mode {d.mode or 'none'} kept)")
-        rows.append(_memdev_with_decoder(app, _walker(app, human), m.name, d))
-    if as_json:
-        app.json(rows)
+            what = f"{mode} " if mode else ""
+            return (
+                Outcome.UNCHANGED,
+                f"{m.name}: no {what}DPA reservation to free",
+                _memdev_json(app, m.name, _human(ctx)),
+            )
+        return (
+            Outcome.CHANGED,
+            f"{m.name}: {d.name} released its DPA (mode {d.mode or 'none'} kept)",
+            _memdev_json(app, m.name, _human(ctx), d),
+        )
+
+    run_each(
+        ctx, "free-dpa", opts, selected(ctx, memdevs), action, kind="memdev", asks="free DPA on"
+    )
 
 
 # --- ports and buses ---------------------------------------------------------------------------
+
+
+def _each_port(
+    ctx: click.Context,
+    verb: str,
+    opts: dict[str, Any],
+    specs: Sequence[str],
+    endpoint: bool,
+    action: TopoAction,
+    asks: str,
+) -> None:
+    """run_each over the PORT arguments (port1, 1; -e: endpoint ports)."""
+    app = app_of(ctx)
+    topo = _topo(app)
+    names = [rg.port_of(topo, s, endpoint=endpoint).name for s in specs]
+    run_each(ctx, verb, opts, names, action, kind="port", asks=asks, describe=_describe_port(app))
 
 
 @click.command("disable-port", context_settings=CONTEXT)
@@ -588,74 +655,74 @@ def free_dpa(
     is_flag=True,
     help="Disable even when memdevs below are in active regions (they break).",
 )
-@dry_run_option
-@report_option
+@change_options(destructive=True, confirms=CONFIRMS)
 @click.pass_context
 def disable_port(
-    ctx: click.Context, ports: Sequence[str], endpoint: bool, force: bool, as_json: bool
+    ctx: click.Context, /, ports: Sequence[str], endpoint: bool, force: bool, **opts: Any
 ) -> None:
     """Unbind ports from cxl_port, as `cxl disable-port`: everything below goes away.
 
     The decoders and endpoints below are removed and the memdevs below lose
     cxl_mem. Refused without --force only when a memdev below is in an active
-    region (cxl-cli 81 refuses whenever a memdev is enabled).
+    region (cxl-cli 81 refuses whenever a memdev is enabled). A port already
+    disabled is left alone (unchanged).
 
     \b
     Examples:
-      cxlctl --sim disable-port -e endpoint3
-      cxlctl --sim enable-port -e endpoint3
-      cxlctl --sim disable-port port1
+      cxlctl --sim disable-port -y -e endpoint3
+      cxlctl --sim enable-port -y -e endpoint3
+      cxlctl --sim disable-port port1 --dry-run
     """
     app = app_of(ctx)
-    fs = _seam(app)
-    rows = []
-    for spec in ports:
+
+    def action(name: str, fs: Sysfs) -> tuple[Outcome, str, Row]:
         topo = _topo(app)
-        p = rg.port_of(topo, spec, endpoint=endpoint)
-        changed = rg.disable_port(fs, topo, p, force=force)
-        note(f"{p.name}: {'disabled' if changed else 'already disabled'}")
-        rows.append({"port": p.name, "state": "disabled", "changed": changed})
-    if as_json:
-        app.json(rows)
+        p = rg.port_of(topo, name)
+        if not rg.disable_port(fs, topo, p, force=force):
+            return Outcome.UNCHANGED, f"{name}: already disabled", {"state": "disabled"}
+        return Outcome.CHANGED, f"{name}: disabled", {"state": "disabled"}
+
+    _each_port(
+        ctx, "disable-port", opts, ports, endpoint, action, "disable (everything below goes away)"
+    )
 
 
 @click.command("enable-port", context_settings=CONTEXT)
 @click.argument("ports", nargs=-1, required=True, metavar="PORT...")
 @click.option("-e", "--endpoint", is_flag=True, help="PORTs are endpoint ports.")
 @click.option("-m", "--enable-memdevs", is_flag=True, help="Also enable the memdevs below.")
-@dry_run_option
-@report_option
+@change_options(destructive=True, confirms=CONFIRMS)
 @click.pass_context
 def enable_port(
-    ctx: click.Context, ports: Sequence[str], endpoint: bool, enable_memdevs: bool, as_json: bool
+    ctx: click.Context, /, ports: Sequence[str], endpoint: bool, enable_memdevs: bool, **opts: Any
 ) -> None:
     """Bind ports to cxl_port, as `cxl enable-port`; -m also binds the memdevs below.
 
     \b
     Examples:
-      cxlctl --sim disable-port port1
-      cxlctl --sim enable-port -m port1
+      cxlctl --sim disable-port -y port1
+      cxlctl --sim enable-port -y -m port1
+      cxlctl --sim enable-port port1 --dry-run
     """
     app = app_of(ctx)
-    fs = _seam(app)
-    rows = []
-    for spec in ports:
+
+    def action(name: str, fs: Sysfs) -> tuple[Outcome, str, Row]:
         topo = _topo(app)
-        p = rg.port_of(topo, spec, endpoint=endpoint)
+        p = rg.port_of(topo, name)
         done = rg.enable_port(fs, topo, p, memdevs=enable_memdevs)
-        note(f"{p.name}: " + (f"enabled {', '.join(done)}" if done else "already enabled"))
-        rows.append({"port": p.name, "enabled": done})
-    if as_json:
-        app.json(rows)
+        if not done:
+            return Outcome.UNCHANGED, f"{name}: already enabled", {"enabled": []}
+        return Outcome.CHANGED, f"{name}: enabled {', '.join(done)}", {"enabled": done}
+
+    _each_port(ctx, "enable-port", opts, ports, endpoint, action, "enable")
 
 
 @click.command("disable-bus", context_settings=CONTEXT)
 @click.argument("buses", nargs=-1, required=True, metavar="BUS...")
 @click.option("-f", "--force", is_flag=True, help="Disable even with active regions.")
-@dry_run_option
-@report_option
+@change_options(destructive=True, confirms=CONFIRMS)
 @click.pass_context
-def disable_bus(ctx: click.Context, buses: Sequence[str], force: bool, as_json: bool) -> None:
+def disable_bus(ctx: click.Context, /, buses: Sequence[str], force: bool, **opts: Any) -> None:
     """Unbind cxl_acpi from a CXL bus, as `cxl disable-bus`: the whole topology goes.
 
     Everything below root0 is removed, regions included; the memdevs stay,
@@ -664,19 +731,26 @@ def disable_bus(ctx: click.Context, buses: Sequence[str], force: bool, as_json: 
 
     \b
     Examples:
-      cxlctl --sim disable-bus root0
-      cxlctl disable-bus -f root0
+      cxlctl --sim disable-bus root0 --dry-run
+      cxlctl --sim disable-bus -y root0
+      cxlctl disable-bus -y -f root0
     """
     app = app_of(ctx)
-    fs = _seam(app)
-    rows = []
-    for b in buses:
-        topo = _topo(app)
-        rg.disable_bus(fs, topo, b, force=force)
-        note(f"{b}: disabled")
-        rows.append({"bus": b, "state": "disabled"})
-    if as_json:
-        app.json(rows)
+
+    def action(name: str, fs: Sysfs) -> tuple[Outcome, str, Row]:
+        rg.disable_bus(fs, _topo(app), name, force=force)
+        return Outcome.CHANGED, f"{name}: disabled", {"state": "disabled"}
+
+    run_each(
+        ctx,
+        "disable-bus",
+        opts,
+        list(buses),
+        action,
+        kind="bus",
+        asks="disable (the whole topology below it goes away)",
+        describe=_describe_port(app, bus=True),
+    )
 
 
 # --- set-partition ----------------------------------------------------------------------------
@@ -705,63 +779,86 @@ def disable_bus(ctx: click.Context, buses: Sequence[str], force: bool, as_json: 
     is_flag=True,
     help="Align to the device's partition alignment (up for ram, down for pmem).",
 )
-@report_option
+@click.option(
+    "--immediate",
+    is_flag=True,
+    help="Ask for the new split now (the immediate flag); Linux refuses it (EBUSY).",
+)
+@change_options(destructive=True, confirms=CONFIRMS)
 @click.pass_context
 def set_partition(
     ctx: click.Context,
+    /,
     memdevs: Sequence[str],
     mode: str,
     size: int | None,
     align: bool,
-    as_json: bool,
+    immediate: bool,
+    **opts: Any,
 ) -> None:
     """Change the ram/pmem split of memdevs with Set Partition Info, as `cxl set-partition`.
 
     Checked against Identify (partitionable capacity and alignment) and Get
-    Partition Info before anything is sent; prints the layout before and after.
-    Linux refuses immediate repartitioning, so the new split takes effect after
-    the next cold reset; until then Get Partition Info shows it as "next". A
-    device with partition alignment 0 (QEMU 10, the simulator) cannot be
-    repartitioned.
+    Partition Info before anything is sent (0x4101, the kernel's
+    SET_PARTITION_INFO command id); reports the layout before and after. Linux
+    refuses immediate repartitioning (--immediate: EBUSY), so the new split takes
+    effect after the next cold reset; until then Get Partition Info shows it as
+    "next". A split already pending is left alone (unchanged). A device with
+    partition alignment 0 (QEMU 10, the simulator's pmem/ram/mixed) cannot be
+    repartitioned; the simulator's "split" kind can.
 
     \b
     Examples:
       cxlctl --sim partition mem2
-      cxlctl set-partition mem0 -t ram -s 512M
-      cxlctl set-partition mem0 -t pmem -a --json
+      CXLCTL_SIM_DEVICES=split cxlctl --sim set-partition -y mem0 -t ram -s 512M
+      CXLCTL_SIM_DEVICES=split cxlctl --sim set-partition mem0 -t pmem --dry-run --json
     """
     from ..memdev import Memdev
-    from ..partition import plan_partition, set_partition_payload
+    from ..partition import apply_partition, pending, plan_partition
 
     app = app_of(ctx)
-    nbytes = size
-    rows = []
-    for name in selected(ctx, memdevs):
-        md = Memdev(app.backend, name)
-        try:
-            plan = plan_partition(
-                name, md.identify(), md.partition_info(), mode, nbytes, align=align
+
+    def action(name: str, fs: Sysfs) -> tuple[Outcome, str, Row]:
+        with Memdev(app.backend, name) as md:
+            plan = plan_partition(name, md.identify(), md.partition_info(), mode, size, align=align)
+            b = plan.before
+            was = (
+                f"active ram {_mib(b['active_volatile_size'])}, pmem "
+                f"{_mib(b['active_persistent_size'])}"
             )
-            md.run("set-partition-info", set_partition_payload(plan))
-            now = md.partition_info()
-        finally:
-            md.close()
-        b = plan.before
-        note(
-            f"{name}: next cold reset: ram {_mib(now.next_volatile_capacity)}, pmem "
-            f"{_mib(now.next_persistent_capacity)} (now ram {_mib(b['active_volatile_size'])}, "
-            f"pmem {_mib(b['active_persistent_size'])}); takes effect after the next cold reset"
-        )
-        rows.append(
-            {
-                "memdev": name,
-                "before": plan.before,
-                "after": {
-                    **plan.before,
-                    "next_volatile_size": now.next_volatile_capacity,
-                    "next_persistent_size": now.next_persistent_capacity,
-                },
+            if not pending(plan, immediate=immediate):
+                return (
+                    Outcome.UNCHANGED,
+                    f"{name}: already ram {_mib(plan.after['next_volatile_size'])}, pmem "
+                    f"{_mib(plan.after['next_persistent_size'])} after the next cold reset "
+                    f"({was})",
+                    {"before": b, "after": plan.after},
+                )
+            md.recorder = fs.recorder if isinstance(fs, rg.DryRunSysfs) else None
+            now = apply_partition(md, plan, immediate=immediate)
+        if md.recorder is not None:  # --dry-run: nothing was sent
+            after = plan.after
+        else:
+            after = {
+                "active_volatile_size": now.active_volatile_capacity,
+                "active_persistent_size": now.active_persistent_capacity,
+                "next_volatile_size": now.next_volatile_capacity,
+                "next_persistent_size": now.next_persistent_capacity,
             }
+        when = "now (immediate flag)" if immediate else "on the next cold reset"
+        return (
+            Outcome.CHANGED,
+            f"{name}: ram {_mib(after['next_volatile_size'])}, pmem "
+            f"{_mib(after['next_persistent_size'])}, taking effect {when} (before: {was})",
+            {"before": b, "after": after, "takes_effect": "now" if immediate else "next reset"},
         )
-    if as_json:
-        app.json(rows)
+
+    run_each(
+        ctx,
+        "set-partition",
+        opts,
+        selected(ctx, memdevs),
+        action,
+        kind="memdev",
+        asks="repartition",
+    )

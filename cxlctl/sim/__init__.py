@@ -136,7 +136,14 @@ class SimDevice:
 
 
 #: The built-in device kinds, in 256 MiB units of (volatile, persistent).
-KINDS: dict[str, tuple[int, int]] = {"pmem": (0, 1), "ram": (1, 0), "mixed": (1, 1)}
+KINDS: dict[str, tuple[int, int]] = {
+    "pmem": (0, 1),
+    "ram": (1, 0),
+    "mixed": (1, 1),
+    "split": (1, 1),  # like mixed, but all of it partitionable (alignment 256 MiB)
+}
+#: kinds whose capacity Set Partition Info can move (Identify's partition alignment)
+PARTITIONABLE = frozenset({"split"})
 DEFAULT_KINDS = ("pmem", "ram", "mixed")
 
 
@@ -184,7 +191,7 @@ def make_devices(
         parsed = parse(items)
     for i, kind in enumerate(kinds):
         if kind not in KINDS:
-            raise ValueError(f"unknown simulated device kind {kind!r} (pmem, ram, mixed)")
+            raise ValueError(f"unknown simulated device kind {kind!r} (pmem, ram, mixed, split)")
         vol, pers = KINDS[kind]
         cfg = DeviceConfig(
             volatile_bytes=vol * mb.CAPACITY_UNIT,
@@ -194,6 +201,7 @@ def make_devices(
             host=pci_address(i),
             faults=tuple(f for f in parsed if f.memdev in (None, f"mem{i}")),
             time_scale=time_scale,
+            partition_align=mb.CAPACITY_UNIT if kind in PARTITIONABLE else 0,
         )
         if firmware is not None:
             cfg.fw_revision = firmware

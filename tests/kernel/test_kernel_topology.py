@@ -130,7 +130,7 @@ def test_list_equals_cxl_list_idle(clean_host: HostSysfs) -> None:
 
 
 def test_ram_region_by_cxlctl_torn_down_by_cxl(clean_host: HostSysfs, ram: Memdev) -> None:
-    r = cxlctl("create-region", "-m", "-t", "ram", "-d", "decoder0.0", ram.name, "--json")
+    r = cxlctl("create-region", "-y", "-m", "-t", "ram", "-d", "decoder0.0", ram.name, "--json")
     assert r.returncode == 0, r.stderr
     (region,) = json.loads(r.stdout)
     assert region["type"] == "ram"
@@ -153,11 +153,11 @@ def test_pmem_region_by_cxl_torn_down_by_cxlctl(clean_host: HostSysfs, pmem: Mem
     assert t.returncode == 0, t.stderr
     name = as_list(t.stdout)[0]["region"]
     _compare_lists("pmem region by cxl-cli")
-    r = cxlctl("destroy-region", name)
+    r = cxlctl("destroy-region", "-y", name)
     assert r.returncode == 7  # active
-    r = cxlctl("disable-region", name)
+    r = cxlctl("disable-region", "-y", name)
     assert r.returncode == 0, r.stderr
-    r = cxlctl("destroy-region", name)
+    r = cxlctl("destroy-region", "-y", name)
     assert r.returncode == 0, r.stderr
     assert as_list(cxl("list", "-R", "-i").stdout) == []
 
@@ -166,37 +166,37 @@ def test_two_way_interleave(clean_host: HostSysfs, memdevs: list[Memdev]) -> Non
     pm = [m for m in memdevs if m.pmem_size and not m.ram_size]
     if len(pm) < 2:
         pytest.skip("needs two persistent memdevs (tools/vm/kernel-tier --devices pmem,pmem)")
-    r = cxlctl("create-region", "-t", "pmem", "-w", "2", pm[0].name, pm[1].name, "--json")
+    r = cxlctl("create-region", "-y", "-t", "pmem", "-w", "2", pm[0].name, pm[1].name, "--json")
     assert r.returncode == 0, r.stderr
     (region,) = json.loads(r.stdout)
     assert region["interleave_ways"] == 2
     assert region["size"] == 2 * pm[0].pmem_size
     _compare_lists("2-way region by cxlctl")
-    r = cxlctl("destroy-region", "-f", region["region"])
+    r = cxlctl("destroy-region", "-y", "-f", region["region"])
     assert r.returncode == 0, r.stderr
 
 
 def test_reserve_and_free_dpa(clean_host: HostSysfs, pmem: Memdev) -> None:
-    r = cxlctl("reserve-dpa", pmem.name, "-t", "pmem", "--json")
+    r = cxlctl("reserve-dpa", "-y", pmem.name, "-t", "pmem", "--json")
     assert r.returncode == 0, r.stderr
     (row,) = json.loads(r.stdout)
     assert row["decoder"]["dpa_size"] == pmem.pmem_size
     assert row["decoder"]["mode"] == "pmem"
     ours, theirs = both("-D", "-d", "endpoint", "-i", "-m", pmem.name)
     assert differences(ours, theirs) == []
-    r = cxlctl("free-dpa", pmem.name, "--json")
+    r = cxlctl("free-dpa", "-y", pmem.name, "--json")
     assert r.returncode == 0, r.stderr
     assert "dpa_size" not in json.loads(r.stdout)[0]["decoder"]
 
 
 def test_port_disable_enable(clean_host: HostSysfs, memdevs: list[Memdev]) -> None:
-    r = cxlctl("disable-port", "port1", "--json")
+    r = cxlctl("disable-port", "-y", "port1", "--json")
     try:
         assert r.returncode == 0, r.stderr  # no active region: no -f needed
         ours, theirs = both("-B", "-P", "-E", "-M", "-i", "-u")
         assert differences(ours, theirs) == []
     finally:
-        r = cxlctl("enable-port", "-m", "port1")
+        r = cxlctl("enable-port", "-y", "-m", "port1")
     assert r.returncode == 0, r.stderr
     for m in memdevs:
         assert m.bound

@@ -29,9 +29,9 @@ def _identify(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     out = _IDENTIFY3.pack(
         c.fw_revision.encode()[:16],
         units(c.volatile_bytes + c.persistent_bytes) & _U64,
-        units(c.volatile_bytes) & _U64,
-        units(c.persistent_bytes) & _U64,
-        0,  # partition_align
+        0 if c.partition_align else units(c.volatile_bytes) & _U64,  # volatile-only
+        0 if c.partition_align else units(c.persistent_bytes) & _U64,  # persistent-only
+        units(c.partition_align),
         *logs,  # info, warning, failure, fatal event log sizes
         c.lsa_size & 0xFFFFFFFF,
         b"\x00\x01\x00",  # poison_list_max_mer: 256 records, little-endian 24-bit
@@ -130,8 +130,26 @@ def _partition_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
 
 
 @handles(mb.SET_PARTITION_INFO)
-def _set_partition_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
-    return RC.INVALID_INPUT, b""  # partition_align is 0: nothing is partitionable
+def _set_partition_info(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
+    """8.2.9.9.2.2: the volatile capacity (256 MiB units) out of the partitionable
+    capacity, a multiple of the alignment.  Without the immediate flag it becomes
+    Get Partition Info's "next" layout (active after the next cold reset); with it
+    the active partitions change at once (Linux never lets that through)."""
+    c = dev.config
+    if not c.partition_align:
+        return RC.INVALID_INPUT, b""  # nothing is partitionable
+    req = lay.SetPartitionInfoIn.from_buffer_copy(p.ljust(ctypes.sizeof(lay.SetPartitionInfoIn)))
+    total = c.volatile_bytes + c.persistent_bytes
+    vol = int(req.volatile_capacity) * mb.CAPACITY_UNIT
+    if vol > total or vol % c.partition_align:
+        return RC.INVALID_INPUT, b""
+    if req.flags & 1:  # immediate
+        c.volatile_bytes, c.persistent_bytes = vol, total - vol
+        dev.next_volatile = dev.next_persistent = 0
+    else:
+        dev.next_volatile, dev.next_persistent = vol, total - vol
+    dev.persist(next_partition=[dev.next_volatile, dev.next_persistent])
+    return RC.SUCCESS, b""
 
 
 #: Get LSA input (offset, length) and the Set LSA header (offset, reserved), as one

@@ -71,6 +71,7 @@ class DeviceConfig:
         "host",
         "lsa_size",
         "numa_node",
+        "partition_align",
         "payload_max",
         "persistent_bytes",
         "profile",
@@ -101,7 +102,12 @@ class DeviceConfig:
         #: background operations take their QEMU 10 time (qemu profile) or a short one
         #: (full) times this factor (CXLCTL_SIM_TIME_SCALE; 0: they finish at once)
         time_scale: float = 1.0,
+        #: Identify's partition alignment in bytes; not 0: all the capacity is
+        #: partitionable (Set Partition Info moves it between volatile_bytes and
+        #: persistent_bytes, the active partitions)
+        partition_align: int = 0,
     ) -> None:
+        self.partition_align = partition_align
         self.volatile_bytes = volatile_bytes
         self.persistent_bytes = persistent_bytes
         self.serial = serial
@@ -154,6 +160,7 @@ _CONFIG_ORDER = (
     "cel",
     "faults",
     "time_scale",
+    "partition_align",
 )
 
 
@@ -287,6 +294,8 @@ class TypeThreeDevice:
                 device_over_temperature_programmable_warning_threshold=25,
                 device_under_temperature_programmable_warning_threshold=20,
             )
+        #: Get Partition Info's "next" capacities: what Set Partition Info asked for,
+        #: active after the next cold reset (0, 0: no change pending)
         self.next_volatile = 0
         self.next_persistent = 0
         #: the last CALL_LOG commands that reached the device (a ring: bounded memory
@@ -328,6 +337,9 @@ class TypeThreeDevice:
         self.bg_last: tuple[int, int] = (int(last[0]), int(last[1]))
         #: Sanitize/Secure Erase runs that completed (the user data is gone)
         self.media_generation = int(st.get("media_generation", 0))
+        nxt = st.get("next_partition")
+        if isinstance(nxt, list) and len(nxt) == 2 and all(isinstance(x, int) for x in nxt):
+            self.next_volatile, self.next_persistent = nxt
 
     def persist(self, **updates: Any) -> None:
         """Keep device state between processes when CXLCTL_SIM_STATE is set."""
