@@ -182,19 +182,19 @@ def test_terminal_prompt_names_the_region_memdev_and_serial(state: Path, answer:
     before = snapshot(state)
     env = {"CXLCTL_SIM_STATE": str(state), "CXLCTL_SIM_DEVICES": "pmem,ram"}
     child = _spawn(["disable-region", "region0"], env)
-    child.expect_exact("disable-region will disable (a ram region's memory is offlined first):")  # type: ignore[attr-defined]
-    child.expect_exact("region0 (ram, 256.00 MiB, over mem1 (serial 0x1235))")  # type: ignore[attr-defined]
-    child.expect_exact("Continue? [y/N]:")  # type: ignore[attr-defined]
-    child.sendline(answer)  # type: ignore[attr-defined]
-    child.expect(pytest.importorskip("pexpect").EOF)  # type: ignore[attr-defined]
-    child.close()  # type: ignore[attr-defined]
+    child.expect_exact("disable-region will disable (a ram region's memory is offlined first):")
+    child.expect_exact("region0 (ram, 256.00 MiB, over mem1 (serial 0x1235))")
+    child.expect_exact("Continue? [y/N]:")
+    child.sendline(answer)
+    child.expect(pytest.importorskip("pexpect").EOF)
+    child.close()
     (region,) = json.loads(ok("list", "-R", "-i", "--json").stdout)
     if answer == "n":
-        assert child.exitstatus == 1  # type: ignore[attr-defined]
+        assert child.exitstatus == 1
         assert snapshot(state) == before
         assert region.get("state") != "disabled"
     else:
-        assert child.exitstatus == 0  # type: ignore[attr-defined]
+        assert child.exitstatus == 0
         assert region["state"] == "disabled"
 
 
