@@ -131,6 +131,33 @@ class DeviceWarning(UserWarning):
     shows it as one ``cxlctl: warning:`` line on stderr."""
 
 
+def write_report(
+    offset: int,
+    written: int,
+    length: int,
+    *,
+    commands: int | None = None,
+    command: str = "command",
+    in_doubt: int = 0,
+) -> str:
+    """The one way cxlctl says how far a write of many commands got: which bytes
+    were written, which command (after an interrupt) may or may not have been, and
+    which bytes were not."""
+    if not written and not in_doubt:
+        return f"nothing was written ({length} bytes at {offset:#x} unchanged)"
+    end = offset + written
+    n = "" if commands is None else f", {commands} {command}{'' if commands == 1 else 's'}"
+    out = f"{written} of {length} bytes were written ({offset:#x}..{end:#x}{n})"
+    if in_doubt:
+        out += (
+            f"; the command for {end:#x}..{end + in_doubt:#x} was interrupted and may or "
+            "may not have been written"
+        )
+    if end + in_doubt < offset + length:
+        out += f"; {end + in_doubt:#x}..{offset + length:#x} was not written"
+    return out
+
+
 class PartialWrite(CxlError):
     """A write of many commands stopped midway.
 
@@ -138,7 +165,8 @@ class PartialWrite(CxlError):
     ``length``-byte range did not, except, after an interrupt, possibly the one
     command in flight (``in_doubt`` bytes at ``offset + written``). ``cause`` is
     what stopped it (a :class:`CxlError`, an ``OSError`` or ``KeyboardInterrupt``);
-    the exit code is the cause's.
+    the exit code is the cause's. The message is the cause's, then :attr:`report`
+    (:func:`write_report`).
     """
 
     def __init__(
@@ -150,25 +178,28 @@ class PartialWrite(CxlError):
         length: int,
         cause: BaseException,
         in_doubt: int = 0,
+        commands: int | None = None,
+        command: str = "command",
     ) -> None:
-        end = offset + written
-        if in_doubt:
-            rest = (
-                f"the command for {end:#x}..{end + in_doubt:#x} was interrupted and may "
-                "or may not have been written; the rest is unchanged"
-            )
+        #: how far it got, without the cause
+        self.report = write_report(
+            offset, written, length, commands=commands, command=command, in_doubt=in_doubt
+        )
+        if isinstance(cause, KeyboardInterrupt):
+            why = f"{what}: interrupted"
+        elif isinstance(cause, CxlError):
+            why = cause.message
         else:
-            rest = "the rest is unchanged"
-        why = "interrupted" if isinstance(cause, KeyboardInterrupt) else str(cause)
+            why = f"{what}: {cause}"
         super().__init__(
-            f"{what}: wrote {written:#x} of {length:#x} bytes at {offset:#x}..{end:#x}; "
-            f"{rest}: {why}",
+            f"{why}; {self.report}",
             hint=cause.hint if isinstance(cause, CxlError) else None,
         )
         self.offset = offset
         self.written = written
         self.length = length
         self.in_doubt = in_doubt
+        self.commands = commands
         self.cause = cause
         if isinstance(cause, CxlError):
             self.exit_code = cause.exit_code

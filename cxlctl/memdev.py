@@ -33,6 +33,7 @@ from .errors import (
     UnsupportedCommand,
     UsageError,
     from_errno,
+    write_report,
 )
 from .mailbox import layouts as lay
 from .record import Record
@@ -540,7 +541,12 @@ class Memdev:
                 if progress is not None:
                     progress(done, length)
         except (CxlError, OSError, KeyboardInterrupt) as e:
-            if not done and not in_doubt:
+            if not done and not in_doubt:  # the cause itself, saying nothing was written
+                nothing = write_report(offset, 0, length)
+                if isinstance(e, CxlError):
+                    e.message = f"{e.message}; {nothing}"
+                elif isinstance(e, KeyboardInterrupt):
+                    e.cxlctl_done = nothing  # type: ignore[attr-defined]
                 raise
             raise PartialWrite(
                 self.name,
@@ -549,6 +555,8 @@ class Memdev:
                 length=length,
                 cause=e,
                 in_doubt=in_doubt,
+                commands=commands,
+                command="Set LSA command",
             ) from e
         return commands
 
@@ -577,7 +585,8 @@ class Memdev:
                 bad = next(i for i in range(n) if chunk[i] != expect[i])
                 raise CxlError(
                     f"{self.name}: verify failed: the label area differs from what was "
-                    f"written at offset {pos + bad:#x}"
+                    f"written at offset {pos + bad:#x} (all {length} bytes at {offset:#x} "
+                    "were written; reading them back differs)"
                 )
             pos += n
 
@@ -587,54 +596,9 @@ class Memdev:
         except OSError as e:
             raise from_errno(e.errno or errno.EIO, f"{self.name}: {what}") from e
 
-    def iter_lsa(self, offset: int, length: int) -> Iterator[bytes]:
-        """Get LSA over the range as bytes chunks (:meth:`iter_labels` copied)."""
-        for chunk in self.iter_labels(offset, length):
-            yield bytes(chunk)
-
     def read_lsa(self, offset: int, length: int) -> bytes:
         """Get LSA over the range; an empty range is b"" (as before)."""
         return self.read_labels(offset, length) if length else b""
-
-    def iter_write_lsa(
-        self, offset: int, length: int, data: bytes | BinaryIO | None = None
-    ) -> Iterator[int]:
-        """Set LSA over ``offset..offset+length`` from ``data`` (bytes, a binary file
-        read chunk by chunk through one buffer, or zeros if None), in
-        commands of at most payload_max bytes (8-byte header + payload_max - 8 data
-        bytes, as libcxl), bounded by the label storage size. Yields the data bytes
-        of each command once the device accepted it; EBUSY means the kernel owns
-        the labels."""
-        size = self.info.label_storage_size
-        if offset < 0 or length <= 0 or offset + length > size:
-            raise UsageError(
-                f"{self.name}: label range {offset}+{length} is outside the "
-                f"{size}-byte label storage area"
-            )
-        if isinstance(data, bytes) and len(data) != length:
-            raise UsageError(f"{self.name}: {len(data)} bytes of data for a {length}-byte write")
-        step = self.payload_max - len(bytes(lay.SetLsaIn()))
-        if step <= 0:
-            raise UsageError(f"{self.name}: payload_max {self.payload_max} cannot carry Set LSA")
-        cmd = mb.BY_NAME["set-lsa"]
-        zeros = bytes(min(step, length)) if data is None else b""
-        buf = bytearray(step) if data is not None and not isinstance(data, bytes) else None
-        done = 0
-        while done < length:
-            n = min(step, length - done)
-            if buf is not None:
-                assert data is not None
-                assert not isinstance(data, bytes)
-                _read_exactly(data, memoryview(buf)[:n], self.name)
-                chunk = bytes(memoryview(buf)[:n])
-            else:
-                chunk = zeros[:n] if not isinstance(data, bytes) else data[done : done + n]
-            try:
-                self.run(cmd, bytes(lay.SetLsaIn(offset=offset + done)) + chunk)
-            except DeviceBusy as e:
-                raise self.labels_busy() from e
-            done += n
-            yield n
 
     # -- alert configuration (cxl set-alert-config) --
     def set_alert_config(self, request: SetAlertConfig) -> None:

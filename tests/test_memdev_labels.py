@@ -124,10 +124,12 @@ def test_partial_write_says_what_was_written(monkeypatch: pytest.MonkeyPatch) ->
     assert (e.offset, e.written, e.length, e.in_doubt) == (0x100, 4080, 5120, 0)
     assert isinstance(e.cause, MailboxError)
     assert e.exit_code == ExitCode.DEVICE_ERROR
-    assert str(e).startswith(
-        "mem0: wrote 0xff0 of 0x1400 bytes at 0x100..0x10f0; the rest is unchanged: "
-        "mem0: set-lsa: device returned Internal Error"
+    assert str(e).startswith("mem0: set-lsa: device returned Internal Error")
+    assert str(e).endswith(
+        "; 4080 of 5120 bytes were written (0x100..0x10f0, 2 Set LSA commands); "
+        "0x10f0..0x1500 was not written"
     )
+    assert e.report in str(e)
     assert md.read_labels(0x100, 4080) == DATA[:4080]
     assert md.read_labels(0x100 + 4080, 1040) == bytes(1040)
 

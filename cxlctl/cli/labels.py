@@ -12,8 +12,8 @@ from typing import Any, BinaryIO
 import click
 
 from .. import render as rd
-from ..change import Outcome, ProgressHook, Recorder, midway, no_progress, stopped
-from ..errors import CxlError, UsageError
+from ..change import Outcome, ProgressHook, Recorder, no_progress, stopped
+from ..errors import PartialWrite, UsageError
 from ..memdev import Memdev, label_input_length, regular_size, spool_input
 from . import CONTEXT, app_of, complete, memdevs_argument, memdevs_required, output, selected
 from .change import Change, change_options
@@ -145,15 +145,14 @@ def read_labels(
     try:
         plans = []
         for md in mds:  # every range is checked before anything is read
-            off, asked, lsa = _range(md, offset, size)
-            plans.append((md, off, asked if asked is not None else lsa - off))
+            plans.append((md, *_range(md, offset, size)))
 
         def chunks() -> Iterator[bytes]:
             for md, off, n in plans:
                 if fmt == "raw":
-                    yield from md.iter_lsa(off, n)
+                    yield from map(bytes, md.iter_labels(off, n))
                 elif fmt == "hex":
-                    data = b"".join(md.iter_lsa(off, n))
+                    data = md.read_labels(off, n)
                     if len(plans) > 1:
                         output.message(f"cxlctl: {md.name}: {n} bytes at offset {off:#x}")
                     yield (rd.hexdump(data, base=off) + "\n").encode()
@@ -163,7 +162,7 @@ def read_labels(
                         "memdev": md.name,
                         "offset": off,
                         "length": n,
-                        "data": b"".join(md.iter_lsa(off, n)).hex(),
+                        "data": md.read_labels(off, n).hex(),
                     }
                     for md, off, n in plans
                 ]
@@ -210,22 +209,11 @@ def read_labels_input(
     return tmp, spool_input(src, tmp, size, room, source)
 
 
-def _range(md: Memdev, offset: int | None, size: int | None) -> tuple[int, int | None, int]:
-    """(offset, size or None, label area size), checked against the area."""
-    lsa = md.info.label_storage_size
-    if lsa == 0:
-        raise UsageError(f"{md.name}: the device has no label storage area")
-    off = offset or 0
-    if off >= lsa:
-        raise UsageError(f"{md.name}: --offset {off} is beyond the {lsa}-byte label area")
-    n = size
-    if n == 0:
+def _range(md: Memdev, offset: int | None, size: int | None) -> tuple[int, int]:
+    """(offset, length) checked against the label area (:meth:`Memdev.label_range`)."""
+    if size == 0:
         raise UsageError("--size: must be at least 1")
-    if n is not None and off + n > lsa:
-        raise UsageError(
-            f"{md.name}: --offset {off} --size {n} goes past the {lsa}-byte label area"
-        )
-    return off, n, lsa
+    return md.label_range(offset or 0, size)
 
 
 def _write(
@@ -237,51 +225,22 @@ def _write(
     hook: ProgressHook = no_progress,
     what: str = "writing labels",
 ) -> dict[str, Any]:
-    """Set LSA over the range; a failure or Ctrl-C midway says exactly which bytes
-    were written and which were not."""
-    done = commands = 0
-
-    def where() -> str:
-        if not done:
-            return f"nothing was written ({length} bytes at {off:#x} unchanged)"
-        rest = "" if done == length else f"; {off + done:#x}..{off + length:#x} was not written"
-        return (
-            f"{done} of {length} bytes were written ({off:#x}..{off + done:#x}, "
-            f"{commands} Set LSA commands){rest}"
-        )
-
-    start = data.tell() if data is not None else 0
-    hook(0, length, what)
+    """:meth:`Memdev.write_labels` over the range, its progress on ``hook``; a
+    Ctrl-C midway carries the library's report of which bytes were written."""
+    hook(0, length, what)  # the bar starts before the first command
     try:
-        for n in md.iter_write_lsa(off, length, data):
-            done += n
-            commands += 1
-            hook(done, length, what)
-    except CxlError as e:
-        raise midway(e, where()) from None
-    except KeyboardInterrupt as e:
-        raise stopped(e, where()) from None
-    if verify:
-        pos = off
-        if data is not None:
-            data.seek(start)
-        for chunk in md.iter_lsa(off, length):
-            want = data.read(len(chunk)) if data is not None else None
-            if chunk != (want if want is not None else bytes(len(chunk))):
-                bad = next(
-                    i for i, b in enumerate(chunk) if b != (want[i] if want is not None else 0)
-                )
-                raise CxlError(
-                    f"{md.name}: verify failed: the label area differs from what was "
-                    f"written at offset {pos + bad:#x} (all {length} bytes at {off:#x} "
-                    "were written; reading them back differs)"
-                )
-            pos += len(chunk)
+        done = md.write_labels(
+            data, off, length, verify=verify, progress=lambda d, t: hook(d, t, what)
+        )
+    except PartialWrite as e:
+        if isinstance(e.cause, KeyboardInterrupt):
+            raise stopped(e.cause, e.report) from None
+        raise
     return {
-        "offset": off,
-        "length": length,
-        "commands": commands,
-        "verified": verify,
+        "offset": done.offset,
+        "length": done.length,
+        "commands": done.commands,
+        "verified": done.verified,
     }
 
 
@@ -348,8 +307,8 @@ def write_labels(
     md = Memdev(app.backend, name)
     stack = contextlib.ExitStack()
     try:
-        off, n, lsa = _range(md, offset, size)
-        data, length = read_labels_input(input_file, n, lsa - off, stack)
+        off, room = _range(md, offset, size)  # room: exactly --size, or the rest of the area
+        data, length = read_labels_input(input_file, size, room, stack)
     except BaseException:
         stack.close()
         raise
@@ -360,8 +319,6 @@ def write_labels(
         md = Memdev(app.backend, name)
         md.recorder = rec
         try:
-            if md.labels_owned():
-                raise md.labels_busy()
             row = _write(md, off, length, data, verify and rec is None, hook)
         finally:
             md.close()
@@ -411,10 +368,7 @@ def zero_labels(
         md = Memdev(app.backend, name)
         md.recorder = rec
         try:
-            off, n, lsa = _range(md, offset, size)
-            length = n if n is not None else lsa - off
-            if md.labels_owned():
-                raise md.labels_busy()
+            off, length = _range(md, offset, size)
             row = _write(md, off, length, None, verify and rec is None, hook, "zeroing labels")
         finally:
             md.close()
