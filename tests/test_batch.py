@@ -198,3 +198,37 @@ def test_results_stream_line_by_line() -> None:
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+@pytest.mark.parametrize(
+    ("change", "reopened"), [({"yes": True}, True), ({"dry_run": True}, False)]
+)
+def test_a_change_verb_makes_the_next_request_reread_the_memdev(
+    cli: Run, monkeypatch: pytest.MonkeyPatch, change: dict[str, bool], reopened: bool
+) -> None:
+    """The fast path keeps each memdev open (payload_max, prepared commands read
+    once); a change verb may change what they were read from, so after one the
+    next request opens the memdev afresh. A dry run changes nothing."""
+    from cxlctl.memdev import Memdev
+
+    served: list[Memdev] = []
+    identify = Memdev.identify
+
+    def spy(self: Memdev) -> Any:
+        served.append(self)
+        return identify(self)
+
+    monkeypatch.setattr(Memdev, "identify", spy)
+    rows, r = batch(
+        cli,
+        {"memdev": "mem0", "command": "identify"},
+        {"memdev": "mem0", "command": "identify"},
+        {"memdev": "mem0", "command": "disable-memdev", **change},
+        {"memdev": "mem0", "command": "identify"},
+    )
+    assert r.exit_code == 0, rows
+    assert [row["ok"] for row in rows] == [True] * 4
+    first, second, after = served
+    assert first is second  # kept open between reads
+    assert (after is not first) is reopened
+    assert rows[3]["result"] == rows[0]["result"]

@@ -147,7 +147,7 @@ def test_an_unwritable_state_dir_says_so(
     def mkstemp(**kw: object) -> tuple[int, str]:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("cxlctl.sim.state.tempfile.mkstemp", mkstemp)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     err = _clean(cli("disable-memdev", "mem0", env={"CXLCTL_SIM_STATE": str(tmp_path)}), 1)
     assert "simulator state: " in err
     assert ".json: cannot save: Permission denied [EACCES]" in err
@@ -172,7 +172,7 @@ def test_a_failed_write_leaves_no_temp_file(
             raise OSError(28, "No space left on device")
         real_fsync(fd)
 
-    monkeypatch.setattr("cxlctl.sim.state.tempfile.mkstemp", mkstemp)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     monkeypatch.setattr("cxlctl.sim.state.os.fsync", fsync)
     err = _clean(cli("disable-memdev", "mem0", env={"CXLCTL_SIM_STATE": str(tmp_path)}), 1)
     assert "cannot save: No space left on device [ENOSPC]" in err

@@ -100,6 +100,7 @@ class App:
             from ..backends import open_backend
 
             self._backend = open_backend(self.backend_name)
+            resume_gc()  # the library is loaded: what follows is the command's work
         return self._backend
 
 
@@ -506,9 +507,30 @@ def app_of(ctx: click.Context) -> App:
     return app
 
 
-def run() -> NoReturn:
+#: True while the garbage collector is paused for the start-up (:func:`run`)
+_gc_paused = False
+
+
+def resume_gc() -> None:
+    """End the start-up's pause of the garbage collector: what start-up imported
+    is frozen (never scanned again), later garbage is collected as usual. Long
+    commands (batch, monitor, label transfers) open a backend first, which calls this."""
+    global _gc_paused
+    if _gc_paused:
+        import gc
+
+        _gc_paused = False
+        gc.freeze()
+        gc.enable()
+
+
+def run(gc_paused: bool = False) -> NoReturn:
     """Console-script entry point: the whole process's exit code is decided here
-    (and in :meth:`CxlGroup.invoke` for what a command raises)."""
+    (and in :meth:`CxlGroup.invoke` for what a command raises). ``gc_paused``: the
+    caller disabled the garbage collector for the imports (``cxlctl.__main__``);
+    it is resumed when a command opens its backend."""
+    global _gc_paused
+    _gc_paused = gc_paused
     output.prepare()
     sys.exit(_run())
 

@@ -70,6 +70,9 @@ class Batch:
         self._to_data = render.to_data
 
     def close(self) -> None:
+        """Close the open memdevs and forget what was read once per memdev
+        (``payload_max``, prepared commands): after a change verb, the next request
+        reopens and rereads."""
         for md in self._memdevs.values():
             md.close()
         self._memdevs.clear()
@@ -167,6 +170,7 @@ class Batch:
         if cmd is None or command == "batch":
             raise UsageError(f"unknown command {command!r}", hint="see `cxlctl --help`")
         argv = self._argv(cmd, req, memdevs)
+        changes = _changes(cmd, req) and req.get("dry_run") is not True
         out, err = io.BytesIO(), io.StringIO()
         saved = sys.stdin, sys.stdout, sys.stderr
         # the verb gets no stdin (that is the request stream) and no terminal
@@ -188,6 +192,8 @@ class Batch:
                 sys.stdout.flush()
             finally:
                 sys.stdin, sys.stdout, sys.stderr = saved
+                if changes:  # payload_max, the commands, the device may have changed
+                    self.close()
         messages = [m for m in err.getvalue().splitlines() if m]
         result = _result(out.getvalue())  # before the wrapper goes (it closes out)
         del wrapper

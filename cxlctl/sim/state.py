@@ -29,7 +29,6 @@ import errno
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -279,6 +278,9 @@ def locked(state_dir: str) -> Iterator[int]:
 def _replace(dfd: int, state_dir: str, name: str, data: bytes) -> None:
     """``name`` := ``data`` (caller holds the lock): mkstemp, fsync, rename, fsync
     the directory; a failure leaves the old file and no temporary file."""
+    import tempfile  # not at import: with shutil, random and the compressors it costs
+    # more than the rest of a --sim start-up; only a save needs it
+
     path = os.path.join(state_dir, name)
     try:
         # mkstemp: O_EXCL with a random name, so nothing can be planted in its place
