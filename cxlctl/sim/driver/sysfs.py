@@ -202,14 +202,17 @@ class _Builder:
     def __init__(self, bus: cb.CxlBus) -> None:
         self.bus = bus
         self.root: dict[str, object] = {}
+        #: path -> its directory: a tree of 256 memdevs makes ~30,000 lookups
+        self._dirs: dict[str, dict[str, object]] = {}
 
     # -- tree helpers -------------------------------------------------------------------
     def dir(self, path: str) -> dict[str, object]:
-        node = self.root
-        for p in path.split("/"):
-            nxt = node.setdefault(p, {})
+        node = self._dirs.get(path)
+        if node is None:
+            parent, _, name = path.rpartition("/")
+            nxt = (self.dir(parent) if parent else self.root).setdefault(name, {})
             assert isinstance(nxt, dict)
-            node = nxt
+            self._dirs[path] = node = nxt
         return node
 
     def ro(self, path: str, value: str | Reader, mode: int = 0o444) -> None:
