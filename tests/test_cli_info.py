@@ -335,12 +335,12 @@ def test_read_labels_file_and_size_bounds(cli: Cli, tmp_path: Path) -> None:
 def test_read_labels_error_midway_leaves_no_file(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cxlctl.sim.device.model import HANDLERS, RC, TypeThreeDevice
+    from cxlctl.sim.device.model import HANDLERS, RC, FileSlice, TypeThreeDevice
 
     calls = {"n": 0}
     real = HANDLERS[0x4102]
 
-    def flaky(dev: TypeThreeDevice, payload: bytes) -> tuple[int, bytes]:
+    def flaky(dev: TypeThreeDevice, payload: bytes) -> tuple[int, bytes | FileSlice]:
         calls["n"] += 1
         if calls["n"] == 3:  # the device fails the third Get LSA
             return RC.INTERNAL_ERROR, b""

@@ -16,7 +16,7 @@ from cxlctl.backends import SimBackend
 from cxlctl.errors import CxlError, DeviceBusy, ExitCode, MailboxError, PartialWrite, UsageError
 from cxlctl.memdev import Memdev
 from cxlctl.sim import make_devices
-from cxlctl.sim.device.model import CALL_LOG, HANDLERS, RC, TypeThreeDevice
+from cxlctl.sim.device.model import CALL_LOG, HANDLERS, RC, FileSlice, TypeThreeDevice
 
 DATA = bytes(range(256)) * 20  # 5120 bytes: three Set LSA commands (2040 data bytes each)
 
@@ -104,7 +104,7 @@ def _fail_set_lsa_at(monkeypatch: pytest.MonkeyPatch, n: int, exc: BaseException
     real = HANDLERS[0x4103]
     calls = {"n": 0}
 
-    def handler(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
+    def handler(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes | FileSlice]:
         calls["n"] += 1
         if calls["n"] == n:
             if exc is not None:
@@ -164,7 +164,7 @@ def test_interrupt_in_the_progress_hook_is_exact() -> None:
 def test_verify_reports_the_first_difference(monkeypatch: pytest.MonkeyPatch) -> None:
     real = HANDLERS[0x4103]
 
-    def lossy(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
+    def lossy(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes | FileSlice]:
         rc, out = real(dev, p)
         dev.lsa[300:301] = b"\xee"  # the device drops a byte
         return rc, out

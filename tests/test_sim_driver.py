@@ -13,6 +13,7 @@ from simio import issue
 from cxlctl import mailbox as mb
 from cxlctl import uapi
 from cxlctl.sim import DeviceConfig, SimDevice, make_devices
+from cxlctl.sim.device.model import FileSlice
 from cxlctl.uapi import CommandId as K
 
 LSA_RANGE = (0).to_bytes(4, "little") + (64).to_bytes(4, "little")
@@ -243,3 +244,42 @@ def test_identify_supported_logs_and_get_log_are_force_enabled() -> None:
     enabled = {c.id for c in tp.query(dev) if c.enabled}
     assert enabled == {K.IDENTIFY, K.GET_SUPPORTED_LOGS, K.GET_LOG, K.GET_FW_INFO}
     assert issue(dev, K.IDENTIFY).retval == mb.ReturnCode.UNSUPPORTED
+
+
+def test_get_lsa_from_the_label_file_is_exact_and_checks_the_output_buffer(
+    pmem: SimDevice,
+) -> None:
+    """Get LSA once the label area has a file: the driver preads straight into the
+    caller's buffer. Same bytes, same truncation to out.size, and the same EFAULT
+    for a buffer that is read-only or runs into unmapped memory."""
+    import mmap
+
+    data = bytes(range(64))
+    pmem.device.lsa[0:64] = data  # the first write makes the area's file
+    assert isinstance(pmem.device.execute_out(0x4102, LSA_RANGE)[1], FileSlice)
+    assert issue(pmem, K.GET_LSA, data=LSA_RANGE, out_size=64).out == data
+    short = issue(pmem, K.GET_LSA, data=LSA_RANGE, out_size=16)
+    assert (short.errno, short.out_size, short.out) == (0, 16, data[:16])
+    at = (32).to_bytes(4, "little") + (8).to_bytes(4, "little")
+    assert issue(pmem, K.GET_LSA, data=at, out_size=64).out == data[32:40]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
+    libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    rw = mmap.PROT_READ | mmap.PROT_WRITE
+    addr = libc.mmap(None, 8192, rw, flags, -1, 0)
+    assert addr not in (None, ctypes.c_void_p(-1).value)
+    try:
+        libc.munmap(ctypes.c_void_p(addr + 4096), ctypes.c_size_t(4096))
+        got = issue(pmem, K.GET_LSA, data=LSA_RANGE, out_size=64, out_ptr=addr + 4096 - 32)
+        assert got.errno == errno.EFAULT
+        libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        assert libc.mprotect(ctypes.c_void_p(addr), ctypes.c_size_t(4096), mmap.PROT_READ) == 0
+        got = issue(pmem, K.GET_LSA, data=LSA_RANGE, out_size=64, out_ptr=addr)
+        assert got.errno == errno.EFAULT
+        assert ctypes.string_at(addr, 64) == bytes(64)  # nothing written to it
+    finally:
+        libc.munmap(ctypes.c_void_p(addr), ctypes.c_size_t(4096))
+    assert pmem.device.execute(0x4102, LSA_RANGE) == (mb.ReturnCode.SUCCESS, data)

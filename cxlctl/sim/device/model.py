@@ -168,6 +168,32 @@ _CONFIG_ORDER = (
 CALL_LOG = 256
 
 
+class FileSlice:
+    """An output payload still in a file: ``n`` bytes at ``offset`` of ``fd`` (the
+    label area). The simulated driver copies it to the caller's buffer with one
+    ``pread(2)`` into that address, which the kernel checks as copy_to_user would
+    (``EFAULT``), so a Get LSA costs no bounce buffer; ``bytes()`` reads it."""
+
+    __slots__ = ("fd", "n", "offset")
+
+    def __init__(self, fd: int, offset: int, n: int) -> None:
+        self.fd, self.offset, self.n = fd, offset, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key: slice) -> FileSlice:
+        """``out[:k]``: the driver's truncation to what fits."""
+        start, stop, step = key.indices(self.n)
+        if step != 1:
+            raise ValueError("file slices have step 1")
+        return FileSlice(self.fd, self.offset + start, max(stop - start, 0))
+
+    def __bytes__(self) -> bytes:
+        data = os.pread(self.fd, self.n, self.offset)
+        return data + bytes(self.n - len(data))  # a file truncated meanwhile: zeros
+
+
 class LabelStorage:
     """The label storage area: a sparse file read and written with ``pread``/``pwrite``.
 
@@ -215,6 +241,13 @@ class LabelStorage:
         # a file another process truncated reads short: zeros, as a fresh area
         return data if len(data) == n else data + bytes(n - len(data))
 
+    def file_slice(self, offset: int, n: int) -> FileSlice | bytes:
+        """:meth:`read`, left in the file for the driver to copy (zeros before the
+        first write: there is no file yet)."""
+        if self._fd < 0:
+            return bytes(n)
+        return FileSlice(self._fd, offset, n)
+
     def write(self, offset: int, data: bytes | memoryview) -> None:
         fd = self._open()
         view = memoryview(data)
@@ -245,7 +278,7 @@ class LabelStorage:
             self._f, self._fd = None, -1
 
 
-Handler = Callable[["TypeThreeDevice", bytes], tuple[int, bytes]]
+Handler = Callable[["TypeThreeDevice", bytes], tuple[int, "bytes | FileSlice"]]
 #: opcode -> handler, filled by :func:`handles` from catalogue records
 HANDLERS: dict[int, Handler] = {}
 
@@ -351,10 +384,17 @@ class TypeThreeDevice:
 
     def execute(self, opcode: int, payload: bytes) -> tuple[int, bytes]:
         """Run one mailbox command: (return code, output payload)."""
-        from .background import poll
+        rc, out = self.execute_out(opcode, payload)
+        return rc, bytes(out) if isinstance(out, FileSlice) else out
 
+    def execute_out(self, opcode: int, payload: bytes) -> tuple[int, bytes | FileSlice]:
+        """:meth:`execute` for the simulated driver: a Get LSA's output may be a
+        :class:`FileSlice` of the label area, which the driver copies out itself."""
         self.calls.append((opcode, payload))
-        poll(self)
+        if self.bg is not None:  # a background operation may have ended meanwhile
+            from .background import poll
+
+            poll(self)
         inj = self.faults
         if inj is not None:
             return self._faulty(inj, opcode, payload)
@@ -372,13 +412,12 @@ class TypeThreeDevice:
         if refused is not None:
             return refused, b""
         rc, out = self._execute(opcode, payload)
+        data = bytes(out) if isinstance(out, FileSlice) else out
         if rc == RC.SUCCESS:
-            out = inj.after(opcode, self.config.serial, out)
-        return rc, out
+            data = inj.after(opcode, self.config.serial, data)
+        return rc, data
 
-    def _execute(self, opcode: int, payload: bytes) -> tuple[int, bytes]:
-        from .background import admit
-
+    def _execute(self, opcode: int, payload: bytes) -> tuple[int, bytes | FileSlice]:
         cel = self.config.cel
         if cel is not self._cel_of:  # a set for lookups, rebuilt if the config changes
             self._cel_of, self._cel_set = cel, frozenset(cel)
@@ -388,13 +427,18 @@ class TypeThreeDevice:
         cmd = mb.BY_OPCODE.get(opcode)
         if cmd is not None and cmd.size_in is not None and len(payload) != cmd.size_in:
             return _INVALID_PAYLOAD_LENGTH, b""
-        refused = admit(self, opcode)
-        if refused is not None:
-            return refused, b""
+        if self.bg is not None:
+            from .background import admit
+
+            refused = admit(self, opcode)
+            if refused is not None:
+                return refused, b""
         return handler(self, payload)
 
     def sanitizing(self) -> bool:
         """A Sanitize or Secure Erase runs (the media is disabled meanwhile)."""
+        if self.bg is None:  # every command asks: no import, no clock when idle
+            return False
         from .background import poll
 
         poll(self)

@@ -24,7 +24,7 @@ from ...mailbox.names import uuid_bytes
 from ...record import Record
 from ...uapi import CXL_VARIABLE_PAYLOAD as VAR
 from ...uapi import CommandId as K
-from ..device.model import RC, TypeThreeDevice
+from ..device.model import RC, FileSlice, TypeThreeDevice
 
 # --- copy_from_user / copy_to_user without crashing on bad pointers ----------
 
@@ -33,6 +33,8 @@ _libc.read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _libc.read.restype = ctypes.c_ssize_t
 _libc.write.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _libc.write.restype = ctypes.c_ssize_t
+_libc.pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
+_libc.pread.restype = ctypes.c_ssize_t
 _CHUNK = 32 * 1024  # half the default pipe capacity
 
 
@@ -166,6 +168,18 @@ class UserMemory:
                     self._drain()
                     raise _fault()
 
+    def copy_file_to_user(self, addr: int, src: FileSlice) -> None:
+        """copy_to_user of bytes still in a file: one ``pread(2)`` straight into the
+        user address, which the kernel checks (``EFAULT``) as it would the copy."""
+        got = _libc.pread(src.fd, addr, src.n, src.offset)
+        if got < 0:
+            err = ctypes.get_errno()
+            if err == errno.EFAULT:
+                raise _fault()
+            raise OSError(err, os.strerror(err))
+        if got < src.n:  # the file ends early (truncated meanwhile): the rest is zeros
+            self.copy_to_user(addr + got, bytes(src.n - got))
+
     def close(self) -> None:
         os.close(self._r)
         os.close(self._w)
@@ -290,12 +304,12 @@ class SimDriver:
         self.nvdimm_bridge = nvdimm_bridge
         self.exclusive = set(BRIDGE_EXCLUSIVE) if nvdimm_bridge else set()
 
-    def _mbox_send(self, opcode: int, payload: bytes) -> tuple[int, bytes]:
+    def _mbox_send(self, opcode: int, payload: bytes) -> tuple[int, bytes | FileSlice]:
         """__cxl_pci_mbox_send_cmd() #4-#8 around the device: ring the doorbell, wait
         for it to clear (at most the mailbox timeout), handle Background Command
         Started (userspace commands get no polls: done at once, or ETIMEDOUT)."""
         dev = self.device
-        rc, out = dev.execute(opcode, payload)
+        rc, out = dev.execute_out(opcode, payload)
         latency = dev.latency_ms
         if latency:  # cxl_pci_mbox_wait_for_doorbell()
             scale = dev.config.time_scale
@@ -469,7 +483,10 @@ class SimDriver:
         else:
             out = bytes(size_out)  # the zeroed bounce buffer, length unchanged
         if size_out:
-            self.mem.copy_to_user(f[10], out)
+            if isinstance(out, FileSlice):  # Get LSA: from the label area's file
+                self.mem.copy_file_to_user(f[10], out)
+            else:
+                self.mem.copy_to_user(f[10], out)
         # the kernel writes back out.size and retval
         _U32.pack_into(arg, _OUT_SIZE_OFFSET, size_out)
         _U32.pack_into(arg, _RETVAL_OFFSET, rc)
