@@ -82,6 +82,11 @@ class SimSysfs:
         self.bus = cb.CxlBus(devices, plat, state_dir)
         self.writes: list[tuple[str, bytes, int]] = []  # (path, data, 0 or errno)
         self._tree: dict[str, object] | None = None
+        #: the tree without the ports, decoders and endpoints (root_port()): enough
+        #: for the memdevs' own files, and a fraction of the cost with many memdevs
+        self._base: dict[str, object] | None = None
+        #: path -> node found, until the next write re-renders the tree
+        self._found: dict[str, object] = {}
 
     # -- the protocol -------------------------------------------------------------------
     def read(self, path: str) -> bytes:
@@ -115,15 +120,18 @@ class SimSysfs:
             node.writer(data)
         except OSError as e:
             self.writes.append((path, bytes(data), e.errno or errno.EIO))
-            self._tree = None
+            self._tree = self._base = None
+            self._found.clear()
             self.bus.save()
             raise
         self.writes.append((path, bytes(data), 0))
-        self._tree = None
+        self._tree = self._base = None
+        self._found.clear()
         self.bus.sync()
         self.bus.save()
 
     def listdir(self, path: str) -> list[str]:
+        self.tree()  # a directory's entries: the whole tree (the ports add some)
         node = self._node(path)
         if not isinstance(node, dict):
             raise OSError(errno.ENOTDIR, f"{path}: not a directory")
@@ -166,10 +174,31 @@ class SimSysfs:
         if self._tree is None:
             self.bus.sync()
             self._tree = _Builder(self.bus).build()
+            self._found.clear()  # from now on every lookup is of this one rendering
         return self._tree
 
     def _lookup(self, parts: list[str]) -> object:
-        node: object = self.tree()
+        key = "/".join(parts)
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = self._walk(parts)
+        return found
+
+    def _walk(self, parts: list[str]) -> object:
+        if self._tree is None:
+            # the ports only add nodes (never change one the base has): a path the
+            # base tree has is the same node in the whole tree; only a miss needs it
+            if self._base is None:
+                self.bus.sync()
+                self._base = _Builder(self.bus).build(topology=False)
+            node: object = self._base
+            for p in parts:
+                if not isinstance(node, dict) or p not in node:
+                    break
+                node = node[p]
+            else:
+                return node
+        node = self.tree()
         for p in parts:
             if not isinstance(node, dict) or p not in node:
                 raise OSError(errno.ENOENT, f"{'/'.join(parts)}: no such file or directory")
@@ -181,16 +210,19 @@ class SimSysfs:
         out: list[str] = []
         hops = 0
         i = 0
+        node: object = None  # the node at ``out``, walked one step at a time
         while i < len(parts):
             out.append(parts[i])
-            node = self._lookup(out)
+            child = node.get(parts[i]) if isinstance(node, dict) else None
+            node = self._lookup(out) if child is None else child
             if isinstance(node, Link) and (follow_last or i < len(parts) - 1):
                 hops += 1
                 if hops > 40:
                     raise OSError(errno.ELOOP, f"{path}: too many links")
                 out = node.target.split("/")
+                node = self._lookup(out)
             i += 1
-        return out, self._lookup(out)
+        return out, (node if parts else self._lookup(out))
 
     def _node(self, path: str) -> object:
         return self._resolve(path, follow_last=True)[1]
@@ -251,13 +283,14 @@ class _Builder:
             self.link(f"{subsystem}/devices/{bus_link}", path)
 
     # -- the tree -----------------------------------------------------------------------
-    def build(self) -> dict[str, object]:
+    def build(self, *, topology: bool = True) -> dict[str, object]:
+        """The tree; ``topology=False``: without the ports, decoders and endpoints."""
         bus = self.bus
         self.drivers()
         self.memory()
         for name, dev in bus.devices.items():
             self.memdev(name, dev)
-        if bus.acpi_bound:
+        if bus.acpi_bound and topology:
             self.root_port()
         return self.root
 
