@@ -410,3 +410,40 @@ def test_bad_topologies_are_refused(spec: str) -> None:
 def test_too_many_devices_for_the_slots() -> None:
     with pytest.raises(ValueError, match="downstream ports"):
         make(("pmem", "ram", "ram"), "hb=2")
+
+
+def test_a_memdev_file_is_read_without_rendering_the_ports_and_the_same_either_way() -> None:
+    """The ports, decoders and endpoints are rendered only when a path needs them;
+    every path reads, resolves and lists the same as from the whole tree."""
+    whole = make(("pmem", "ram", "mixed"))
+    tree = whole.tree()
+
+    def paths(node: object, prefix: str) -> list[str]:
+        out = []
+        if isinstance(node, dict):
+            for k, v in node.items():
+                p = f"{prefix}/{k}" if prefix else k
+                out.append(p)
+                out += paths(v, p)
+        return out
+
+    lazy = make(("pmem", "ram", "mixed"))
+    assert rd(lazy, "bus/cxl/devices/mem1/serial") == rd(whole, "bus/cxl/devices/mem1/serial")
+    assert lazy._tree is None  # a memdev's own file: no port was rendered
+    assert lazy._base is not None
+    base = paths(lazy._base, "")
+    rest = [p for p in paths(tree, "") if p not in set(base)]
+    assert base
+    assert rest  # the ports, decoders, endpoints
+    for n, p in enumerate(base + rest):
+        if n == len(base):
+            assert lazy._tree is None  # everything so far came from the memdevs' part
+        assert lazy.exists(p), p
+        assert lazy.islink(p) == whole.islink(p), p
+        assert lazy.realpath(p) == whole.realpath(p), p
+        if whole.islink(p):
+            assert lazy.link_target(p) == whole.link_target(p), p
+        elif not isinstance(whole._node(p), dict) and whole.mode(p) & 0o444:
+            assert lazy.read(p) == whole.read(p), p
+    assert lazy.listdir("bus/cxl/devices") == whole.listdir("bus/cxl/devices")
+    assert lazy._tree is not None  # listing a directory renders the whole tree
