@@ -261,7 +261,7 @@ IDENTIFIER_COLUMNS = frozenset(
 
 
 #: non-identifier columns left out only after all the others
-LAST_TO_GO = frozenset({"state", "verdict"})
+LAST_TO_GO = frozenset({"state", "verdict", "memdevs"})
 
 #: a verdict cell's colour (the word itself says it too, for NO_COLOR)
 VERDICT_STYLES = {"OK": "green", "WARNING": "yellow", "CRITICAL": "bold red"}
@@ -337,9 +337,25 @@ def print_table(
                 break
             keep.remove(drop[-1])
     t = Table(title=None)
+    # a column of one-word cells (an address, a number) cannot wrap: like an
+    # identifier it keeps its width; the columns that wrap share the rest, each at
+    # least its longest word (so no word is ever cut), the left ones first
+    fixed = {
+        i for i in keep if cols[i] in IDENTIFIER_COLUMNS or mode == "wide" or word[i] == full[i]
+    }
+    wraps = [i for i in keep if i not in fixed]
+    spare = console.width - sum(full[i] for i in fixed) - 3 * len(keep) - 1
+    given = {i: word[i] for i in wraps}
+    spare -= sum(given.values())
+    for i in wraps:
+        more = max(0, min(spare, full[i] - given[i]))
+        given[i] += more
+        spare -= more
     for i in keep:
-        ident = cols[i] in IDENTIFIER_COLUMNS or mode == "wide"
-        t.add_column(cols[i], no_wrap=ident, min_width=full[i] if ident else None)
+        if i in fixed:
+            t.add_column(cols[i], no_wrap=True, min_width=full[i])
+        else:
+            t.add_column(cols[i], width=given[i])
     verdict = cols.index("verdict") if "verdict" in cols else None
     for r in cells:
         t.add_row(*(_styled(r[i]) if i == verdict else r[i] for i in keep))

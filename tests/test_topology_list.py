@@ -175,3 +175,60 @@ def test_library_walk_matches_on_a_bare_seam() -> None:
             "dports": [{"dport": "pci0000:0c", "alias": "ACPI0016:00", "id": 12}],
         }
     ]
+
+
+# --- region and decoder tables for people: goldens at 80 and 120 columns ---------------
+
+TABLE_ENV = {
+    "CXLCTL_SIM_DEVICES": "pmem,pmem,ram",
+    "CXLCTL_SIM_SERIALS": "0x1122334455667788,0xfedcba9876543210,0x8000000000000001",
+    "NO_COLOR": "1",
+}
+PMEM_UUID = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+TOPO_TABLES = {
+    "regions": ["list", "-R"],
+    "regions-idle": ["list", "-R", "-i"],
+    "decoders": ["list", "-D"],
+    "decoders-idle": ["list", "-D", "-i"],
+}
+
+
+def _two_regions(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in TABLE_ENV.items():
+        monkeypatch.setenv(k, v)
+    run("create-region", "-t", "pmem", "-w", "2", "-U", PMEM_UUID, "mem0", "mem1")
+    run("create-region", "-t", "ram", "--no-enable", "mem2")
+
+
+@pytest.mark.parametrize("columns", ["80", "120"])
+@pytest.mark.parametrize("name", sorted(TOPO_TABLES))
+def test_region_and_decoder_tables_keep_names_whole(
+    monkeypatch: pytest.MonkeyPatch, name: str, columns: str
+) -> None:
+    from goldens import golden
+
+    _two_regions(monkeypatch)
+    monkeypatch.setenv("COLUMNS", columns)
+    out = run(*TOPO_TABLES[name]).stdout
+    golden(f"tables/{name}-{columns}.txt", out)
+    assert "…" not in out
+    assert all(len(line) <= int(columns) for line in out.splitlines()), out
+    names = ["region0", "mem0", "mem1"] + (["region1", "mem2"] if "idle" in name else [])
+    if name.startswith("decoders"):
+        names += ["decoder0.0", "decoder1.0", "decoder2.0", "decoder3.0"]
+    else:
+        names.append(PMEM_UUID[:8])  # abbreviated in the table, whole with -o wide
+    for n in names:
+        assert n in out, (n, out)
+
+
+def test_region_table_wide_has_the_whole_uuid_and_every_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _two_regions(monkeypatch)
+    monkeypatch.setenv("COLUMNS", "80")
+    out = run("list", "-R", "-i", "-o", "wide").stdout
+    assert PMEM_UUID in out
+    assert "0:mem0/decoder2.0 1:mem1/decoder3.0" in out
+    assert "-o wide" not in out.splitlines()[0]
+    assert PMEM_UUID in run("list", "-R", "-i", "-o", "plain").stdout

@@ -174,28 +174,43 @@ def _size(n: int) -> str:
     return h.split(" (")[0] if isinstance(h, str) else f"{n}"
 
 
+def _uuid(app: App, r: Region) -> str:
+    """A pmem region's uuid: its first 8 hex digits in a table, whole with -o wide
+    and in JSON (the abbreviation is never the only form)."""
+    if not r.uuid:
+        return "-"
+    wide = getattr(app.style, "mode", "table") in ("wide", "plain")
+    return r.uuid if wide else r.uuid[:8]
+
+
 def region_table(app: App, regions: list[Region]) -> None:
+    """Regions for people: the names (region, memdevs) whole at any width; the
+    columns on the right are left out first (-o wide shows them all)."""
     cols = (
         "region",
         "type",
-        "resource",
         "size",
         "ways",
+        "memdevs",
+        "state",
+        "uuid",
+        "resource",
         "granularity",
         "decode",
-        "state",
         "targets",
     )
     rows = [
         (
             r.name,
             r.mode,
-            f"{r.resource:#x}" if r.resource is not None else "-",
             _size(r.size),
             r.interleave_ways,
+            " ".join(m.memdev or "?" for m in reversed(r.mappings)) or "-",
+            "enabled" if r.enabled else "disabled",
+            _uuid(app, r),
+            f"{r.resource:#x}" if r.resource is not None else "-",
             r.interleave_granularity,
             "commit" if r.committed else "reset",
-            "enabled" if r.enabled else "disabled",
             " ".join(f"{m.position}:{m.memdev or '?'}/{m.decoder}" for m in reversed(r.mappings))
             or "-",
         )
@@ -205,25 +220,37 @@ def region_table(app: App, regions: list[Region]) -> None:
 
 
 def decoder_table(app: App, topo: Topology, decoders: list[Decoder]) -> None:
-    cols = ("decoder", "kind", "resource", "size", "ways", "region", "mode", "dpa", "targets")
+    """Decoders for people: decoder, region and memdev names whole at any width."""
+    cols = (
+        "decoder",
+        "kind",
+        "region",
+        "memdev",
+        "mode",
+        "size",
+        "ways",
+        "resource",
+        "dpa",
+        "targets",
+    )
     rows = []
     for d in decoders:
-        mem = topo.memdev_of_decoder(d)
+        mem = topo.memdev_of_decoder(d) if d.kind == "endpoint" else None
         dpa = "-"
         if d.kind == "endpoint" and d.dpa_size:
             dpa = f"{d.dpa_resource or 0:#x}+{_size(d.dpa_size)}"
-        tgt = ",".join(t.name or str(t.id) for t in d.targets) or (mem.name if mem else "-")
         rows.append(
             (
                 d.name,
                 d.kind,
-                f"{d.resource:#x}" if d.size and d.resource is not None else "-",
+                d.region or "-",
+                mem.name if mem else "-",
+                d.mode or "-",
                 _size(d.size) if d.size else "-",
                 d.interleave_ways or "-",
-                d.region or "-",
-                d.mode or "-",
+                f"{d.resource:#x}" if d.size and d.resource is not None else "-",
                 dpa,
-                tgt,
+                " ".join(t.name or str(t.id) for t in d.targets) or "-",
             )
         )
     rd.print_table(app.style, "CXL decoders", cols, rows, simulated=app.backend.simulated)
