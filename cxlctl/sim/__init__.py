@@ -67,23 +67,55 @@ class SimDevice:
         locked_down: bool = False,
         nvdimm_bridge: bool | None = None,
         state_dir: str | None = None,
+        health: str | None = None,
     ) -> None:
         self.name = name
         self.config = config or DeviceConfig()
-        self.device = TypeThreeDevice(self.config, state_dir)
-        self.driver = SimDriver(
-            self.device,
-            raw_commands=raw_commands,
-            raw_allow_all=raw_allow_all,
-            locked_down=locked_down,
-            nvdimm_bridge=nvdimm_bridge,
-        )
         self.state_dir = state_dir
+        self._driver_options = (raw_commands, raw_allow_all, locked_down, nvdimm_bridge)
+        self._health = health
+        # built when first used (:meth:`_build`): naming a memdev costs nothing
+        self._device: TypeThreeDevice | None = None
+        self._driver: SimDriver | None = None
         self._fwupload: FwUpload | None = None
         #: committed endpoint decoders (an active region); the simulator makes none
         self.decoders_committed = 0
-        if load_state(state_dir, self.config.serial).get("cxl_mem_bound") is False:
-            self.driver.unbind()  # `disable-memdev` in an earlier process
+
+    def _build(self) -> SimDriver:
+        """The device and the driver over it, from the config and the saved state,
+        when something first asks for them (a command, ``bound``, the sysfs a
+        running sanitize shows): a run that names three memdevs and uses one builds one."""
+        if self._driver is None:
+            raw, allow_all, locked, bridge = self._driver_options
+            dev = TypeThreeDevice(self.config, self.state_dir)
+            if self._health is not None:
+                apply_health(dev, self._health)
+            drv = SimDriver(
+                dev,
+                raw_commands=raw,
+                raw_allow_all=allow_all,
+                locked_down=locked,
+                nvdimm_bridge=bridge,
+            )
+            if load_state(self.state_dir, self.config.serial).get("cxl_mem_bound") is False:
+                drv.unbind()  # `disable-memdev` in an earlier process
+            self._device, self._driver = dev, drv
+        return self._driver
+
+    @property
+    def built(self) -> bool:
+        """The device and driver exist (something used this memdev)."""
+        return self._driver is not None
+
+    @property
+    def device(self) -> TypeThreeDevice:
+        """The simulated type-3 device (built on first use)."""
+        return self._build().device
+
+    @property
+    def driver(self) -> SimDriver:
+        """The simulated kernel's driver for it (built on first use)."""
+        return self._build()
 
     @property
     def fwupload(self) -> FwUpload:
@@ -130,9 +162,16 @@ class SimDevice:
             "ram/size": f"{c.volatile_bytes:#x}",
             "pmem/size": f"{c.persistent_bytes:#x}",
             "numa_node": str(c.numa_node),
-            "security/state": "sanitize" if self.device.sanitizing() else "disabled",
+            "security/state": "sanitize" if self._sanitizing() else "disabled",
             "host": c.host,
         }
+
+    def _sanitizing(self) -> bool:
+        # a device not yet built runs nothing, unless a sanitize may have been saved
+        # by an earlier process (CXLCTL_SIM_STATE)
+        if self._driver is None and self.state_dir is None:
+            return False
+        return self.device.sanitizing()
 
 
 #: The built-in device kinds, in 256 MiB units of (volatile, persistent).
@@ -207,9 +246,10 @@ def make_devices(
             cfg.fw_revision = firmware
         if profile not in PROFILES:
             raise ValueError(f"unknown simulator profile {profile!r} ({', '.join(PROFILES)})")
-        dev = SimDevice(f"mem{i}", cfg, raw_commands=raw_commands, state_dir=state_dir)
-        apply_health(dev.device, (health or {}).get(f"mem{i}", "normal"))
-        out.append(dev)
+        h = (health or {}).get(f"mem{i}", "normal")
+        out.append(
+            SimDevice(f"mem{i}", cfg, raw_commands=raw_commands, state_dir=state_dir, health=h)
+        )
     for f in parsed:
         if f.memdev is not None and not any(d.name == f.memdev for d in out):
             raise ValueError(f"fault {f.text!r}: no simulated {f.memdev} (mem0..mem{len(out) - 1})")
