@@ -28,6 +28,7 @@ from .errors import (
     PermissionDenied,
     UnsupportedCommand,
     UsageError,
+    file_error,
     from_errno,
 )
 from .memdev import Memdev
@@ -480,7 +481,10 @@ class SimBackend(Backend):
             from .sim.driver.cxlbus import Layout
 
             layout = Layout(self._platform, len(self.devices))
-        except (OSError, ValueError) as e:
+        except OSError as e:  # the file named in it
+            what = "simulator topology (CXLCTL_SIM_TOPOLOGY)"
+            raise file_error(what, os.fsdecode(e.filename or topology), e, usage=True) from e
+        except ValueError as e:
             raise UsageError(f"simulator topology (CXLCTL_SIM_TOPOLOGY): {e}") from e
         for dev, slot in zip(self.devices.values(), layout.slots, strict=False):
             dev.config.host = slot.pci.rsplit("/", 1)[-1]  # the PCI device above memN

@@ -262,6 +262,44 @@ def from_errno(err: int, what: str, detail: str | None = None) -> CxlError:
     return cls(msg, hint=hint or None)
 
 
+class FileError(CxlError):
+    """A file the user named (``-o FILE``, a state directory...) could not be used."""
+
+    exit_code = ExitCode.FAILURE
+
+
+#: errno -> hint for a file the user named: (reading it, writing it)
+_FILE_HINTS: dict[int, tuple[str, str]] = {
+    _errno.ENOENT: ("", "the directory {dir} does not exist"),
+    _errno.ENOTDIR: ("a part of the path is not a directory",) * 2,
+    _errno.EACCES: ("you may not read it", "you may not write there"),
+    _errno.EPERM: ("you may not read it", "you may not write there"),
+    _errno.EROFS: ("", "the file system is read-only"),
+    _errno.EISDIR: ("it is a directory: name a file",) * 2,
+    _errno.ENOSPC: ("", "the file system is full"),
+    _errno.EDQUOT: ("", "your disk quota is used up"),
+    _errno.ELOOP: ("it is a symbolic link cxlctl does not follow",) * 2,
+}
+
+
+def file_error(
+    what: str, path: str, e: OSError, *, writing: bool = False, usage: bool = False
+) -> CxlError:
+    """The one message for a file the user named: ``WHAT: PATH: CAUSE [ENAME]``
+    with a hint that fits the errno (``the directory /no/such does not exist``).
+    ``usage``: a bad input on the command line (UsageError, exit 2); else exit 1."""
+    import os
+
+    err = e.errno or _errno.EIO
+    name = _errno.errorcode.get(err, f"errno {err}")
+    msg = f"{what}: {path}: {e.strerror or _strerror(err)} [{name}]"
+    hint = _FILE_HINTS.get(err, ("", ""))[writing]
+    hint = hint.format(dir=os.path.dirname(os.path.abspath(path)) or "/")
+    if usage:
+        return UsageError(msg, hint=hint or None)
+    return FileError(msg, hint=hint or None)
+
+
 def _strerror(err: int) -> str:
     import os
 

@@ -27,6 +27,7 @@ from .tracefs import RECORD_EVENTS, format_event_record, parse_body
 
 if TYPE_CHECKING:
     from .backends import Backend
+    from .errors import CxlError
     from .mailbox.events import EventRecords
 
 #: Fields of a trace event that name the memdev or the log, not the record.
@@ -108,24 +109,36 @@ def trace_logs(
 
 
 def event_logs(
-    backend: Backend, memdevs: Sequence[str], logs: Sequence[EventLog] = EVENT_LOGS
+    backend: Backend,
+    memdevs: Sequence[str],
+    logs: Sequence[EventLog] = EVENT_LOGS,
+    *,
+    failed: list[CxlError] | None = None,
 ) -> list[MemdevEvents]:
     """Each memdev's event logs: through RAW Get Event Records where the kernel
     allows it (nothing is cleared), else from the kernel's trace events (read once
-    for all memdevs). The records have one shape either way (module docstring)."""
-    from .errors import PermissionDenied
+    for all memdevs). The records have one shape either way (module docstring).
+    With ``failed``, a memdev whose mailbox fails is appended there and left out,
+    and the others are still read."""
+    from .errors import CxlError, PermissionDenied
     from .memdev import Memdev
 
     out: list[MemdevEvents] = []
     snapshot: list[Event] | None = None
     for name in memdevs:
         entry: tuple[EventLogRecords, ...] | None = None
-        with Memdev(backend, name) as md:
-            if md.raw_available():
-                try:
-                    entry = tuple(md.event_records(log) for log in logs)
-                except PermissionDenied:  # RAW compiled in but refused (lockdown)
-                    entry = None
+        try:
+            with Memdev(backend, name) as md:
+                if md.raw_available():
+                    try:
+                        entry = tuple(md.event_records(log) for log in logs)
+                    except PermissionDenied:  # RAW compiled in but refused (lockdown)
+                        entry = None
+        except CxlError as e:
+            if failed is None:
+                raise
+            failed.append(e)
+            continue
         if entry is not None:
             out.append(MemdevEvents(name, "mailbox", entry))
             continue

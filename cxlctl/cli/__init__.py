@@ -19,16 +19,17 @@ fails until you do).
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 import click
 
 from .. import __version__
-from ..errors import CxlError, ExitCode, UsageError
+from ..errors import CxlError, ExitCode, UsageError, file_error
 from . import complete, output
 from .options import (
     fmt_of,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:  # the library is imported when a command needs it, not for --
     from ..render import Style
 
 F = TypeVar("F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -76,6 +78,34 @@ class App:
         self.human = False
         self._backend: Backend | None = None
         self._style: Style | None = None
+        #: failures of some memdevs of a command over several (:meth:`each`),
+        #: reported after the others' results (CxlGroup.invoke)
+        self.failures: list[CxlError] = []
+
+    def each(self, names: Iterable[str], fn: Callable[[str], _T]) -> list[_T]:
+        """``[fn(name) for name in names]``, but one memdev's :class:`CxlError` does
+        not lose the others' results: it is kept, the rest run, their results are
+        printed, then one line per failed memdev and the first failure's exit code
+        (:meth:`CxlGroup.invoke`).  When none succeeded it is raised at once, so a
+        failure prints no (empty) result, as with one memdev."""
+        out: list[_T] = []
+        failed: list[CxlError] = []
+        for name in names:
+            try:
+                out.append(fn(name))
+            except CxlError as e:
+                failed.append(e)
+        self.keep(failed, bool(out))
+        return out
+
+    def keep(self, failed: Sequence[CxlError], succeeded: bool) -> None:
+        """:meth:`each`'s rule for failures a library loop collected: kept for the
+        end when some memdev succeeded, else the first is raised now."""
+        if not failed:
+            return
+        self.failures.extend(failed if succeeded else failed[1:])
+        if not succeeded:
+            raise failed[0]
 
     @property
     def style(self) -> Style:
@@ -102,6 +132,13 @@ class App:
             self._backend = open_backend(self.backend_name)
             resume_gc()  # the library is loaded: what follows is the command's work
         return self._backend
+
+
+def _fail_all(errors: Sequence[CxlError]) -> NoReturn:
+    """One line per failure, in the order they happened; the first one's exit code."""
+    for e in errors:
+        output.message(f"cxlctl: {e.message}" + (f" (hint: {e.hint})" if e.hint else ""))
+    raise click.exceptions.Exit(int(errors[0].exit_code))
 
 
 def _fail(message: str, code: int, hint: str | None = None) -> NoReturn:
@@ -289,11 +326,14 @@ class CxlGroup(click.Group):
             with _device_warnings():
                 rv = super().invoke(ctx)
             sys.stdout.flush()
+            failures = ctx.obj.failures if isinstance(ctx.obj, App) else []
+            if failures:  # some memdevs failed, the others' results are out
+                _fail_all(failures)
             return rv
         except CxlError as e:
             if _debug(ctx):
                 raise
-            _fail(e.message, int(e.exit_code), e.hint)
+            _fail_all([e, *(ctx.obj.failures if isinstance(ctx.obj, App) else [])])
         except (BrokenPipeError, output.OutputError) as e:
             raise click.exceptions.Exit(output.report_output_error(e)) from None
         except KeyboardInterrupt as e:
@@ -301,7 +341,12 @@ class CxlGroup(click.Group):
         except OSError as e:  # anything the library did not classify
             if _debug(ctx):
                 raise
-            _fail(f"{e.strerror or e}", int(ExitCode.FAILURE))
+            sub = ctx.invoked_subcommand or "cxlctl"
+            if e.filename is not None:  # name the file, always
+                err = file_error(sub, os.fsdecode(e.filename), e)
+                _fail(err.message, int(ExitCode.FAILURE), err.hint)
+            name = errno.errorcode.get(e.errno or 0, "")
+            _fail(f"{sub}: {e.strerror or e}" + (f" [{name}]" if name else ""), 1)
 
 
 @contextlib.contextmanager
@@ -449,7 +494,7 @@ def read_payload(path: str | None, what: str) -> bytes:
             with open(path, "rb") as f:
                 data = f.read(PAYLOAD_LIMIT + 1)
         except OSError as e:
-            raise UsageError(f"{what}: {path}: {e.strerror}") from None
+            raise file_error(what, path, e, usage=True) from None
         source = path
     if len(data) > PAYLOAD_LIMIT:
         raise UsageError(f"{what}: {source}: larger than 1 MiB, not a mailbox payload")

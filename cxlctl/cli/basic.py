@@ -313,13 +313,10 @@ def query(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool
       cxlctl --sim query mem0 --json | jq '.[0].commands[] | select(.enabled) | .name'
     """
     app = app_of(ctx)
-    out: list[dict[str, Any]] = []
-    for name in selected(ctx, memdevs):
-        md = Memdev(app.backend, name)
-        try:
+
+    def one(name: str) -> dict[str, Any]:
+        with Memdev(app.backend, name) as md:
             infos = md.query()
-        finally:
-            md.close()
         cmds: list[dict[str, Any]] = []
         for ci in infos:
             cat = mb.BY_KERNEL_ID.get(ci.id) if ci.id else None
@@ -338,7 +335,9 @@ def query(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: bool
                     "size_out": _var(ci.size_out),
                 }
             )
-        out.append({"memdev": name, "commands": cmds})
+        return {"memdev": name, "commands": cmds}
+
+    out = app.each(selected(ctx, memdevs), one)
     if fmt_of(output, as_json) == "json":
         app.json(out)
         return
@@ -385,13 +384,12 @@ def identify(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: b
       cxlctl --sim identify --json | jq '.[] | {memdev, total_capacity}'
     """
     app = app_of(ctx)
-    out = []
-    for name in selected(ctx, memdevs):
-        md = Memdev(app.backend, name)
-        try:
-            out.append({"memdev": name, **rd.to_data(md.identify())})
-        finally:
-            md.close()
+
+    def one(name: str) -> dict[str, Any]:
+        with Memdev(app.backend, name) as md:
+            return {"memdev": name, **rd.to_data(md.identify())}
+
+    out = app.each(selected(ctx, memdevs), one)
     if fmt_of(output, as_json) == "json":
         app.json(out)
         return

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from ..errors import CxlError, ExitCode, UsageError
+from ..errors import CxlError, ExitCode, UsageError, file_error
 from . import CONTEXT, App, app_of, complete, output
 
 Row = dict[str, Any]
@@ -345,7 +345,7 @@ def batch(ctx: click.Context, input_file: str | None, fail_fast: bool) -> None:
     try:
         f = open(input_file, "rb")  # noqa: SIM115 - closed below, after the loop
     except OSError as e:
-        raise UsageError(f"batch: {input_file}: {e.strerror}") from None
+        raise file_error("batch", input_file, e, usage=True) from None
     with f:
         run_batch(ctx, f, fail_fast)
 

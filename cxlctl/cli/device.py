@@ -14,7 +14,7 @@ import click
 
 from .. import devops
 from ..change import Outcome, ProgressHook, Recorder
-from ..errors import CxlError, UsageError
+from ..errors import CxlError, UsageError, file_error
 from ..memdev import Memdev
 from . import CONTEXT, app_of, complete, memdevs_required, selected
 from .change import Change, change_options
@@ -29,7 +29,7 @@ def _read_image(path: str) -> bytes:
         with open(path, "rb") as f:
             data = f.read(IMAGE_LIMIT + 1)
     except OSError as e:
-        raise UsageError(f"update-firmware: {path}: {e.strerror}") from None
+        raise file_error("update-firmware", path, e, usage=True) from None
     if not data:
         raise UsageError(f"update-firmware: {path} is empty: nothing to send")
     if len(data) > IMAGE_LIMIT:

@@ -12,7 +12,7 @@ from typing import IO, Any
 import click
 
 from .. import render as rd
-from ..errors import UsageError
+from ..errors import CxlError, UsageError, file_error
 from ..mailbox.names import LOG_NAMES
 from . import CONTEXT, app_of, fmt_of, memdevs_argument, output_option, selected
 from .options import Duration, Size, deprecated
@@ -84,7 +84,11 @@ def events(
     if logs_old:
         deprecated("events -l/--log is now --event-log (-l is a log file, as in cxl monitor)")
     want = list(logs) + [x for x in logs_old if x not in logs] or list(LOGS)
-    found = event_logs(app.backend, selected(ctx, memdevs), [LOG_NAMES[x] for x in want])
+    failed: list[CxlError] = []
+    found = event_logs(
+        app.backend, selected(ctx, memdevs), [LOG_NAMES[x] for x in want], failed=failed
+    )
+    app.keep(failed, bool(found))
     out: list[dict[str, Any]] = rd.to_data(found)
     if fmt_of(output, as_json) == "json":
         app.json(out)
@@ -199,7 +203,7 @@ def monitor(
         try:
             stream = open(log_file or "", "a")  # noqa: SIM115 - closed below
         except OSError as e:
-            raise UsageError(f"--log {log_file}: {e.strerror}") from e
+            raise file_error("monitor: --log", log_file or "", e, writing=True, usage=True) from e
     deadline = None if timeout is None else time.monotonic() + timeout / 1000
     n = 0
 

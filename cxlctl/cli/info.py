@@ -23,15 +23,16 @@ def each_memdev(
 ) -> list[Row]:
     """``[{"memdev": name, **fn(memdev)}, ...]`` over the selected memdevs (none =
     all); MEMDEVS are command-line arguments, or resolved names with ``names``."""
-    out: list[Row] = []
     chosen = list(memdevs) if names else selected(click.get_current_context(), memdevs)
-    for name in chosen:
+
+    def one(name: str) -> Row:
         md = Memdev(app.backend, name)
         try:
-            out.append({"memdev": name, **fn(md)})
+            return {"memdev": name, **fn(md)}
         finally:
             md.close()
-    return out
+
+    return app.each(chosen, one)
 
 
 def emit(app: App, rows: list[Row], fmt: str, title: str) -> None:
@@ -303,7 +304,7 @@ def security_state(ctx: click.Context, memdevs: Sequence[str], output: str, as_j
       cxlctl --sim security-state mem0 --json
     """
     app = app_of(ctx)
-    rows = [{"memdev": n, **_security_state(app, n)} for n in selected(ctx, memdevs)]
+    rows = app.each(selected(ctx, memdevs), lambda n: {"memdev": n, **_security_state(app, n)})
     emit(app, rows, fmt_of(output, as_json), "Security State")
 
 

@@ -13,7 +13,7 @@ import click
 
 from .. import render as rd
 from ..change import Outcome, ProgressHook, Recorder, no_progress, stopped
-from ..errors import PartialWrite, UsageError
+from ..errors import PartialWrite, UsageError, file_error
 from ..memdev import Memdev, label_input_length, regular_size, spool_input
 from . import CONTEXT, app_of, complete, memdevs_argument, memdevs_required, output, selected
 from .change import Change, change_options
@@ -34,10 +34,20 @@ def parse_size(value: str, what: str) -> int:
     return _parse(value, what)
 
 
-def write_atomic(path: str, chunks: Iterable[bytes]) -> int:
+def write_atomic(path: str, chunks: Iterable[bytes], what: str = "read-labels") -> int:
     """Write chunks to PATH via a temp file in the same directory and a rename, so
     an error never leaves a partial file. Non-regular targets (/dev/stdout, FIFOs,
-    /dev/null) are written directly: renaming over them would replace the node."""
+    /dev/null) are written directly: renaming over them would replace the node.
+    A failure of the file is one message naming PATH (never the temp file)."""
+    try:
+        return _write_atomic(path, chunks)
+    except BrokenPipeError:  # -o /dev/stdout into a closed pipe: the output layer's 141
+        raise
+    except OSError as e:
+        raise file_error(what, path, e, writing=True) from None
+
+
+def _write_atomic(path: str, chunks: Iterable[bytes]) -> int:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -201,7 +211,7 @@ def read_labels_input(
         try:
             src = stack.enter_context(open(path, "rb", buffering=1 << 20))  # noqa: SIM115
         except OSError as e:
-            raise UsageError(f"write-labels: {path}: {e.strerror}") from None
+            raise file_error("write-labels", path, e, usage=True) from None
     known = regular_size(src)
     if known is not None:
         return src, label_input_length(max(known - src.tell(), 0), size, room, source)

@@ -139,7 +139,7 @@ def poison(
             app.backend.inject_poison(name, dpa)
         for dpa in clear:
             app.backend.clear_poison(name, dpa)
-    rows = [poison_json(app, name, rng) for name in names]
+    rows = app.each(names, lambda name: poison_json(app, name, rng))
     if fmt_of(output, as_json) == "json":
         app.json(rows)
         return
@@ -196,14 +196,13 @@ def scan_media_caps(
         )
     if start + length > 1 << 64:
         raise UsageError(f"range {start:#x}+{length:#x} ends beyond 64 bits")
-    out = []
-    for name in selected(ctx, args):
-        md = Memdev(app.backend, name)
-        try:
+
+    def one(name: str) -> dict[str, Any]:
+        with Memdev(app.backend, name) as md:
             caps = md.decoded(mb.GET_SCAN_MEDIA_CAPS, scan_media_caps_input(start, length))
-        finally:
-            md.close()
-        out.append({"memdev": name, "offset": start, "length": length, **rd.to_data(caps)})
+        return {"memdev": name, "offset": start, "length": length, **rd.to_data(caps)}
+
+    out = app.each(selected(ctx, args), one)
     if fmt_of(output, as_json) == "json":
         app.json(out)
         return
