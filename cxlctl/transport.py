@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import stat
 import struct
@@ -299,9 +300,10 @@ class KernelTransport:
         self._fd = fd
 
     def ioctl(self, request: int, arg: bytearray) -> int:
-        import fcntl
-
-        return int(fcntl.ioctl(self._fd, request, arg, True))
+        # the hot path of every command: no import, no conversion (a mutable
+        # buffer makes fcntl.ioctl return the ioctl's int)
+        rc: int = fcntl.ioctl(self._fd, request, arg, True)
+        return rc
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -143,7 +143,15 @@ class Command(Record, Generic[T]):
 
     def decode(self, data: bytes) -> T:
         """Decode an output payload (a :class:`~.generic.RawBytes` if it has no structure)."""
-        return self.decoder()(data)
+        fn = _DECODERS.get(self.name)
+        if fn is None:  # the thunk imports the decoder's module: once per command
+            fn = _DECODERS[self.name] = self.decoder()
+        result: T = fn(data)
+        return result
+
+
+#: command name -> its decoder, resolved from the record's thunk on first use
+_DECODERS: dict[str, Callable[[bytes], Any]] = {}
 
 
 # Decoder thunks: typed for mypy, importing the decoder module on first use.
