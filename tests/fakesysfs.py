@@ -59,7 +59,8 @@ class FakeSysfs:
         self.devices = {d.name: d for d in devices}
         #: what the backend sent through :meth:`use`'s default transport, in order
         self.sent: list[Sent] = []
-        self.sim = SimSysfs(self.devices, pf.parse(topology, len(devices)))
+        self._platform = pf.parse(topology, len(devices))
+        self.sim = SimSysfs(self.devices, self._platform)
         self._edits: dict[str, bytes | None] = {}
         self.refresh()
 
@@ -97,9 +98,9 @@ class FakeSysfs:
         self._apply(key, None)
 
     def refresh(self) -> None:
-        """Render the tree again from the simulated kernel (after a bind, an unbind, a
-        region...), then re-apply every :meth:`set` and :meth:`remove`."""
-        self.sim._tree = None  # the simulated devices may have changed under it
+        """Render the tree again from the simulated devices (after a bind or an unbind),
+        then re-apply every :meth:`set` and :meth:`remove`."""
+        self.sim = SimSysfs(self.devices, self._platform)  # a fresh rendering of them
         tree = self.sim.tree()
         self.root.mkdir(parents=True, exist_ok=True)
         for top in tree:  # what a test added beside them (kernel/tracing...) stays

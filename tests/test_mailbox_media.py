@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -12,7 +13,12 @@ from hypothesis import strategies as st
 from cxlctl import mailbox as mb
 from cxlctl.errors import DecodeError
 from cxlctl.mailbox import layouts as lay
-from cxlctl.mailbox.media import decode_poison_list, decode_scan_media_results
+from cxlctl.mailbox.media import (
+    PoisonList,
+    ScanMediaResults,
+    decode_poison_list,
+    decode_scan_media_results,
+)
 
 
 def test_catalogue_sizes_match_layouts() -> None:
@@ -72,25 +78,21 @@ def test_scan_media_results_vector() -> None:
     assert [(r.dpa, r.length, r.source_name) for r in v.records] == [(0x3000, 128, "Internal")]
 
 
+@pytest.mark.parametrize(
+    "decode", [decode_poison_list, decode_scan_media_results], ids=["poison-list", "scan-media"]
+)
 @settings(max_examples=300)
 @given(st.binary(max_size=200))
-def test_fuzz_poison_list(data: bytes) -> None:
+def test_fuzz_media_error_lists(
+    decode: Callable[[bytes], PoisonList | ScanMediaResults], data: bytes
+) -> None:
+    """Any bytes: a DecodeError, or records of whole 64-byte units at aligned DPAs."""
     try:
-        v = decode_poison_list(data)
+        v = decode(data)
     except DecodeError:
         return
     assert v.trailing_bytes >= 0
     assert all(r.length % 64 == 0 and r.dpa % 64 == 0 for r in v.records)
-
-
-@settings(max_examples=300)
-@given(st.binary(max_size=200))
-def test_fuzz_scan_media_results(data: bytes) -> None:
-    try:
-        v = decode_scan_media_results(data)
-    except DecodeError:
-        return
-    assert v.trailing_bytes >= 0
 
 
 @settings(max_examples=100)

@@ -162,38 +162,19 @@ def test_cli_workflow_ram_and_pmem() -> None:
     ]
 
 
+def create(
+    *extra: str, t: str = "pmem", d: str = "decoder0.0", targets: tuple[str, ...] = ("mem0",)
+) -> list[str]:
+    """create-region's arguments: ``-m -t T -d D EXTRA... TARGETS...``."""
+    return ["-m", "-t", t, "-d", d, *extra, *targets]
+
+
 def test_two_way_interleave_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CXLCTL_SIM_DEVICES", "pmem,pmem")
-    r = cli(
-        "create-region",
-        "-m",
-        "-t",
-        "pmem",
-        "-d",
-        "decoder0.0",
-        "-w",
-        "2",
-        "-s",
-        "256M",
-        "mem0",
-        "mem1",
-    )
+    r = cli("create-region", *create("-w", "2", "-s", "256M", targets=("mem0", "mem1")))
     assert r.exit_code == 8
     assert "a multiple of 256 MiB x 2 ways (512 MiB)" in r.stderr
-    ok(
-        "create-region",
-        "-m",
-        "-t",
-        "pmem",
-        "-d",
-        "decoder0.0",
-        "-w",
-        "2",
-        "-g",
-        "4096",
-        "mem1",
-        "mem0",
-    )
+    ok("create-region", *create("-w", "2", "-g", "4096", targets=("mem1", "mem0")))
     (reg,) = json.loads(ok("list", "-R", "-T", "--json").stdout)
     assert reg["interleave_granularity"] == 4096
     assert [(m["position"], m["memdev"]) for m in reg["mappings"]] == [(1, "mem0"), (0, "mem1")]
@@ -220,11 +201,6 @@ def test_multi_host_bridge_interleave_reorders_targets(monkeypatch: pytest.Monke
     ]
 
 
-def create(*extra: str, t: str = "pmem", d: str = "decoder0.0", target: str = "mem0") -> list[str]:
-    """create-region's arguments: ``-m -t T -d D EXTRA... TARGET``."""
-    return ["-m", "-t", t, "-d", d, *extra, target]
-
-
 UUID = "9f8b0c55-ca8c-4914-ab56-29dc188435ed"
 STEP = "a region's size is a multiple of 256 MiB x 1 ways"
 
@@ -236,16 +212,16 @@ STEP = "a region's size is a multiple of 256 MiB x 1 ways"
         (create(d="decoder2.0"), 6, "decoder2.0: not a root decoder"),
         (create(d="decoder9.9"), 6, "decoder9.9: not a root decoder"),
         (create(t="ram"), 8, "mem0 has no ram capacity"),
-        (create(target="mem1"), 8, "mem1 has no pmem capacity"),
+        (create(targets=("mem1",)), 8, "mem1 has no pmem capacity"),
         (create("-w", "2"), 8, "interleave ways 2 but 1 target(s) given"),
         (create("-s", "100M"), 8, STEP),
         (create("-s", "128M"), 8, STEP),
         (create("-s", "512M"), 8, "mem0: less than 512 MiB of free pmem capacity"),
         (create("-s", "8G"), 8, "exceeds the largest free HPA extent of decoder0.0 (4 GiB)"),
         (create("-g", "100"), 8, "granularity 100: a power of 2 from 256 to 16384"),
-        (create(target="mem9"), 6, "mem9: no such memdev"),
-        (create("-U", UUID, t="ram", target="mem1"), 8, "a ram region has no uuid"),
-        (create(target="decoder1.0"), 8, "not an endpoint decoder"),
+        (create(targets=("mem9",)), 6, "mem9: no such memdev"),
+        (create("-U", UUID, t="ram", targets=("mem1",)), 8, "a ram region has no uuid"),
+        (create(targets=("decoder1.0",)), 8, "not an endpoint decoder"),
     ],
 )
 def test_create_region_misuse(args: list[str], code: int, message: str) -> None:
