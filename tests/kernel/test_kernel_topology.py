@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -165,6 +166,8 @@ def test_pmem_region_by_cxl_torn_down_by_cxlctl(clean_host: HostSysfs, pmem: Mem
 def test_two_way_interleave(clean_host: HostSysfs, memdevs: list[Memdev]) -> None:
     pm = [m for m in memdevs if m.pmem_size and not m.ram_size]
     if len(pm) < 2:
+        booted = os.environ.get("CXLCTL_VM_DEVICES", "").split(",")
+        assert booted.count("pmem") < 2, f"booted with {booted}, the kernel shows {len(pm)} pmem"
         pytest.skip("needs two persistent memdevs (tools/vm/kernel-tier --devices pmem,pmem)")
     r = cxlctl("create-region", "-y", "-t", "pmem", "-w", "2", pm[0].name, pm[1].name, "--json")
     assert r.returncode == 0, r.stderr
