@@ -447,3 +447,86 @@ def test_a_memdev_file_is_read_without_rendering_the_ports_and_the_same_either_w
             assert lazy.read(p) == whole.read(p), p
     assert lazy.listdir("bus/cxl/devices") == whole.listdir("bus/cxl/devices")
     assert lazy._tree is not None  # listing a directory renders the whole tree
+
+
+# --- the nd bus, its nvdimms and the firmware-upload class (topology.md 2.3, 3, 8) --------
+
+
+NDBUS = f"{ROOT}/nvdimm-bridge0/ndbus0"
+
+
+def test_nd_bus_and_nmem_of_the_reference(fs: SimSysfs) -> None:
+    # the p,v boot: the persistent mem0 has nmem0, the volatile mem1 none
+    assert sorted(fs.listdir("bus/nd/devices")) == ["ndbus0", "nmem0"]
+    assert fs.realpath("bus/nd/devices/ndbus0") == NDBUS
+    assert fs.realpath("bus/nd/devices/nmem0") == f"{NDBUS}/nmem0"
+    assert sorted(fs.listdir(NDBUS)) == [
+        "commands", "driver", "firmware", "nd", "nmem0", "provider", "subsystem", "uevent",
+        "wait_probe",
+    ]  # fmt: skip
+    assert rd(fs, f"{NDBUS}/provider") == "CXL"
+    assert rd(fs, f"{NDBUS}/wait_probe") == "1"
+    assert rd(fs, f"{NDBUS}/uevent") == "DRIVER=nd_bus\nMODALIAS=nd:t0"
+    assert fs.realpath(f"{NDBUS}/driver") == "bus/nd/drivers/nd_bus"
+    nm = f"{NDBUS}/nmem0"
+    # the reference's entries but available_slots (the nd label index is not modelled)
+    assert sorted(fs.listdir(nm)) == [
+        "commands", "cxl", "dev", "devtype", "driver", "firmware", "flags", "frozen",
+        "modalias", "security", "state", "subsystem", "uevent",
+    ]  # fmt: skip
+    want = {
+        "commands": "get_size get_data set_data ",
+        "cxl/id": "4660",
+        "cxl/provider": "pmem0",
+        "dev": "243:0",
+        "devtype": "nvdimm",
+        "flags": "label ",
+        "frozen": "0",
+        "modalias": "nd:t1",
+        "security": "disabled",
+        "state": "idle",
+        "uevent": "MAJOR=243\nMINOR=0\nDEVNAME=nmem0\nDEVTYPE=nvdimm\nDRIVER=nvdimm\n"
+        "MODALIAS=nd:t1",
+    }
+    assert {k: rd(fs, f"{nm}/{k}") for k in want} == want
+    assert fs.realpath(f"{nm}/driver") == "bus/nd/drivers/nvdimm"
+
+
+def test_nmem_is_active_while_a_pmem_region_uses_it_and_goes_with_cxl_mem(fs: SimSysfs) -> None:
+    from cxlctl import regions as rg
+    from cxlctl.topology import read_topology
+
+    plan = rg.plan_region(read_topology(fs), root_decoder="decoder0.0", mode="pmem",
+                          targets=["mem0"])  # fmt: skip
+    rg.create_region(fs, plan, enable=False)
+    r = "region0"
+    assert rd(fs, f"{NDBUS}/nmem0/state") == "idle"  # committed, not bound yet
+    fs.write("bus/cxl/drivers/cxl_region/bind", f"{r}\0".encode())
+    assert rd(fs, f"{NDBUS}/nmem0/state") == "active"
+    fs.write("bus/cxl/drivers/cxl_region/unbind", f"{r}\0".encode())
+    assert rd(fs, f"{NDBUS}/nmem0/state") == "idle"
+    fs.write("bus/cxl/drivers/cxl_mem/unbind", b"mem0")
+    assert fs.listdir("bus/nd/devices") == ["ndbus0"]  # cxl_nvdimm went with cxl_mem
+
+
+def test_two_persistent_memdevs_have_two_nmems() -> None:
+    fs = make(("pmem", "pmem"))
+    assert sorted(fs.listdir("bus/nd/devices")) == ["ndbus0", "nmem0", "nmem1"]
+    assert rd(fs, f"{NDBUS}/nmem1/cxl/provider") == "pmem1"
+    assert rd(fs, f"{NDBUS}/nmem1/cxl/id") == "4661"
+
+
+def test_firmware_class_of_the_reference(fs: SimSysfs) -> None:
+    assert sorted(fs.listdir("class/firmware")) == ["mem0", "mem1", "timeout"]
+    assert fs.realpath("class/firmware/mem0") == fs.realpath("bus/cxl/devices/mem0") + (
+        "/firmware/mem0"
+    )
+    fw = "class/firmware/mem1"
+    assert {a: rd(fs, f"{fw}/{a}") for a in ("loading", "status", "remaining_size", "error")} == {
+        "loading": "0",
+        "status": "idle",
+        "remaining_size": "0",
+        "error": "",
+    }
+    assert rd(fs, f"{fw}/uevent") == "FIRMWARE=mem1\nTIMEOUT=60\nASYNC=0"
+    assert fs.mode(f"{fw}/cancel") == 0o200

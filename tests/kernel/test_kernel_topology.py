@@ -14,6 +14,7 @@ Memdev and endpoint numbers follow probe order: everything here keys on serials.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -246,12 +247,18 @@ def names(fs: Sysfs) -> dict[str, str]:
             out[ep.name] = f"ep@{m.serial:#x}"
             for d in ep.decoders:
                 out[d.name] = f"ep@{m.serial:#x}.{d.index}"
+    for dev in fs.listdir("bus/nd/devices") if fs.exists("bus/nd/devices") else []:
+        if re.fullmatch(r"nmem\d+", dev):  # nvdimm ids follow probe order too
+            with contextlib.suppress(OSError, ValueError):
+                out[dev] = f"nmem@{int(text(fs.read(f'bus/nd/devices/{dev}/cxl/id'))):#x}"
     return out
 
 
 def rename(value: str, table: dict[str, str]) -> str:
     return re.sub(
-        r"\b(mem\d+|pmem\d+|endpoint\d+|decoder\d+\.\d+)\b", lambda m: table.get(m[1], m[1]), value
+        r"\b(mem\d+|pmem\d+|nmem\d+|endpoint\d+|decoder\d+\.\d+)\b",
+        lambda m: table.get(m[1], m[1]),
+        value,
     )
 
 
@@ -379,12 +386,16 @@ def test_misuse_errnos_match_the_simulator(clean_host: HostSysfs, memdevs: list[
 
 
 SKIP_ENTRIES = {
-    "firmware",  # the firmware-upload class (not part of the topology simulation)
     "power",
     "CDAT",
     "access0",
     "access1",
+    # nmemN: what nd_label_nfree() counts in the label area (the simulator does
+    # not model the nd label index)
+    "available_slots",
 }
+#: the firmware-upload class device's attributes (memN/firmware/memN, topology.md 8)
+FIRMWARE_ATTRS = ("loading", "status", "remaining_size", "error", "uevent")
 
 
 #: Attributes this stack's kernel has that the simulator (Linux 6.12's ABI) has not:
@@ -404,14 +415,28 @@ NEWER_ERRNOS: dict[str, list[str]] = {
 
 
 def snapshot(fs: Sysfs) -> dict[str, str]:
+    """The cxl bus's devices, the nd bus and its nvdimms (``ndbus0``, ``nmemN``; the
+    nd regions of pmem regions are not simulated) and the firmware-upload class."""
     table = names(fs)
     out: dict[str, str] = {}
-    for dev in sorted(fs.listdir("bus/cxl/devices")):
-        if dev.startswith(("nvdimm-bridge", "pmem_region", "dax_region")):
-            continue
-        base = fs.realpath(f"bus/cxl/devices/{dev}")
+    devices = [f"bus/cxl/devices/{d}" for d in sorted(fs.listdir("bus/cxl/devices"))
+               if not d.startswith(("nvdimm-bridge", "pmem_region", "dax_region"))]  # fmt: skip
+    if fs.exists("bus/nd/devices"):
+        nd = sorted(d for d in fs.listdir("bus/nd/devices") if re.fullmatch(r"ndbus\d+|nmem\d+", d))
+        out["bus/nd/devices/"] = " ".join(sorted(rename(d, table) for d in nd))
+        devices += [f"bus/nd/devices/{d}" for d in nd]
+    fw = sorted(fs.listdir("class/firmware")) if fs.exists("class/firmware") else []
+    out["class/firmware/"] = " ".join(sorted(rename(d, table) for d in fw))
+    for d in fw:
+        if fs.islink(f"class/firmware/{d}"):
+            for a in FIRMWARE_ATTRS:
+                out[f"fw@{rename(d, table)}/{a}"] = _value(fs, f"class/firmware/{d}/{a}", table)
+    for link in devices:
+        dev = link.rsplit("/", 1)[-1]
+        base = fs.realpath(link)
         key = rename(dev, table)
-        entries = [e for e in fs.listdir(base) if e not in SKIP_ENTRIES and e not in NEWER_ABI]
+        entries = [e for e in fs.listdir(base) if e not in SKIP_ENTRIES and e not in NEWER_ABI
+                   and not re.fullmatch(r"region\d+", e)]  # fmt: skip
         files = []
         for e in entries:
             p = f"{base}/{e}"
@@ -427,22 +452,31 @@ def snapshot(fs: Sysfs) -> dict[str, str]:
                 files.append(e)
         out[f"{key}/"] = " ".join(sorted(rename(e, table) for e in entries))
         for f in files:
-            try:
-                value = text(fs.read(f"{base}/{f}")).strip()
-            except OSError as e:
-                value = f"<{errno.errorcode.get(e.errno or 0)}>"
-            if f == "dev":  # the minor is the probe-order memN id; the major is
-                # allocated at boot (alloc_chrdev_region: 250 on 6.12, 249 on 7.3)
-                value = re.sub(r"^\d+:\d+$", "N:N", value)
-            value = re.sub(r"MINOR=\d+", "MINOR=N", value)
-            value = re.sub(r"MAJOR=\d+", "MAJOR=N", value)
-            out[f"{key}/{rename(f, table)}"] = rename(value, table)
+            out[f"{key}/{rename(f, table)}"] = _value(fs, f"{base}/{f}", table)
+        if dev.startswith("nmem"):  # the nvdimm's cxl attribute group
+            for f in ("cxl/id", "cxl/provider"):
+                out[f"{key}/{f}"] = _value(fs, f"{base}/{f}", table)
         for link in ("driver", "uport", "parent_dport"):
             if fs.islink(f"{base}/{link}"):
                 out[f"{key}/{link}"] = rename(
                     fs.realpath(f"{base}/{link}").rsplit("/", 1)[-1], table
                 )
     return out
+
+
+def _value(fs: Sysfs, path: str, table: dict[str, str]) -> str:
+    """An attribute's value, renamed, with what depends on boot or probe order
+    normalised; a read that fails is its errno."""
+    try:
+        value = text(fs.read(path)).strip()
+    except OSError as e:
+        return f"<{errno.errorcode.get(e.errno or 0)}>"
+    if path.endswith("/dev"):  # the minor is the probe-order id; the major is
+        # allocated at boot (alloc_chrdev_region: 250 on 6.12, 249 on 7.3)
+        value = re.sub(r"^\d+:\d+$", "N:N", value)
+    value = re.sub(r"MINOR=\d+", "MINOR=N", value)
+    value = re.sub(r"MAJOR=\d+", "MAJOR=N", value)
+    return rename(value, table)
 
 
 def workflow(pm: int, rm: int) -> list[tuple[str, Step]]:

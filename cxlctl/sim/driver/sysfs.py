@@ -417,7 +417,7 @@ class _Builder:
             self.link(f"{p}/firmware_node", fw)
         nb = f"{root}/nvdimm-bridge0"
         self.device(nb, "nvdimm-bridge0", "cxl_nvdimm_bridge", "cxl:t1", "cxl_nvdimm_bridge")
-        self.ro(f"{nb}/ndbus0/provider", "CXL")
+        self.nd_bus(f"{nb}/ndbus0")
         for rd in b.root_decoders:
             self.root_decoder(root, rd)
         for pid, sp in lay.ports.items():
@@ -426,6 +426,46 @@ class _Builder:
             self.port(pid, sp)
         for ep in b.endpoints.values():
             self.endpoint(ep)
+
+    def nd_bus(self, path: str) -> None:
+        """cxl_pmem's nd bus below the nvdimm bridge, and an ``nmemN`` (nvdimm) for
+        each memdev whose cxl_nvdimm ``pmemN`` is bound (topology.md 3: "nd bus",
+        "nvdimm nmem"); nmem ids in memdev order.  The nd regions and namespace
+        seeds of pmem regions are not simulated."""
+        b = self.bus
+        self.device(path, "ndbus0", None, "nd:t0", "nd_bus", subsystem="bus/nd")
+        del self.dir(path)["modalias"]  # uevent only, as the kernel has it
+        self.ro(f"{path}/commands", "")
+        self.ro(f"{path}/provider", "CXL")
+        self.ro(f"{path}/wait_probe", "1")
+        self.dir(f"{path}/firmware")
+        self.dir(f"{path}/nd/ndctl0")
+        active = {
+            name
+            for r in b.regions.values()
+            if r.bound and r.mode == "pmem"
+            for name in r.targets.values()
+        }
+        n = 0
+        for name, dev in b.devices.items():
+            c = dev.config
+            if not (dev.bound and c.persistent_bytes):
+                continue
+            ep = b.endpoints.get(c.serial)
+            used = ep is not None and any(f"decoder{ep.id}.{i}" in active for i in range(8))
+            nm = f"{path}/nmem{n}"
+            self.device(nm, f"nmem{n}", "nvdimm", "nd:t1", "nvdimm", subsystem="bus/nd",
+                        extra_uevent=f"MAJOR=243\nMINOR={n}\nDEVNAME=nmem{n}\n")  # fmt: skip
+            self.ro(f"{nm}/dev", f"243:{n}")
+            self.ro(f"{nm}/commands", "get_size get_data set_data ")
+            self.ro(f"{nm}/cxl/id", str(c.serial))
+            self.ro(f"{nm}/cxl/provider", f"pmem{name[3:]}")
+            self.ro(f"{nm}/flags", "label ")
+            self.ro(f"{nm}/frozen", "0")
+            self.ro(f"{nm}/security", "disabled", 0o644)
+            self.ro(f"{nm}/state", "active" if used else "idle")
+            self.dir(f"{nm}/firmware")
+            n += 1
 
     def port(self, pid: int, sp: cb.StaticPort) -> None:
         b = self.bus
