@@ -421,19 +421,12 @@ class Walker:
                 self.walk_endpoints(
                     port, _pick(c_eps, eps), _pick(c_devs, devs), _pick(c_dec, epdec)
                 )
-            self.walk_ports(
+            self._descend(
                 port,
-                _pick(c_ports, ports),
-                _pick(c_dec, portdec),
-                _pick(c_eps, eps),
-                _pick(c_dec, epdec),
-                _pick(c_devs, devs),
+                jbus,
+                (c_ports, c_eps, c_dec, c_reg, c_devs),
+                (ports, portdec, eps, epdec, devs),
             )
-            _add(jbus, f"ports:{port.name}", c_ports)
-            _add(jbus, f"endpoints:{port.name}", c_eps)
-            _add(jbus, f"decoders:{port.name}", c_dec)
-            _add(jbus, f"regions:{port.name}", c_reg)
-            _add(jbus, f"memdevs:{port.name}", c_devs)
         groups = [
             ("anon memdevs", anon),
             ("buses", buses),
@@ -589,18 +582,37 @@ class Walker:
                     port, _pick(c_eps, jeps), _pick(c_devs, jdevs), _pick(c_dec, jepdec)
                 )
             self.walk_decoders(port, _pick(c_dec, jportdec), None)
-            self.walk_ports(
+            self._descend(
                 port,
-                _pick(c_ports, jports),
-                _pick(c_dec, jportdec),
-                _pick(c_eps, jeps),
-                _pick(c_dec, jepdec),
-                _pick(c_devs, jdevs),
+                jport,
+                (c_ports, c_eps, c_dec, None, c_devs),
+                (jports, jportdec, jeps, jepdec, jdevs),
             )
-            _add(jport, f"ports:{port.name}", c_ports)
-            _add(jport, f"endpoints:{port.name}", c_eps)
-            _add(jport, f"decoders:{port.name}", c_dec)
-            _add(jport, f"memdevs:{port.name}", c_devs)
+
+    def _descend(
+        self,
+        port: Port,
+        jobj: Json | None,
+        own: tuple[list[Json] | None, ...],
+        flat: tuple[list[Json] | None, ...],
+    ) -> None:
+        """The ports below ``port``, then ``jobj`` (the bus's or port's object, when it
+        is listed) gets what was collected below it: ``own`` are its lists (ports,
+        endpoints, decoders, regions, memdevs), ``flat`` the top-level ones (ports,
+        port decoders, endpoints, endpoint decoders, memdevs) used where it has none."""
+        c_ports, c_eps, c_dec, c_reg, c_devs = own
+        jports, jportdec, jeps, jepdec, jdevs = flat
+        self.walk_ports(
+            port,
+            _pick(c_ports, jports),
+            _pick(c_dec, jportdec),
+            _pick(c_eps, jeps),
+            _pick(c_dec, jepdec),
+            _pick(c_devs, jdevs),
+        )
+        for key, arr in (("ports", c_ports), ("endpoints", c_eps), ("decoders", c_dec),
+                         ("regions", c_reg), ("memdevs", c_devs)):  # fmt: skip
+            _add(jobj, f"{key}:{port.name}", arr)
 
 
 def _pick(child: list[Json] | None, container: list[Json] | None) -> list[Json] | None:
