@@ -26,7 +26,13 @@ from cxlctl.mailbox.logs import CEL_EFFECTS
 from cxlctl.record import as_dict
 from cxlctl.sim import make_devices
 from cxlctl.sim.device.model import HANDLERS, QEMU_CEL, Handler
-from cxlctl.sim.driver.mbox import FORCE_ENABLED, MEM_COMMANDS, MemCommand
+from cxlctl.sim.driver.mbox import (
+    BRIDGE_EXCLUSIVE,
+    DISABLED_RAW_OPCODES,
+    FORCE_ENABLED,
+    MEM_COMMANDS,
+    MemCommand,
+)
 
 REF = Path(__file__).parent / "data" / "reference" / "linux-6.12-qemu-10-one-pmem-device.txt"
 REF_TEXT = REF.read_text()
@@ -46,6 +52,14 @@ KERNEL_INTERNAL = (
     mb.GET_EVENT_RECORDS, mb.CLEAR_EVENT_RECORDS, mb.SET_TIMESTAMP, mb.GET_POISON_LIST,
     mb.INJECT_POISON, mb.CLEAR_POISON,
 )  # fmt: skip
+#: Linux 6.12's ``cxl_disabled_raw_commands[]`` (drivers/cxl/core/mbox.c): Activate
+#: FW, Set Partition Info, Set LSA, Set Shutdown State, Scan Media, Get Scan Media
+#: Results, Get Poison List, Inject Poison, Clear Poison.
+LINUX_DISABLED_RAW = frozenset(
+    {0x0202, 0x4101, 0x4103, 0x4204, 0x4304, 0x4305, 0x4300, 0x4301, 0x4302}
+)
+#: what cxl_pmem_init() sets in ``exclusive_cmds`` (drivers/cxl/pmem.c)
+LINUX_BRIDGE_EXCLUSIVE = frozenset({uapi.CommandId.SET_SHUTDOWN_STATE, uapi.CommandId.SET_LSA})
 #: Command Effect bits that mean the command changes the device (Table 8-75: bits
 #: 0-5, config/data/policy/log/security changes, and 6, a background operation).
 CHANGE_EFFECTS = 0x7F
@@ -88,6 +102,20 @@ def _help(name: str) -> str:
     return cmd.help or ""
 
 
+def _sets_agree(
+    what: str, sim: set[int], records: set[int], linux: frozenset[int], fmt: str = "{}"
+) -> list[str]:
+    def show(xs: Iterable[int]) -> str:
+        return ", ".join(fmt.format(x) for x in sorted(xs))
+
+    out = []
+    if sim != records:
+        out.append(f"simulated kernel's {what} [{show(sim)}], catalogue [{show(records)}]")
+    if records != linux:
+        out.append(f"catalogue's {what} [{show(records)}], Linux 6.12 [{show(linux)}]")
+    return out
+
+
 def disagreements(
     catalogue: Iterable[mb.Command[Any]] = mb.CATALOGUE,
     *,
@@ -95,6 +123,8 @@ def disagreements(
     cli_verbs: Iterable[str] = COMMANDS,
     mem_commands: Iterable[MemCommand] = MEM_COMMANDS,
     force_enabled: Iterable[int] = FORCE_ENABLED,
+    disabled_raw: Iterable[int] = DISABLED_RAW_OPCODES,
+    bridge_exclusive: Iterable[int] = BRIDGE_EXCLUSIVE,
 ) -> list[str]:
     """Every way the catalogue and the rest of the tree disagree (empty: they agree)."""
     cat = tuple(catalogue)
@@ -149,6 +179,14 @@ def disagreements(
     forced = {c.kernel_id for c in with_id.values() if c.kernel_force_enable}
     if set(force_enabled) != forced:
         out.append(f"simulated kernel force-enables {set(force_enabled)}, catalogue {forced}")
+    # the RAW deny list and the bridge's claim: the simulated kernel's, the
+    # records', and Linux 6.12's
+    raw = {c.opcode for c in cat if c.raw_disabled}
+    out += _sets_agree("RAW deny list", set(disabled_raw), raw, LINUX_DISABLED_RAW, "{:#06x}")
+    claimed = {c.kernel_id for c in cat if c.bridge_exclusive and c.kernel_id is not None}
+    out += _sets_agree(
+        "nvdimm bridge's exclusive ids", set(bridge_exclusive), claimed, LINUX_BRIDGE_EXCLUSIVE
+    )
     # the CEL: the device reports the records' effects, which are QEMU 10's
     for op, eff in reference_cel().items():
         rec = by_opcode.get(op)
@@ -208,6 +246,31 @@ def test_wrong_effects_sizes_and_flags_are_reported() -> None:
     assert "get-log: kernel sizes differ from Linux 6.12's (24, 4294967295)" in got
     assert "clear-log: CEL effect 0x0010 changes the device: destructive" in got
     assert any(g.startswith("get-log: simulated kernel table entry") for g in got)
+
+
+def test_raw_deny_list_and_bridge_claims_are_the_records() -> None:
+    assert DISABLED_RAW_OPCODES == LINUX_DISABLED_RAW
+    assert BRIDGE_EXCLUSIVE == LINUX_BRIDGE_EXCLUSIVE
+    cat = [_replace(c, raw_disabled=False) if c is mb.SCAN_MEDIA else c for c in mb.CATALOGUE]
+    got = disagreements(cat)
+    assert len(got) == 2
+    assert got[0].startswith("simulated kernel's RAW deny list [0x0202, 0x4101, 0x4103, ")
+    assert "0x4304" in got[0].split("catalogue")[0]
+    assert "0x4304" not in got[0].split("catalogue")[1]
+    assert got[1].startswith("catalogue's RAW deny list [0x0202, ")
+    assert disagreements(disabled_raw=DISABLED_RAW_OPCODES - {0x4103}) == [
+        "simulated kernel's RAW deny list [0x0202, 0x4101, 0x4204, 0x4300, 0x4301, 0x4302, "
+        "0x4304, 0x4305], catalogue [0x0202, 0x4101, 0x4103, 0x4204, 0x4300, 0x4301, "
+        "0x4302, 0x4304, 0x4305]"
+    ]
+    assert disagreements(bridge_exclusive=set()) == [
+        "simulated kernel's nvdimm bridge's exclusive ids [], catalogue [10, 14]"
+    ]
+    cat = [_replace(c, bridge_exclusive=False) if c is mb.SET_LSA else c for c in mb.CATALOGUE]
+    assert disagreements(cat) == [
+        "simulated kernel's nvdimm bridge's exclusive ids [10, 14], catalogue [14]",
+        "catalogue's nvdimm bridge's exclusive ids [14], Linux 6.12 [10, 14]",
+    ]
 
 
 def test_the_device_reports_the_catalogue_effects_in_its_cel() -> None:

@@ -127,6 +127,10 @@ class Command(Record, Generic[T]):
     #: ``cxl_mem_commands[]``'s (size_in, size_out) when they differ from the spec's
     kernel_sizes: tuple[int | None, int | None] | None = None
     kernel_force_enable: bool = False  #: CXL_CMD_FLAG_FORCE_ENABLE in Linux 6.12
+    #: in Linux 6.12's ``cxl_disabled_raw_commands[]``: RAW refuses it (EPERM)
+    raw_disabled: bool = False
+    #: claimed by cxl_pmem's nvdimm bridge (``exclusive_cmds``): EBUSY while it is bound
+    bridge_exclusive: bool = False
 
     @property
     def has_decoder(self) -> bool:
@@ -162,9 +166,9 @@ def undecoded() -> Decoder[RawBytes]:
 
 
 def _bytes() -> Decoder[RawBytes]:
-    from .generic import decode_bytes
-
-    return decode_bytes
+    """Output that is data, not a structure (labels, a log): the bytes, on purpose
+    (:attr:`Command.has_decoder` tells it from :func:`undecoded`)."""
+    return undecoded()
 
 
 def _event_records() -> Decoder[EventRecords]:
@@ -289,6 +293,7 @@ TRANSFER_FW = C(
 ACTIVATE_FW = C(
     "activate-fw", "Activate FW", 0x0202, None, 2, 0, undecoded,
     destructive=True, effects=0x0040,
+    raw_disabled=True,
 )  # fmt: skip
 # Timestamp (8.2.9.4)
 GET_TIMESTAMP = C(
@@ -348,6 +353,7 @@ GET_PARTITION_INFO = C(
 SET_PARTITION_INFO = C(
     "set-partition-info", "Set Partition Info", 0x4101, K.SET_PARTITION_INFO, 0x0A, 0,
     undecoded, destructive=True, verbs=("set-partition",), effects=0x0001,
+    raw_disabled=True,
     in_layout=lay.SetPartitionInfoIn,
 )  # fmt: skip
 GET_LSA = C(
@@ -357,6 +363,7 @@ GET_LSA = C(
 SET_LSA = C(
     "set-lsa", "Set LSA", 0x4103, K.SET_LSA, VARIABLE, 0, undecoded,
     destructive=True, verbs=("write-labels", "zero-labels"), effects=0x0006,
+    raw_disabled=True, bridge_exclusive=True,
     in_layout=lay.SetLsaIn,
 )  # fmt: skip
 GET_HEALTH_INFO = C(
@@ -381,18 +388,22 @@ GET_SHUTDOWN_STATE = C(
 SET_SHUTDOWN_STATE = C(
     "set-shutdown-state", "Set Shutdown State", 0x4204, K.SET_SHUTDOWN_STATE, 1, 0,
     undecoded, destructive=True, effects=0x0008, in_layout=lay.ShutdownStateOut,
+    raw_disabled=True, bridge_exclusive=True,
 )  # fmt: skip
 GET_POISON_LIST = C(
     "get-poison-list", "Get Poison List", 0x4300, None, 0x10, VARIABLE, _poison_list,
     verbs=("poison",), in_layout=lay.PoisonListIn, out_layout=lay.PoisonListOutHeader,
+    raw_disabled=True,
 )  # fmt: skip
 INJECT_POISON = C(
     "inject-poison", "Inject Poison", 0x4301, None, 8, 0, undecoded,
     destructive=True, in_layout=lay.InjectPoisonIn, verbs=("inject-media-poison",),
+    raw_disabled=True,
 )  # fmt: skip
 CLEAR_POISON = C(
     "clear-poison", "Clear Poison", 0x4302, None, 0x48, 0, undecoded,
     destructive=True, in_layout=lay.ClearPoisonIn, verbs=("clear-media-poison",),
+    raw_disabled=True,
 )  # fmt: skip
 GET_SCAN_MEDIA_CAPS = C(
     "get-scan-media-caps", "Get Scan Media Capabilities", 0x4303, K.GET_SCAN_MEDIA_CAPS,
@@ -402,10 +413,12 @@ GET_SCAN_MEDIA_CAPS = C(
 SCAN_MEDIA = C(
     "scan-media", "Scan Media", 0x4304, None, 0x11, 0, undecoded,
     destructive=True, effects=0x0040, in_layout=lay.ScanMediaIn,
+    raw_disabled=True,
 )  # fmt: skip
 GET_SCAN_MEDIA_RESULTS = C(
     "get-scan-media-results", "Get Scan Media Results", 0x4305, None, 0, VARIABLE,
     _scan_media_results, out_layout=lay.ScanMediaResultsHeader,
+    raw_disabled=True,
 )  # fmt: skip
 SANITIZE = C(
     "sanitize", "Sanitize", 0x4400, None, 0, 0, undecoded, destructive=True, effects=0x0064,

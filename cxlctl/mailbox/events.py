@@ -24,6 +24,7 @@ from .layouts import (
     MemoryModuleRecord,
     le24,
     parse,
+    parse_table,
     spec_uuid,
 )
 from .names import LOG_NAMES, EventLog
@@ -346,67 +347,56 @@ def _header(h: EventRecordHeader) -> EventHeader:
     )
 
 
-def _general_media(data: bytes) -> GeneralMediaEvent:
-    r = GeneralMediaRecord.from_buffer_copy(data)
+def _media_fields(
+    r: Any, types: dict[int, str], valid_names: tuple[tuple[int, str], ...], pldm_bit: int
+) -> dict[str, Any]:
+    """The fields General Media and DRAM records share, by their record field names."""
     addr, valid = int(r.phys_addr), int(r.validity_flags)
     desc, cme = int(r.descriptor), int(r.cme_threshold_ev_flags)
+    return {
+        "header": _header(r.hdr),
+        "dpa": addr & ~0x3F,
+        "dpa_flags": addr & 0x3,
+        "dpa_flag_names": bit_names(addr & 0x3, DPA_FLAG_NAMES),
+        "descriptor": desc,
+        "descriptor_names": bit_names(desc, DESCRIPTOR_NAMES),
+        "type": int(r.type),
+        "type_name": _sym(types, int(r.type)),
+        "transaction_type": int(r.transaction_type),
+        "transaction_type_name": _sym(TRANSACTION_TYPES, int(r.transaction_type)),
+        "validity_flags": valid,
+        "validity_names": bit_names(valid, valid_names),
+        "channel": int(r.channel),
+        "rank": int(r.rank),
+        "component_id": _component(r.component_id, bool(valid & pldm_bit)),
+        "cme_threshold_ev_flags": cme,
+        "cme_threshold_ev_names": bit_names(cme, CME_FLAG_NAMES),
+        "sub_type": int(r.sub_type),
+        "sub_type_name": _sym(MEDIA_SUB_TYPES, int(r.sub_type)),
+    }
+
+
+def _general_media(data: bytes) -> GeneralMediaEvent:
+    r = GeneralMediaRecord.from_buffer_copy(data)
     return GeneralMediaEvent(
-        header=_header(r.hdr),
-        dpa=addr & ~0x3F,
-        dpa_flags=addr & 0x3,
-        dpa_flag_names=bit_names(addr & 0x3, DPA_FLAG_NAMES),
-        descriptor=desc,
-        descriptor_names=bit_names(desc, DESCRIPTOR_NAMES),
-        type=int(r.type),
-        type_name=_sym(GMER_TYPES, int(r.type)),
-        transaction_type=int(r.transaction_type),
-        transaction_type_name=_sym(TRANSACTION_TYPES, int(r.transaction_type)),
-        validity_flags=valid,
-        validity_names=bit_names(valid, GMER_VALID_NAMES),
-        channel=int(r.channel),
-        rank=int(r.rank),
+        **_media_fields(r, GMER_TYPES, GMER_VALID_NAMES, 0x10),
         device=le24(r.device),
-        component_id=_component(r.component_id, bool(valid & 0x10)),
-        cme_threshold_ev_flags=cme,
-        cme_threshold_ev_names=bit_names(cme, CME_FLAG_NAMES),
         cme_count=le24(r.cme_count),
-        sub_type=int(r.sub_type),
-        sub_type_name=_sym(MEDIA_SUB_TYPES, int(r.sub_type)),
     )
 
 
 def _dram(data: bytes) -> DramEvent:
     r = DramRecord.from_buffer_copy(data)
-    addr, valid = int(r.phys_addr), int(r.validity_flags)
-    desc, cme = int(r.descriptor), int(r.cme_threshold_ev_flags)
     return DramEvent(
-        header=_header(r.hdr),
-        dpa=addr & ~0x3F,
-        dpa_flags=addr & 0x3,
-        dpa_flag_names=bit_names(addr & 0x3, DPA_FLAG_NAMES),
-        descriptor=desc,
-        descriptor_names=bit_names(desc, DESCRIPTOR_NAMES),
-        type=int(r.type),
-        type_name=_sym(DRAM_TYPES, int(r.type)),
-        transaction_type=int(r.transaction_type),
-        transaction_type_name=_sym(TRANSACTION_TYPES, int(r.transaction_type)),
-        validity_flags=valid,
-        validity_names=bit_names(valid, DRAM_VALID_NAMES),
-        channel=int(r.channel),
-        rank=int(r.rank),
+        **_media_fields(r, DRAM_TYPES, DRAM_VALID_NAMES, 0x200),
         nibble_mask=le24(r.nibble_mask),
         bank_group=int(r.bank_group),
         bank=int(r.bank),
         row=le24(r.row),
         column=int(r.column),
         correction_mask=bytes(r.correction_mask).hex(),
-        component_id=_component(r.component_id, bool(valid & 0x200)),
         sub_channel=int(r.sub_channel),
-        cme_threshold_ev_flags=cme,
-        cme_threshold_ev_names=bit_names(cme, CME_FLAG_NAMES),
         cvme_count=le24(r.cvme_count),
-        sub_type=int(r.sub_type),
-        sub_type_name=_sym(MEDIA_SUB_TYPES, int(r.sub_type)),
     )
 
 
@@ -460,14 +450,9 @@ def decode_event_record(data: bytes) -> EventValue:
 
 
 def decode_event_records(data: bytes) -> EventRecords:
-    hdr, _ = parse(GetEventRecordsOutHeader, data, "get-event-records")
-    n = int(hdr.record_count)
-    off = ctypes.sizeof(GetEventRecordsOutHeader)
-    need = off + n * RECORD_SIZE
-    if len(data) < need:
-        raise DecodeError(
-            f"get-event-records: payload is {len(data)} bytes, {n} records need {need}"
-        )
+    hdr, n, off, trailing = parse_table(
+        GetEventRecordsOutHeader, data, "record_count", RECORD_SIZE, "get-event-records", "records"
+    )
     records = tuple(
         decode_event_record(data[off + i * RECORD_SIZE : off + (i + 1) * RECORD_SIZE])
         for i in range(n)
@@ -481,7 +466,7 @@ def decode_event_records(data: bytes) -> EventRecords:
         first_overflow_timestamp=int(hdr.first_overflow_timestamp),
         last_overflow_timestamp=int(hdr.last_overflow_timestamp),
         records=records,
-        trailing_bytes=len(data) - need,
+        trailing_bytes=trailing,
     )
 
 

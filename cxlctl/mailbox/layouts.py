@@ -228,6 +228,23 @@ def parse(layout: type[LayoutT], data: bytes, command: str) -> tuple[LayoutT, in
     return layout.from_buffer_copy(data[:need]), len(data) - need
 
 
+def parse_table(
+    header: type[LayoutT], data: bytes, count_field: str, entry_size: int, command: str,
+    entries: str = "entries",
+) -> tuple[LayoutT, int, int, int]:  # fmt: skip
+    """A header followed by ``header.<count_field>`` entries of ``entry_size`` bytes:
+    (header, count, offset of the first entry, trailing bytes after the last). A
+    payload shorter than the header or the entries it counts is a :class:`DecodeError`
+    naming the command, the count and both lengths."""
+    hdr, _ = parse(header, data, command)
+    n = int(getattr(hdr, count_field))
+    off = ctypes.sizeof(header)
+    need = off + n * entry_size
+    if len(data) < need:
+        raise DecodeError(f"{command}: payload is {len(data)} bytes, {n} {entries} need {need}")
+    return hdr, n, off, len(data) - need
+
+
 def unpack(fmt: struct.Struct, data: bytes, command: str) -> tuple[tuple[Any, ...], int]:
     """:func:`parse` for a hot decoder: the fields of ``fmt`` (the layout as one
     :class:`struct.Struct`, pinned against the ctypes layout in the tests) in one

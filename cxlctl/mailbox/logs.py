@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 
-from ..errors import DecodeError
 from ..record import Record
 from . import BY_OPCODE, KNOWN_LOGS
 from .layouts import (
@@ -13,6 +12,7 @@ from .layouts import (
     SupportedLogEntry,
     SupportedLogsHeader,
     parse,
+    parse_table,
     spec_uuid,
 )
 
@@ -29,20 +29,16 @@ class SupportedLogs(Record):
 
 
 def decode_supported_logs(data: bytes) -> SupportedLogs:
-    hdr, _ = parse(SupportedLogsHeader, data, "get-supported-logs")
-    n = int(hdr.entries)
-    off = ctypes.sizeof(SupportedLogsHeader)
     esz = ctypes.sizeof(SupportedLogEntry)
-    if len(data) < off + n * esz:
-        raise DecodeError(
-            f"get-supported-logs: payload is {len(data)} bytes, {n} entries need {off + n * esz}"
-        )
+    _, n, off, trailing = parse_table(
+        SupportedLogsHeader, data, "entries", esz, "get-supported-logs"
+    )
     logs = []
     for i in range(n):
         e, _ = parse(SupportedLogEntry, data[off + i * esz : off + (i + 1) * esz], "log entry")
         u = spec_uuid(e.uuid)
         logs.append(LogEntry(u, KNOWN_LOGS.get(u, "unknown"), int(e.size)))
-    return SupportedLogs(tuple(logs), len(data) - off - n * esz)
+    return SupportedLogs(tuple(logs), trailing)
 
 
 #: Command Effect bits of a CEL entry (CXL 3.1 Table 8-75; bits 9-11 as in Linux's

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import ctypes
 
-from ..errors import DecodeError
 from ..record import Record
-from .layouts import MediaErrorRecord, PoisonListOutHeader, ScanMediaResultsHeader, parse
+from .layouts import MediaErrorRecord, PoisonListOutHeader, ScanMediaResultsHeader, parse_table
 from .names import POISON_LEN_MULT, PoisonFlag, ScanFlag, poison_source_name
 
 DPA_MASK = ~0x3F & 0xFFFF_FFFF_FFFF_FFFF  #: address bits 63:6
@@ -28,13 +27,11 @@ class MediaError(Record):
     address_reserved: int  #: bits 5:3 of the address field (reserved, kept to show it)
 
 
-def _records(data: bytes, off: int, count: int, command: str) -> tuple[MediaError, ...]:
-    size = ctypes.sizeof(MediaErrorRecord)
-    need = off + count * size
-    if len(data) < need:
-        raise DecodeError(
-            f"{command}: payload is {len(data)} bytes, {count} media error records need {need}"
-        )
+_RECORD = ctypes.sizeof(MediaErrorRecord)
+
+
+def _records(data: bytes, off: int, count: int) -> tuple[MediaError, ...]:
+    size = _RECORD
     out = []
     for i in range(count):
         r = MediaErrorRecord.from_buffer_copy(data, off + i * size)
@@ -65,10 +62,10 @@ class PoisonList(Record):
 
 
 def decode_poison_list(data: bytes) -> PoisonList:
-    hdr, _ = parse(PoisonListOutHeader, data, "get-poison-list")
-    n = int(hdr.count)
-    off = ctypes.sizeof(PoisonListOutHeader)
-    records = _records(data, off, n, "get-poison-list")
+    hdr, n, off, trailing = parse_table(
+        PoisonListOutHeader, data, "count", _RECORD, "get-poison-list", "media error records"
+    )
+    records = _records(data, off, n)
     flags = int(hdr.flags)
     return PoisonList(
         flags=flags,
@@ -77,7 +74,7 @@ def decode_poison_list(data: bytes) -> PoisonList:
         scan_media_in_progress=bool(flags & PoisonFlag.SCANNING),
         overflow_timestamp=int(hdr.overflow_timestamp),
         records=records,
-        trailing_bytes=len(data) - off - n * ctypes.sizeof(MediaErrorRecord),
+        trailing_bytes=trailing,
     )
 
 
@@ -94,10 +91,11 @@ class ScanMediaResults(Record):
 
 
 def decode_scan_media_results(data: bytes) -> ScanMediaResults:
-    hdr, _ = parse(ScanMediaResultsHeader, data, "get-scan-media-results")
-    n = int(hdr.count)
-    off = ctypes.sizeof(ScanMediaResultsHeader)
-    records = _records(data, off, n, "get-scan-media-results")
+    hdr, n, off, trailing = parse_table(
+        ScanMediaResultsHeader, data, "count", _RECORD, "get-scan-media-results",
+        "media error records",
+    )  # fmt: skip
+    records = _records(data, off, n)
     flags = int(hdr.flags)
     return ScanMediaResults(
         restart_address=int(hdr.restart_address) & DPA_MASK,
@@ -106,7 +104,7 @@ def decode_scan_media_results(data: bytes) -> ScanMediaResults:
         more_media_error_records=bool(flags & ScanFlag.MORE),
         scan_stopped_prematurely=bool(flags & ScanFlag.STOPPED_PREMATURELY),
         records=records,
-        trailing_bytes=len(data) - off - n * ctypes.sizeof(MediaErrorRecord),
+        trailing_bytes=trailing,
     )
 
 

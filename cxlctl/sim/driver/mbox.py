@@ -233,10 +233,8 @@ MEM_COMMANDS: tuple[MemCommand, ...] = tuple(
 _RAW_ENTRY = MemCommand(K.RAW, 0, VAR, VAR)
 _ZERO = MemCommand(0, 0, 0, 0)
 
-#: ``cxl_disabled_raw_commands[]``
-DISABLED_RAW_OPCODES: frozenset[int] = frozenset(
-    {0x0202, 0x4101, 0x4103, 0x4204, 0x4304, 0x4305, 0x4300, 0x4301, 0x4302}
-)
+#: ``cxl_disabled_raw_commands[]``, from the records (``raw_disabled``)
+DISABLED_RAW_OPCODES: frozenset[int] = frozenset(c.opcode for c in mb.CATALOGUE if c.raw_disabled)
 #: ``security_command_sets[]``: Sanitize, PMem security, security passthrough.
 SECURITY_COMMAND_SETS: frozenset[int] = frozenset({0x44, 0x45, 0x46})
 CXL_SET_PARTITION_IMMEDIATE_FLAG = 1
@@ -246,17 +244,25 @@ MAILBOX_TIMEOUT_MS = 2000
 FORCE_ENABLED: frozenset[int] = frozenset(
     c.kernel_id for c in mb.CATALOGUE if c.kernel_id is not None and c.kernel_force_enable
 )
-#: what cxl_pmem's cxl_nvdimm_probe() claims (set_exclusive_cxl_commands())
-BRIDGE_EXCLUSIVE: frozenset[int] = frozenset({K.SET_LSA, K.SET_SHUTDOWN_STATE})
+#: what cxl_pmem's cxl_nvdimm_probe() claims (set_exclusive_cxl_commands()), from the
+#: records (``bridge_exclusive``)
+BRIDGE_EXCLUSIVE: frozenset[int] = frozenset(
+    c.kernel_id for c in mb.CATALOGUE if c.bridge_exclusive and c.kernel_id is not None
+)
 #: DEFINE_CXL_VENDOR_DEBUG_UUID: the only log userspace may clear
 VENDOR_DEBUG_UUID = uuid_bytes(_VENDOR_DEBUG)
 
 
+#: opcodes the driver treats specially (module constants: looked up on every ioctl)
+_SET_PARTITION_INFO, _CLEAR_LOG = mb.SET_PARTITION_INFO.opcode, mb.CLEAR_LOG.opcode
+_SANITIZE, _GET_HEALTH_INFO = mb.SANITIZE.opcode, mb.GET_HEALTH_INFO.opcode
+
+
 def payload_from_user_allowed(opcode: int, payload: bytes) -> bool:
     """cxl_payload_from_user_allowed(): inputs the kernel refuses (with EBUSY)."""
-    if opcode == 0x4101:  # Set Partition Info: no immediate repartitioning
+    if opcode == _SET_PARTITION_INFO:  # no immediate repartitioning
         return not (len(payload) > 8 and payload[8] & CXL_SET_PARTITION_IMMEDIATE_FLAG)
-    if opcode == 0x0403:  # Clear Log: vendor debug logs only
+    if opcode == _CLEAR_LOG:  # vendor debug logs only
         return payload[:16] == VENDOR_DEBUG_UUID
     return True
 
@@ -325,7 +331,7 @@ class SimDriver:
                     rest = (latency - MAILBOX_TIMEOUT_MS) * scale / 1000
                     self.doorbell_busy_until = time.monotonic() + rest
                 raise _err(errno.ETIMEDOUT)  # "mailbox timeout"
-        if rc == RC.BACKGROUND_COMMAND_STARTED and opcode != 0x4400:  # not Sanitize
+        if rc == RC.BACKGROUND_COMMAND_STARTED and opcode != _SANITIZE:
             # mbox_cmd->poll_count is 0 for a command from userspace
             if not dev.background_complete():
                 raise _err(errno.ETIMEDOUT)  # "timeout waiting for background (0 ms)"
@@ -463,7 +469,7 @@ class SimDriver:
             raise _err(errno.EBUSY)
         # a sanitize owns the mailbox: every command but Get Health Info is EBUSY
         # (__cxl_pci_mbox_send_cmd() while security.poll_tmo_secs is set)
-        if opcode != 0x4200 and self.device.sanitizing():
+        if opcode != _GET_HEALTH_INFO and self.device.sanitizing():
             raise _err(errno.EBUSY)
         # cxl_mbox_cmd_ctor()
         payload = self.mem.copy_from_user(f[7], size_in) if size_in else b""

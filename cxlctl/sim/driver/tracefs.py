@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ... import mailbox as mb
 from ... import tracefs as tf
 from ...errors import MailboxError, UnsupportedCommand
 from ...mailbox import layouts as lay
@@ -70,7 +71,7 @@ class SimTracing:
     def trigger_poison_list(self, memdev: str, host: str = "") -> list[dict[str, Any]]:
         self._probe()
         dev = self.devices[memdev]
-        if 0x4300 not in dev.device.cel:
+        if mb.GET_POISON_LIST.opcode not in dev.device.cel:
             raise UnsupportedCommand(
                 f"{memdev}: /sys/bus/cxl/devices/{memdev}/trigger_poison_list is missing: "
                 "the device does not support Get Poison List",
@@ -87,7 +88,7 @@ class SimTracing:
             payload = bytes(lay.PoisonListIn(address=offset, length=length // POISON_LEN_MULT))
             n = 0
             while True:
-                po = decode_poison_list(self._mbox(dev, 0x4300, payload))
+                po = decode_poison_list(self._mbox(dev, mb.GET_POISON_LIST.opcode, payload))
                 for r in po.records:
                     body = tf.format_poison(
                         *self._ident(dev),
@@ -107,13 +108,14 @@ class SimTracing:
     def debugfs_poison(self, memdev: str, action: str, dpa: int) -> None:
         self._probe()
         dev = self.devices[memdev]
-        opcode = 0x4301 if action == "inject_poison" else 0x4302
+        inject = action == "inject_poison"
+        opcode = (mb.INJECT_POISON if inject else mb.CLEAR_POISON).opcode
         if opcode not in dev.device.cel:
             raise UnsupportedCommand(
                 f"{memdev}: /sys/kernel/debug/cxl/{memdev}/{action} is missing: the device "
                 f"does not support {action.replace('_', ' ').title()}"
             )
-        if opcode == 0x4301:
+        if inject:
             payload = bytes(lay.InjectPoisonIn(address=dpa))
         else:
             payload = bytes(lay.ClearPoisonIn(address=dpa))
@@ -122,10 +124,10 @@ class SimTracing:
             *self._ident(dev),
             dpa=dpa,
             length=64,
-            source=(PoisonSource.INJECTED if opcode == 0x4301 else PoisonSource.UNKNOWN).spec_name,
+            source=(PoisonSource.INJECTED if inject else PoisonSource.UNKNOWN).spec_name,
             flags=0,
             overflow_ts=0,
-            trace_type="Inject" if opcode == 0x4301 else "Clear",
+            trace_type="Inject" if inject else "Clear",
         )
         self._emit("cxl_poison", body)
 
@@ -133,14 +135,14 @@ class SimTracing:
     def drain_event_logs(self) -> None:
         """What the driver does at probe and on each event interrupt."""
         for dev in self.devices.values():
-            if 0x0100 not in dev.device.cel:
+            if mb.GET_EVENT_RECORDS.opcode not in dev.device.cel:
                 continue
             for log in range(4):
                 self._drain(dev, log)
 
     def _drain(self, dev: SimDevice, log: int) -> None:
         while True:
-            rc, out = dev.device.execute(0x0100, bytes([log]))
+            rc, out = dev.device.execute(mb.GET_EVENT_RECORDS.opcode, bytes([log]))
             if rc:
                 return
             payload = decode_event_records(out)
@@ -163,7 +165,7 @@ class SimTracing:
             handles = [r.header.handle for r in payload.records]
             clear = bytes(lay.ClearEventRecordsIn(event_log=log, count=len(handles)))
             clear += b"".join(h.to_bytes(2, "little") for h in handles)
-            if dev.device.execute(0x0101, clear)[0]:
+            if dev.device.execute(mb.CLEAR_EVENT_RECORDS.opcode, clear)[0]:
                 return
 
     def _probe(self) -> None:
