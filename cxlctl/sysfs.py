@@ -26,7 +26,7 @@ from typing import Protocol
 
 #: A sysfs attribute is at most one page (PAGE_SIZE); read one byte more to notice.
 ATTR_MAX = 4096
-_NUMBER = re.compile(r"-?(?:0x[0-9a-fA-F]+|[0-9]+)", re.ASCII)
+_NUMBER = r"-?(?:0x[0-9a-fA-F]+|[0-9]+)"  # compiled on first use (re's cache)
 
 
 def _check(path: str) -> str:
@@ -119,7 +119,7 @@ def number(data: bytes, *, lo: int = 0, hi: int = (1 << 64) - 1) -> int:
     """An integer attribute (decimal or ``0x`` hex, as the kernel prints), range-checked;
     ``ValueError`` naming the value when it is not a number in ``lo..hi``."""
     s = text(data).strip()
-    if not _NUMBER.fullmatch(s):
+    if not re.fullmatch(_NUMBER, s, re.ASCII):
         raise ValueError(f"not a number: {s!r}")
     v = int(s, 0)
     if not lo <= v <= hi:

@@ -20,8 +20,8 @@ import re
 from .errors import UsageError
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_NUM = re.compile(r"(0x[0-9a-f]+|[0-9]+)([kmgt]?)(?:i?b)?", re.ASCII)
-_MS = re.compile(r"([0-9]+)(ms|s|m|h)?", re.ASCII)
+_NUM = r"(0x[0-9a-f]+|[0-9]+)([kmgt]?)(?:i?b)?"  # compiled on first use (re's cache):
+_MS = r"([0-9]+)(ms|s|m|h)?"  # a run that parses no size or duration never compiles them
 _MS_UNITS = {None: 1, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
 
@@ -44,7 +44,7 @@ def parse_int(
     neg = False
     if signed and t.startswith("-"):
         neg, t = True, t[1:]
-    m = _NUM.fullmatch(t) if t.isascii() else None
+    m = re.fullmatch(_NUM, t, re.ASCII) if t.isascii() else None
     if m is None or (not units and m.group(2)) or (not units and t != m.group(1)):
         if not raw.isascii():
             raise UsageError(f"{what}: {raw!r} is not a number (only ASCII digits 0-9 are)")
@@ -74,7 +74,7 @@ def parse_ms(text: str, what: str = "--timeout") -> int:
     (ms), ``500ms``, ``2s``, ``1m``, ``1h``. Refuses negatives, fractions, nan."""
     raw = text
     t = text.strip().lower()
-    m = _MS.fullmatch(t) if t.isascii() else None
+    m = re.fullmatch(_MS, t, re.ASCII) if t.isascii() else None
     if m is None:
         why = f"{what}: {raw!r} is not a duration in ms (e.g. 500, 2s, 1m)"
         if "." in t and t.replace(".", "", 1).isdigit() and t.isascii():
