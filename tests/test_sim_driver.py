@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import mmap
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -113,38 +116,34 @@ def test_bad_input_pointer_is_efault(pmem: SimDevice) -> None:
     assert not pmem.device.calls  # rejected before the device saw it
 
 
-def test_readonly_output_buffer_is_efault(pmem: SimDevice) -> None:
-    import mmap
-
+@contextlib.contextmanager
+def page_then_hole(prot: int) -> Iterator[int]:
+    """One page of caller memory with protection ``prot`` and unmapped memory right
+    after it: the page's address."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mmap.restype = ctypes.c_void_p
     libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
     libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
-    addr = libc.mmap(None, 4096, mmap.PROT_READ, flags, -1, 0)
+    addr = libc.mmap(None, 8192, prot, flags, -1, 0)
     assert addr not in (None, ctypes.c_void_p(-1).value)
     try:
-        got = issue(pmem, K.IDENTIFY, out_ptr=addr)
-        assert got.errno == errno.EFAULT
+        libc.munmap(ctypes.c_void_p(addr + 4096), ctypes.c_size_t(4096))
+        yield addr
     finally:
         libc.munmap(ctypes.c_void_p(addr), ctypes.c_size_t(4096))
+
+
+def test_readonly_output_buffer_is_efault(pmem: SimDevice) -> None:
+    with page_then_hole(mmap.PROT_READ) as addr:
+        got = issue(pmem, K.IDENTIFY, out_ptr=addr)
+        assert got.errno == errno.EFAULT
 
 
 def test_buffers_running_into_unmapped_memory_are_efault(pmem: SimDevice) -> None:
     """A payload that starts mapped and ends in a hole: the copy faults part-way,
     and the driver says EFAULT, not a short copy (both directions)."""
-    import mmap
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
-    libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
-    rw = mmap.PROT_READ | mmap.PROT_WRITE
-    addr = libc.mmap(None, 8192, rw, flags, -1, 0)
-    assert addr not in (None, ctypes.c_void_p(-1).value)
-    try:
-        libc.munmap(ctypes.c_void_p(addr + 4096), ctypes.c_size_t(4096))
+    with page_then_hole(mmap.PROT_READ | mmap.PROT_WRITE) as addr:
         near_end = addr + 4096 - 4
         ctypes.memmove(near_end, LSA_RANGE[:4], 4)
         assert issue(pmem, K.GET_LSA, data=LSA_RANGE, in_ptr=near_end).errno == errno.EFAULT
@@ -153,8 +152,6 @@ def test_buffers_running_into_unmapped_memory_are_efault(pmem: SimDevice) -> Non
         # and the driver's pipe is clean afterwards: the next command is exact
         ok = issue(pmem, K.GET_LSA, data=LSA_RANGE, out_size=64)
         assert (ok.errno, ok.out_size, ok.out) == (0, 64, bytes(64))
-    finally:
-        libc.munmap(ctypes.c_void_p(addr), ctypes.c_size_t(4096))
 
 
 def test_set_partition_immediate_flag_is_ebusy() -> None:
@@ -252,8 +249,6 @@ def test_get_lsa_from_the_label_file_is_exact_and_checks_the_output_buffer(
     """Get LSA once the label area has a file: the driver preads straight into the
     caller's buffer. Same bytes, same truncation to out.size, and the same EFAULT
     for a buffer that is read-only or runs into unmapped memory."""
-    import mmap
-
     data = bytes(range(64))
     pmem.device.lsa[0:64] = data  # the first write makes the area's file
     assert isinstance(pmem.device.execute_out(0x4102, LSA_RANGE)[1], FileSlice)
@@ -263,23 +258,13 @@ def test_get_lsa_from_the_label_file_is_exact_and_checks_the_output_buffer(
     at = (32).to_bytes(4, "little") + (8).to_bytes(4, "little")
     assert issue(pmem, K.GET_LSA, data=at, out_size=64).out == data[32:40]
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
-    libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
-    rw = mmap.PROT_READ | mmap.PROT_WRITE
-    addr = libc.mmap(None, 8192, rw, flags, -1, 0)
-    assert addr not in (None, ctypes.c_void_p(-1).value)
-    try:
-        libc.munmap(ctypes.c_void_p(addr + 4096), ctypes.c_size_t(4096))
+    with page_then_hole(mmap.PROT_READ | mmap.PROT_WRITE) as addr:
         got = issue(pmem, K.GET_LSA, data=LSA_RANGE, out_size=64, out_ptr=addr + 4096 - 32)
         assert got.errno == errno.EFAULT
+        libc = ctypes.CDLL(None, use_errno=True)
         libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         assert libc.mprotect(ctypes.c_void_p(addr), ctypes.c_size_t(4096), mmap.PROT_READ) == 0
         got = issue(pmem, K.GET_LSA, data=LSA_RANGE, out_size=64, out_ptr=addr)
         assert got.errno == errno.EFAULT
         assert ctypes.string_at(addr, 64) == bytes(64)  # nothing written to it
-    finally:
-        libc.munmap(ctypes.c_void_p(addr), ctypes.c_size_t(4096))
     assert pmem.device.execute(0x4102, LSA_RANGE) == (mb.ReturnCode.SUCCESS, data)
