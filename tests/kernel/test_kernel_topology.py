@@ -556,3 +556,30 @@ def test_sysfs_differential(clean_host: HostSysfs, memdevs: list[Memdev], pmem: 
         SUMMARY.append(f"  not compared (newer than 6.12's ABI): {', '.join(sorted(NEWER_ABI))}")
     SUMMARY.extend(f"  {d}" for d in diffs[:80])
     assert diffs == []
+
+
+# --- set-partition -----------------------------------------------------------------------------
+
+
+def test_set_partition_immediate_flag_on_qemu(memdevs: list[Memdev]) -> None:
+    """Linux refuses Set Partition Info's immediate flag with EBUSY
+    (cxl_payload_from_user_allowed()), but only for a command the device enabled:
+    QEMU 10 and 11 do not implement Set Partition Info (not in their CEL), so the
+    kernel answers ENOTTY before it looks at the flag, and it reports partition
+    alignment 0, so set-partition refuses before sending. The simulator with the
+    stack's QEMU profile answers the same (its "split" kind reaches the EBUSY rule:
+    tests/test_topology_change.py)."""
+    m = memdevs[0]
+    immediate = "00" * 8 + "01" + "00"  # volatile 0, flags: immediate
+    r = cxlctl("send", m.name, "set-partition-info", "-x", immediate)
+    assert r.returncode == 4, r.stderr
+    assert "set-partition-info: not supported by this kernel or device [ENOTTY]" in r.stderr
+    r = cxlctl("set-partition", "-y", m.name, "-t", "ram", "--immediate", "--json")
+    assert r.returncode == 8, r.stderr
+    (row,) = json.loads(r.stdout)
+    assert row["outcome"] == "failed"
+    assert "no capacity can be repartitioned (partition alignment 0" in row["reason"]
+    SUMMARY.append(
+        "set-partition: QEMU has no Set Partition Info: ENOTTY for the immediate flag "
+        "(EBUSY is never reached), partition alignment 0"
+    )
