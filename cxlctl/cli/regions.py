@@ -21,16 +21,21 @@ from ..errors import UsageError
 from ..listing import Params, Walker
 from ..sysfs import Sysfs
 from ..topology import Decoder, Memdev, Region, Topology, read_topology
-from . import CONTEXT, App, app_of, memdevs_required, selected
+from . import CONTEXT, App, F, app_of, memdevs_required, selected
 from .change import Change, change_options
 from .options import Size
 
 Row = dict[str, Any]
-#: what -y confirms on these verbs
-CONFIRMS = "the change to the topology"
+#: the change contract's options (-y, --cxl-compat, --dry-run, -o) for these verbs
+topology_change = change_options(destructive=True, confirms="the change to the topology")
 #: what a verb does to one object, on the seam it writes to (a recorder under
 #: --dry-run): (outcome, the report line, the object's JSON)
 TopoAction = Callable[[str, Sysfs], tuple[Outcome, str, Row]]
+
+
+def force_option(help: str) -> Callable[[F], F]:
+    """-f/--force: what it overrides is the verb's."""
+    return click.option("-f", "--force", is_flag=True, help=help)
 
 
 def run_each(
@@ -193,7 +198,7 @@ def _memory_note(app: App, r: Region) -> str:
     help="Refuse memdevs whose QoS class differs from the root decoder's.",
 )
 @click.option("--no-enable", is_flag=True, help="Commit the decode but do not bind the region.")
-@change_options(destructive=True, confirms=CONFIRMS)
+@topology_change
 @click.pass_context
 def create_region(
     ctx: click.Context,
@@ -368,7 +373,7 @@ def _region_now(app: App, name: str) -> Region:
 @click.command("enable-region", context_settings=CONTEXT)
 @region_args
 @decoder_filter
-@change_options(destructive=True, confirms=CONFIRMS)
+@topology_change
 @click.pass_context
 def enable_region(
     ctx: click.Context, /, regions: Sequence[str], decoder: str | None, **opts: Any
@@ -401,13 +406,10 @@ def enable_region(
 @click.command("disable-region", context_settings=CONTEXT)
 @region_args
 @decoder_filter
-@click.option(
-    "-f",
-    "--force",
-    is_flag=True,
-    help="Unbind even when the memory cannot be offlined (its address space leaks until a reboot).",
+@force_option(
+    "Unbind even when the memory cannot be offlined (its address space leaks until a reboot)."
 )
-@change_options(destructive=True, confirms=CONFIRMS)
+@topology_change
 @click.pass_context
 def disable_region(
     ctx: click.Context, /, regions: Sequence[str], decoder: str | None, force: bool, **opts: Any
@@ -464,8 +466,8 @@ def disable_region(
 @click.command("destroy-region", context_settings=CONTEXT)
 @region_args
 @decoder_filter
-@click.option("-f", "--force", is_flag=True, help="Disable an active region first.")
-@change_options(destructive=True, confirms=CONFIRMS)
+@force_option("Disable an active region first.")
+@topology_change
 @click.pass_context
 def destroy_region(
     ctx: click.Context, /, regions: Sequence[str], decoder: str | None, force: bool, **opts: Any
@@ -524,7 +526,7 @@ def _memdev_json(app: App, name: str, human: bool, d: Decoder | None = None) -> 
 )
 @click.option("-s", "--size", type=Size(), help="Size [default: all free capacity].")
 @click.option("-d", "--decoder", metavar="DECODER", help="Endpoint decoder [default: the next].")
-@change_options(destructive=True, confirms=CONFIRMS)
+@topology_change
 @click.pass_context
 def reserve_dpa(
     ctx: click.Context,
@@ -580,7 +582,7 @@ def reserve_dpa(
     help="Only a reservation of this partition [default: the last one].",
 )
 @click.option("-d", "--decoder", metavar="DECODER", help="Endpoint decoder [default: the last].")
-@change_options(destructive=True, confirms=CONFIRMS)
+@topology_change
 @click.pass_context
 def free_dpa(
     ctx: click.Context,
@@ -649,13 +651,8 @@ def _each_port(
 @click.command("disable-port", context_settings=CONTEXT)
 @click.argument("ports", nargs=-1, required=True, metavar="PORT...")
 @click.option("-e", "--endpoint", is_flag=True, help="PORTs are endpoint ports.")
-@click.option(
-    "-f",
-    "--force",
-    is_flag=True,
-    help="Disable even when memdevs below are in active regions (they break).",
-)
-@change_options(destructive=True, confirms=CONFIRMS)
+@force_option("Disable even when memdevs below are in active regions (they break).")
+@topology_change
 @click.pass_context
 def disable_port(
     ctx: click.Context, /, ports: Sequence[str], endpoint: bool, force: bool, **opts: Any
@@ -691,7 +688,7 @@ def disable_port(
 @click.argument("ports", nargs=-1, required=True, metavar="PORT...")
 @click.option("-e", "--endpoint", is_flag=True, help="PORTs are endpoint ports.")
 @click.option("-m", "--enable-memdevs", is_flag=True, help="Also enable the memdevs below.")
-@change_options(destructive=True, confirms=CONFIRMS)
+@topology_change
 @click.pass_context
 def enable_port(
     ctx: click.Context, /, ports: Sequence[str], endpoint: bool, enable_memdevs: bool, **opts: Any
@@ -719,8 +716,8 @@ def enable_port(
 
 @click.command("disable-bus", context_settings=CONTEXT)
 @click.argument("buses", nargs=-1, required=True, metavar="BUS...")
-@click.option("-f", "--force", is_flag=True, help="Disable even with active regions.")
-@change_options(destructive=True, confirms=CONFIRMS)
+@force_option("Disable even with active regions.")
+@topology_change
 @click.pass_context
 def disable_bus(ctx: click.Context, /, buses: Sequence[str], force: bool, **opts: Any) -> None:
     """Unbind cxl_acpi from a CXL bus, as `cxl disable-bus`: the whole topology goes.
@@ -784,7 +781,7 @@ def disable_bus(ctx: click.Context, /, buses: Sequence[str], force: bool, **opts
     is_flag=True,
     help="Ask for the new split now (the immediate flag); Linux refuses it (EBUSY).",
 )
-@change_options(destructive=True, confirms=CONFIRMS)
+@topology_change
 @click.pass_context
 def set_partition(
     ctx: click.Context,

@@ -40,53 +40,36 @@ TOPOLOGY_FLAGS = (
 )
 
 
+#: cxl-cli's `cxl list` object flags: (short, long, parameter, help)
+INCLUDE = (
+    ("-M", "--memdevs", "memdevs_flag", "Include memdevs."),
+    ("-B", "--buses", "buses", "Include CXL buses (cxl_acpi roots)."),
+    ("-P", "--ports", "ports", "Include CXL ports (host bridges, switches)."),
+    ("-E", "--endpoints", "endpoints", "Include endpoint ports."),
+    ("-D", "--decoders", "decoders", "Include HDM decoders."),
+    ("-T", "--targets", "targets", "Include decoder targets, port dports and region mappings."),
+    ("-R", "--regions", "regions", "Include regions."),
+    ("-X", "--dax", "dax", "Include the dax region of ram regions."),
+)
+#: its filters: (short, long, parameter, metavar, help)
+FILTERS = (
+    ("-b", "--bus", "bus", "BUS", "Filter by bus (root0, or 'all')."),
+    ("-p", "--port", "port", "PORT",
+     "Filter by port (port1, root, switch, endpoint; descendants too)."),
+    ("-e", "--endpoint", "endpoint", "ENDPOINT", "Filter by endpoint."),
+    ("-d", "--decoder", "decoder", "DECODER",
+     "Filter by decoder name or class (root, switch, endpoint)."),
+    ("-r", "--region", "region", "REGION", "Filter by region (region0, 0)."),
+    ("-m", "--memdev", "memdev_filter", "MEMDEV", "Filter by memdev (mem0, 0; comma-separated)."),
+    ("-s", "--serial", "serial_filter", "SERIAL", "Filter by serial number (0x1234 or decimal)."),
+)  # fmt: skip
+
+
 def topology_options(f: F) -> F:
     """cxl-cli's `cxl list` letters for the topology."""
-    opts = [
-        click.option("-M", "--memdevs", "memdevs_flag", is_flag=True, help="Include memdevs."),
-        click.option("-B", "--buses", is_flag=True, help="Include CXL buses (cxl_acpi roots)."),
-        click.option(
-            "-P", "--ports", is_flag=True, help="Include CXL ports (host bridges, switches)."
-        ),
-        click.option("-E", "--endpoints", is_flag=True, help="Include endpoint ports."),
-        click.option("-D", "--decoders", is_flag=True, help="Include HDM decoders."),
-        click.option(
-            "-T",
-            "--targets",
-            is_flag=True,
-            help="Include decoder targets, port dports and region mappings.",
-        ),
-        click.option("-R", "--regions", is_flag=True, help="Include regions."),
-        click.option("-X", "--dax", is_flag=True, help="Include the dax region of ram regions."),
-        click.option("-b", "--bus", metavar="BUS", help="Filter by bus (root0, or 'all')."),
-        click.option(
-            "-p",
-            "--port",
-            metavar="PORT",
-            help="Filter by port (port1, root, switch, endpoint; descendants too).",
-        ),
-        click.option("-e", "--endpoint", metavar="ENDPOINT", help="Filter by endpoint."),
-        click.option(
-            "-d",
-            "--decoder",
-            metavar="DECODER",
-            help="Filter by decoder name or class (root, switch, endpoint).",
-        ),
-        click.option("-r", "--region", metavar="REGION", help="Filter by region (region0, 0)."),
-        click.option(
-            "-m",
-            "--memdev",
-            "memdev_filter",
-            metavar="MEMDEV",
-            help="Filter by memdev (mem0, 0; comma-separated).",
-        ),
-        click.option(
-            "-s",
-            "--serial",
-            "serial_filter",
-            metavar="SERIAL",
-            help="Filter by serial number (0x1234 or decimal).",
-        ),
+    opts = [click.option(s, lg, dest, is_flag=True, help=h) for s, lg, dest, h in INCLUDE]
+    opts += [click.option(s, lg, dest, metavar=m, help=h) for s, lg, dest, m, h in FILTERS]
+    opts += [
         click.option("-i", "--idle", is_flag=True, help="Include disabled and idle objects."),
         click.option(
             "-S", "--single", is_flag=True, help="With -p: the port itself, not its descendants."
