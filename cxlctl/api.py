@@ -20,7 +20,7 @@ exits with for it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from . import mailbox as mb
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from .mailbox.firmware import FwInfo
     from .mailbox.generic import Timestamp
-    from .mailbox.health import AlertConfig, HealthInfo, ShutdownState
+    from .mailbox.health import Alert, AlertConfig, HealthInfo, ShutdownState
     from .mailbox.logs import LogCaps, SupportedLogs
     from .mailbox.memdev import Identify, PartitionInfo
     from .transport import CommandInfo, SendResult
@@ -170,6 +170,14 @@ class Device:
         """Get Alert Configuration (0x4201): thresholds, valid/writable bits."""
         v: AlertConfig = self.memdev.decoded(_ALERT)
         return v
+
+    def set_alert_config(self, changes: Mapping[Alert, int | None]) -> None:
+        """Set Alert Configuration (0x4202): each alert named turns on with its
+        threshold (an int) or off (None); the others keep their setting
+        (``{Alert.LIFE_USED: 80, Alert.OVER_TEMPERATURE: None}``)."""
+        from .mailbox.health import set_alert_config_request
+
+        self.memdev.set_alert_config(set_alert_config_request(changes))
 
     def shutdown_state(self) -> ShutdownState:
         """Get Shutdown State (0x4203): clean or dirty."""

@@ -22,6 +22,19 @@ def test_import_cxlctl_loads_nothing_else() -> None:
     assert out.stdout.strip() == "['cxlctl']", out.stderr
 
 
+def test_set_alert_config_through_the_typed_request() -> None:
+    from cxlctl.mailbox.health import Alert
+
+    with api.Device(Memdev(SimBackend(), "mem0")) as dev:
+        dev.set_alert_config({Alert.LIFE_USED: 80, Alert.OVER_TEMPERATURE: None})
+        a = dev.alert_config()
+    assert a.life_used_prog_warn_threshold == 80
+    assert a.life_used_prog_warn_threshold_valid
+    assert not a.dev_over_temperature_prog_warn_threshold_valid
+    with pytest.raises(ValueError, match="life_used_programmable_warning_threshold"):
+        api.Device(Memdev(SimBackend(), "mem0")).set_alert_config({Alert.LIFE_USED: 256})
+
+
 def test_open_and_the_typed_commands_match_memdev() -> None:
     b = cxlctl.backend("sim")
     md = Memdev(b, "mem0")

@@ -6,8 +6,8 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
@@ -15,7 +15,7 @@ from .. import render as rd
 from ..change import Outcome, ProgressHook, Recorder, no_progress, stopped
 from ..errors import PartialWrite, UsageError, file_error
 from ..memdev import Memdev, label_input_length, regular_size, spool_input
-from . import CONTEXT, app_of, complete, memdevs_argument, memdevs_required, output, selected
+from . import CONTEXT, App, app_of, complete, memdevs_argument, memdevs_required, output, selected
 from .change import Change, change_options
 from .options import (
     BYTE_FORMATS,
@@ -25,6 +25,8 @@ from .options import (
     input_option,
     range_options,
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def parse_size(value: str, what: str) -> int:
@@ -263,17 +265,42 @@ def _summary(row: dict[str, Any], name: str, verb: str) -> str:
     )
 
 
-_verify_option = click.option(
-    "--verify", is_flag=True, help="Read the range back (Get LSA) and compare."
-)
+def _label_change(
+    app: App,
+    name: str,
+    rec: Recorder | None,
+    hook: ProgressHook,
+    where: Callable[[Memdev], tuple[int, int]],
+    data: BinaryIO | None,
+    verify: bool,
+    verb: str,
+) -> Any:
+    """One memdev's write-labels or zero-labels, as the change contract's outcome."""
+    with Memdev(app.backend, name) as md:
+        md.recorder = rec
+        off, length = where(md)
+        what = "writing labels" if data is not None else "zeroing labels"
+        row = _write(md, off, length, data, verify and rec is None, hook, what)
+    return Outcome.CHANGED, _summary(row, name, verb), row
+
+
+def _label_write_options(size_help: str) -> Callable[[F], F]:
+    """The range, --verify and the change contract's options of the label writers."""
+
+    def deco(f: F) -> F:
+        f = change_options(destructive=True)(f)
+        f = click.option(
+            "--verify", is_flag=True, help="Read the range back (Get LSA) and compare."
+        )(f)
+        return range_options("bytes of the label area", size_help=size_help)(f)
+
+    return deco
 
 
 @click.command("write-labels", context_settings=CONTEXT)
 @memdevs_required
 @input_option
-@range_options("bytes of the label area", size_help="Bytes to write [default: the whole input].")
-@_verify_option
-@change_options(destructive=True)
+@_label_write_options("Bytes to write [default: the whole input].")
 @click.pass_context
 def write_labels(
     ctx: click.Context,
@@ -326,13 +353,7 @@ def write_labels(
         md.close()
 
     def action(name: str, rec: Recorder | None, hook: ProgressHook) -> Any:
-        md = Memdev(app.backend, name)
-        md.recorder = rec
-        try:
-            row = _write(md, off, length, data, verify and rec is None, hook)
-        finally:
-            md.close()
-        return Outcome.CHANGED, _summary(row, name, "wrote"), row
+        return _label_change(app, name, rec, hook, lambda _md: (off, length), data, verify, "wrote")
 
     with stack:
         change.run([name], action)
@@ -340,9 +361,7 @@ def write_labels(
 
 @click.command("zero-labels", context_settings=CONTEXT)
 @memdevs_required
-@range_options("bytes of the label area", size_help="Bytes to zero [default: to the end].")
-@_verify_option
-@change_options(destructive=True)
+@_label_write_options("Bytes to zero [default: to the end].")
 @click.pass_context
 def zero_labels(
     ctx: click.Context,
@@ -374,14 +393,10 @@ def zero_labels(
     app = app_of(ctx)
     change = Change(app, "zero-labels", opts, destroys="the label storage area")
 
+    def where(md: Memdev) -> tuple[int, int]:  # checked against each memdev's area
+        return _range(md, offset, size)
+
     def action(name: str, rec: Recorder | None, hook: ProgressHook) -> Any:
-        md = Memdev(app.backend, name)
-        md.recorder = rec
-        try:
-            off, length = _range(md, offset, size)
-            row = _write(md, off, length, None, verify and rec is None, hook, "zeroing labels")
-        finally:
-            md.close()
-        return Outcome.CHANGED, _summary(row, name, "zeroed"), row
+        return _label_change(app, name, rec, hook, where, None, verify, "zeroed")
 
     change.run(selected(ctx, memdevs), action)
