@@ -181,3 +181,15 @@ def test_roff_escaping() -> None:
     assert gen_docs.esc("\u250f\u2501\u2503\u2502") == "+-||"
     assert gen_docs.esc("\u00e9") == "\\[u00E9]"
     assert gen_docs.prose("see `cxlctl query`") == "see \\fBcxlctl query\\fR"
+
+
+def test_readme_test_command_is_the_one_ci_runs() -> None:
+    """README's set-up line ends in the test command; .ci/run runs exactly that line."""
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    m = re.search(
+        r"^python3 -m venv \.venv && .* && (\.venv/bin/python -m pytest.*)$", readme, re.M
+    )
+    assert m, "README's install-and-test line is missing"
+    ci = (root / ".ci" / "run").read_text().splitlines()
+    assert m.group(1) in ci, f".ci/run does not run README's test command {m.group(1)!r}"
