@@ -25,6 +25,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from ... import mailbox as mb
 from ..device import background as bgm
 from ..device.model import RC
 from ..state import load_state, read_bytes, save_state, write_bytes
@@ -160,7 +161,7 @@ class FwUpload:
         if self.dev.state_dir:
             # kept for the worker of a later process: locked, atomic, mkstemp names
             write_bytes(self.dev.state_dir, self._image_name(), image)
-        if dev.bg is not None and dev.bg.opcode in (0x4400, 0x4401):
+        if dev.bg is not None and dev.bg.opcode in (mb.SANITIZE.opcode, mb.SECURE_ERASE.opcode):
             # the device is sanitizing: the transfer fails at once (topology.md 8.4)
             self.up.status, self.up.error = "idle", "preparing:hw-error"
         self._save()
@@ -201,18 +202,20 @@ class FwUpload:
                 up.in_flight = 0
                 changed = True
             if up.cancel:
-                dev.execute(0x0201, bytes([bgm.ABORT]) + bytes(bgm.XFER_HEADER - 1))
+                dev.execute(mb.TRANSFER_FW.opcode, bytes([bgm.ABORT]) + bytes(bgm.XFER_HEADER - 1))
                 up.status, up.error, up.cancel = "idle", "transferring:user-abort", False
                 changed = True
                 break
             if up.offset >= up.size:
-                rc, _ = dev.execute(0x0202, bytes([1, up.next_slot]))  # activate offline
+                rc, _ = dev.execute(
+                    mb.ACTIVATE_FW.opcode, bytes([1, up.next_slot])
+                )  # activate offline
                 up.status, up.remaining = "idle", 0
                 up.error = "" if rc == RC.SUCCESS else "programming:hw-error"
                 changed = True
                 break
             part = self._part()
-            rc, _ = dev.execute(0x0201, part)
+            rc, _ = dev.execute(mb.TRANSFER_FW.opcode, part)
             if rc == RC.BACKGROUND_COMMAND_STARTED and dev.bg is not None:
                 dev.bg.started = min(last_done, now)  # it began when the last one ended
                 up.in_flight = len(part) - bgm.XFER_HEADER
@@ -251,7 +254,7 @@ def security_state(dev: SimDevice) -> str:
     return "sanitize\n" if dev.device.sanitizing() else "disabled\n"
 
 
-def sanitize(dev: SimDevice, value: str, committed: int, opcode: int = 0x4400) -> None:
+def sanitize(dev: SimDevice, value: str, committed: int, opcode: int = mb.SANITIZE.opcode) -> None:
     """``security/sanitize`` (or ``erase``) <- 1: cxl_mem_sanitize() in Linux 6.12."""
     if value.strip() != "1":
         raise _err(errno.EINVAL, "sanitize")
@@ -260,7 +263,9 @@ def sanitize(dev: SimDevice, value: str, committed: int, opcode: int = 0x4400) -
     if committed:
         # "attempted to sanitize with a committed decoder": the memory is in use
         raise _err(errno.EBUSY, "sanitize")
-    dev.device.execute(0x4500, b"")  # the kernel reads the security state first
+    dev.device.execute(
+        mb.GET_SECURITY_STATE.opcode, b""
+    )  # the kernel reads the security state first
     rc, _ = dev.device.execute(opcode, b"")
     if rc not in (RC.SUCCESS, RC.BACKGROUND_COMMAND_STARTED):
         raise _err(_RC_ERRNO.get(RC(rc), errno.EIO), "sanitize")

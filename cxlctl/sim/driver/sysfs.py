@@ -20,6 +20,7 @@ import errno
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from ... import mailbox as mb
 from ...sysfs import ATTR_MAX, _check
 from . import cxlbus as cb
 from . import platform as pf
@@ -377,14 +378,15 @@ class _Builder:
         committed = 0 if ep is None else ep.commit_end + 1
         self.ro(f"{path}/security/state", lambda: fu.security_state(dev))
         self.wo(f"{path}/security/sanitize", lambda d: fu.sanitize(dev, _arg(d), committed))
-        if 0x4401 in dev.device.cel:
+        if mb.SECURE_ERASE.opcode in dev.device.cel:
             self.wo(
-                f"{path}/security/erase", lambda d: fu.sanitize(dev, _arg(d), committed, 0x4401)
+                f"{path}/security/erase",
+                lambda d: fu.sanitize(dev, _arg(d), committed, mb.SECURE_ERASE.opcode),
             )
 
     def firmware(self, path: str, name: str, dev: SimDevice) -> None:
         """The firmware-upload class device ``memN/firmware/memN`` (topology.md 8)."""
-        if 0x0201 not in dev.device.cel:
+        if mb.TRANSFER_FW.opcode not in dev.device.cel:
             return
         up = dev.fwupload
         fw = f"{path}/firmware/{name}"
