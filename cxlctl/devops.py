@@ -42,10 +42,17 @@ def memdev_path(backend: Backend, name: str) -> str:
     return backend.sysfs_seam.realpath(f"bus/cxl/devices/{name}")
 
 
-def _oserror(e: OSError, name: str, what: str) -> CxlError:
+def _oserror(
+    e: OSError, name: str, what: str, backend: Backend | None = None, opcode: int | None = None
+) -> CxlError:
     err = e.errno or errno.EIO
     if err in (errno.EACCES, errno.EPERM):
         return PermissionDenied(f"{name}: {what}: permission denied", hint="run as root")
+    if err == errno.EBUSY and backend is not None:
+        from . import why
+
+        cause, hint = why.busy(backend, name, opcode=opcode)
+        return DeviceBusy(f"{name}: {what}: {cause} [EBUSY]", hint=hint)
     return from_errno(err, f"{name}: {what}", e.strerror)
 
 
@@ -90,7 +97,7 @@ class FirmwareUpload:
         try:
             self.seam.write(f"{self.dir}/{attr}", data)
         except OSError as e:
-            raise _oserror(e, self.name, f"writing {self._abs(attr)}") from e
+            raise _oserror(e, self.name, f"writing {self._abs(attr)}", self.backend, 0x0201) from e
 
     def state(self) -> FwUploadState:
         try:
@@ -223,11 +230,38 @@ def start_sanitize(backend: Backend, name: str, erase: bool, rec: Recorder | Non
         rec.write(f"/sys/{path}", b"1\n")
         return
     if security_state(backend, name) == "sanitize":
-        raise DeviceBusy(f"{name}: a sanitize is already running")
+        raise DeviceBusy(
+            f"{name}: a sanitize is already running",
+            hint=f"wait for it: `cxlctl wait-sanitize {name}`",
+        )
+    opcode = 0x4401 if erase else 0x4400
     try:
         seam.write(path, b"1\n")
     except OSError as e:
-        raise _oserror(e, name, f"writing 1 to /sys/{path}") from e
+        raise _oserror(e, name, f"writing 1 to /sys/{path}", backend, opcode) from e
+
+
+@dataclass(frozen=True, slots=True)
+class SanitizeWait:
+    """What :func:`wait_sanitize` saw."""
+
+    finished: bool  #: False: still sanitizing when the timeout passed
+    waited: bool  #: a sanitize was running when the wait began
+    ms: int  #: how long it waited
+    state: str  #: ``security/state`` at the end
+
+    def __bool__(self) -> bool:
+        return self.finished
+
+    def summary(self, name: str) -> str:
+        if not self.waited:
+            return f"{name}: no sanitize running (security/state: {self.state})"
+        if not self.finished:
+            return f"{name}: still sanitizing after {self.ms} ms"
+        return (
+            f"{name}: waited {self.ms} ms for the running sanitize to finish: it has "
+            f"finished (security/state now reads {self.state!r})"
+        )
 
 
 def wait_sanitize(
@@ -235,15 +269,76 @@ def wait_sanitize(
     name: str,
     timeout_ms: int | None = None,
     hook: ProgressHook = no_progress,
-) -> bool:
+) -> SanitizeWait:
     """Poll ``security/state`` until it leaves ``sanitize`` (cxl-cli's wait-sanitize);
-    False on timeout. Returns at once when no sanitize runs."""
+    falsy on timeout. Returns at once when no sanitize runs."""
     deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
     t0 = time.monotonic()
-    while security_state(backend, name) == "sanitize":
-        waited = int((time.monotonic() - t0) * 1000)
-        hook(waited, max(waited, timeout_ms or 0), "sanitizing")
+    state = security_state(backend, name)
+    waited = state == "sanitize"
+    while state == "sanitize":
+        ms = int((time.monotonic() - t0) * 1000)
+        hook(ms, max(ms, timeout_ms or 0), "sanitizing")
         if deadline is not None and time.monotonic() >= deadline:
-            return False
+            return SanitizeWait(False, True, timeout_ms or ms, state)
         time.sleep(POLL_S)
-    return True
+        state = security_state(backend, name)
+    return SanitizeWait(True, waited, int((time.monotonic() - t0) * 1000), state)
+
+
+# --- CXL protocol error injection (ACPI EINJ) --------------------------------------------
+
+#: cxl-cli 85's ``-p mem|cache -s correctable|uncorrectable|fatal`` -> the ACPI EINJ
+#: error type (ACPI 6.5 Table 18.30; Documentation/ABI/testing/debugfs-cxl)
+PROTOCOL_ERRORS: dict[tuple[str, str], int] = {
+    ("cache", "correctable"): 0x1000,
+    ("cache", "uncorrectable"): 0x2000,
+    ("cache", "fatal"): 0x4000,
+    ("mem", "correctable"): 0x8000,
+    ("mem", "uncorrectable"): 0x10000,
+    ("mem", "fatal"): 0x20000,
+}
+EINJ_TYPES = "/sys/kernel/debug/cxl/einj_types"
+
+
+def einj_types(backend: Backend) -> dict[int, str]:
+    """The CXL protocol error types the platform offers (debugfs ``cxl/einj_types``:
+    ``0x<type>\\t<name>`` lines). UnsupportedCommand, saying why, when the kernel
+    offers none."""
+    text = backend.tracing().einj_types()
+    if text is None:
+        raise UnsupportedCommand(
+            "inject-protocol-error: not available on this kernel, because "
+            f"{EINJ_TYPES} does not exist: Linux (6.9+) creates it only when it is built "
+            "with CONFIG_ACPI_APEI_EINJ_CXL and the platform's ACPI EINJ table offers CXL "
+            "error types (QEMU's does not)",
+            hint="on a real system: modprobe einj, and check that the firmware offers EINJ",
+        )
+    out: dict[int, str] = {}
+    for line in text.splitlines():
+        word, _, name = line.strip().partition("\t")
+        try:
+            out[int(word, 16)] = name.strip()
+        except ValueError:
+            continue
+    return out
+
+
+def inject_protocol_error(
+    backend: Backend, dport: str, error_type: int, rec: Recorder | None
+) -> str:
+    """``cxl/DPORT/einj_inject`` <- ``error_type``, after checking that the platform
+    offers it; returns the type's name."""
+    offered = einj_types(backend)
+    if error_type not in offered:
+        have = ", ".join(f"{t:#x} {n}" for t, n in sorted(offered.items())) or "none"
+        raise UnsupportedCommand(
+            f"{dport}: the platform does not offer error type {error_type:#x} (einj_types: {have})"
+        )
+    if rec is not None:
+        rec.write(
+            f"/sys/kernel/debug/cxl/{dport}/einj_inject", f"{error_type:#x}\n".encode(), "debugfs"
+        )
+    else:
+        backend.tracing().einj_inject(dport, error_type)
+    return offered[error_type]

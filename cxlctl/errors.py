@@ -227,8 +227,8 @@ _ERRNO_MAP: dict[int, tuple[type[CxlError], str, str]] = {
     ),
     _errno.EBUSY: (
         DeviceBusy,
-        "the kernel has claimed this command for exclusive use",
-        "e.g. the label area while the nvdimm bridge is active; disable the memdev first",
+        "busy: the kernel has claimed the command or the device is busy",
+        "",
     ),
     _errno.EINVAL: (
         InvalidRequest,

@@ -180,7 +180,7 @@ class Memdev:
         try:
             return tp.send(self.transport, req)
         except OSError as e:
-            raise from_errno(e.errno or errno.EIO, f"{self.name}: {what}") from e
+            raise self.failed(e, what, req) from e
 
     def send(
         self, cmd: mb.Command[Any], payload: bytes = b"", out_size: int | None = None
@@ -205,18 +205,20 @@ class Memdev:
         c = mb.lookup(cmd) if isinstance(cmd, str) else cmd
         if c.kernel_id is None:
             if not self.raw_available():
+                from . import why
+
                 raise UnsupportedCommand(
-                    f"{self.name}: {c.name}: not available on this kernel: Linux 6.12 has no "
-                    f"command id for {c.title} ({c.opcode:#06x}) and RAW is not enabled",
+                    f"{self.name}: {c.name}: not available on this kernel, because "
+                    f"{why.unavailable(c.opcode, f'{c.title} ({c.opcode:#06x})')}",
                     hint="RAW needs a kernel built with CONFIG_CXL_MEM_RAW_COMMANDS; "
                     "on the simulator set CXLCTL_SIM_RAW=1",
                 )
             res = self.submit(self.raw_request(c.opcode, payload), c.name)
-            check_retval(self.name, c.name, res.retval)
+            self.check(c.name, res.retval, c.opcode)
             return res.out
         if self.recorder is not None and c.destructive:  # --dry-run records it
             res = self.send(c, payload)
-            check_retval(self.name, c.name, res.retval)
+            self.check(c.name, res.retval, c.opcode)
             return res.out
         p = self._prepared.get(c.name) or self.prepared(c)
         if len(payload) > self._payload_max:
@@ -232,9 +234,9 @@ class Memdev:
                 if rc not in RETRY_CODES:
                     break
         except OSError as e:
-            raise from_errno(e.errno or errno.EIO, f"{self.name}: {c.name}") from e
+            raise self.failed(e, c.name, self.request(c, payload)) from e
         if rc:
-            check_retval(self.name, c.name, rc)
+            self.check(c.name, rc, c.opcode)
         if c.size_out and len(out) > c.size_out and len(out) >= p.out_size:
             import warnings
 
@@ -247,6 +249,48 @@ class Memdev:
                 stacklevel=2,
             )
         return out
+
+    def failed(self, e: OSError, what: str, req: tp.SendRequest) -> CxlError:
+        """The error for a failed SEND; an EBUSY says which of its causes it is
+        (:func:`cxlctl.why.busy` asks the system)."""
+        err = e.errno or errno.EIO
+        raw = req.id == uapi.CommandId.RAW
+        cmd = mb.BY_OPCODE.get(req.raw_opcode) if raw else mb.BY_KERNEL_ID.get(req.id)
+        if err == errno.ENOTTY and cmd is not None and not raw:
+            with contextlib.suppress(CxlError):
+                if any(c.id == req.id and not c.enabled for c in self.query()):
+                    return UnsupportedCommand(
+                        f"{self.name}: {what}: not available on this device: its Command "
+                        f"Effects Log does not list {cmd.title} ({cmd.opcode:#06x}), so the "
+                        f"kernel left {kernel_command_name(req.id)} disabled [ENOTTY]",
+                        hint=f"`cxlctl query {self.name}` shows what the kernel enabled",
+                    )
+        if err != errno.EBUSY:
+            return from_errno(err, f"{self.name}: {what}")
+        from . import why
+
+        cause, hint = why.busy(
+            self.backend,
+            self.name,
+            opcode=req.raw_opcode if raw else (cmd.opcode if cmd else None),
+            kernel_id=None if raw else req.id,
+            kernel_name=kernel_command_name(req.id) or "",
+            payload=req.payload,
+            query=self.query,
+        )
+        return DeviceBusy(f"{self.name}: {what}: {cause} [EBUSY]", hint=hint)
+
+    def check(self, what: str, rc: int, opcode: int | None = None) -> None:
+        """Require mailbox Success; a Busy says why (a background operation)."""
+        try:
+            check_retval(self.name, what, rc)
+        except MailboxError as e:
+            if rc == mb.ReturnCode.BUSY:
+                from . import why
+
+                cause, e.hint = why.busy(self.backend, self.name, opcode=opcode, device_busy=True)
+                e.message += f": {cause}"
+            raise
 
     def raw_available(self) -> bool:
         """The kernel was built with CONFIG_CXL_MEM_RAW_COMMANDS (RAW is in its table)."""
@@ -302,6 +346,44 @@ class Memdev:
         info = self.info
         out = self.decoded(mb.GET_EVENT_RECORDS, bytes([int(log)]))
         return mailbox_log(self.name, info.host, info.serial, log, out)
+
+    # -- typed changes (each honours the recorder: --dry-run) --
+    def set_timestamp(self, ns: int) -> None:
+        """Set Timestamp (0x0301): ns since the Unix epoch. Linux has no command id:
+        RAW, or UnsupportedCommand saying why."""
+        if not 0 <= ns < 1 << 64:
+            raise UsageError(f"timestamp {ns} does not fit in 64 bits")
+        self.run(mb.SET_TIMESTAMP, ns.to_bytes(8, "little"))
+
+    def set_shutdown_state(self, dirty: bool) -> None:
+        """Set Shutdown State (0x4204, the kernel's SET_SHUTDOWN_STATE): EBUSY while
+        cxl_pmem's nvdimm bridge owns it (the memdev is enabled)."""
+        self.run(mb.SET_SHUTDOWN_STATE, bytes([1 if dirty else 0]))
+
+    def clear_log(self, log_uuid: str) -> None:
+        """Clear Log (0x0403, the kernel's CLEAR_LOG): Linux refuses (EBUSY) any log
+        but the Vendor Debug Log."""
+        self.run(mb.CLEAR_LOG, _uuid_bytes(log_uuid))
+
+    def set_event_interrupt_policy(self, modes: dict[str, int]) -> tuple[bytes, bytes]:
+        """Set Event Interrupt Policy (0x0103): change the interrupt mode (bits 1:0)
+        of the named logs (``info``, ``warn``, ``fail``, ``fatal``,
+        ``dynamic_capacity``), keep every other bit as Get Event Interrupt Policy
+        reads it. Returns (before, after); sends nothing when they are equal."""
+        before = self.run(mb.GET_EVENT_INTERRUPT_POLICY)
+        order = ("info", "warn", "fail", "fatal", "dynamic_capacity")
+        after = bytearray(before)
+        for log, mode in modes.items():
+            i = order.index(log)
+            if i >= len(after):
+                raise UnsupportedCommand(
+                    f"{self.name}: set-event-interrupt-policy: the device has no {log} "
+                    f"event log setting (its policy is {len(before)} bytes)"
+                )
+            after[i] = (after[i] & ~0x3) | (mode & 0x3)
+        if bytes(after) != before:
+            self.run(mb.SET_EVENT_INTERRUPT_POLICY, bytes(after))
+        return before, bytes(after)
 
     def log_size(self, log_uuid: str) -> int:
         """The size Get Supported Logs advertises for a log; UnsupportedCommand if absent."""

@@ -273,6 +273,10 @@ class Tracing(Protocol):
 
     def debugfs_poison(self, memdev: str, action: str, dpa: int) -> None: ...
 
+    def einj_types(self) -> str | None: ...
+
+    def einj_inject(self, dport: str, error_type: int) -> None: ...
+
     def snapshot(self) -> list[dict[str, Any]]: ...
 
     def stream(
@@ -416,6 +420,33 @@ class KernelTracing:
                 f"device that supports {action.replace('_', ' ').title()}",
             )
         self.write(path, f"{dpa:#x}\n")
+
+    def einj_types(self) -> str | None:
+        """debugfs ``cxl/einj_types`` (Linux 6.9+, CONFIG_ACPI_APEI_EINJ_CXL, a platform
+        with an ACPI EINJ table offering CXL error types); None when the kernel did
+        not create it."""
+        path = os.path.join(self.debugfs_cxl, "einj_types")
+        if not os.path.exists(path):
+            self._debugfs_access(os.path.dirname(self.debugfs_cxl), "EINJ")
+            return None
+        return self.read(path)
+
+    def einj_inject(self, dport: str, error_type: int) -> None:
+        """``cxl/DPORT/einj_inject`` <- the error type (one of einj_types')."""
+        path = os.path.join(self.debugfs_cxl, dport, "einj_inject")
+        if not os.path.exists(path):
+            raise UnsupportedCommand(
+                f"{dport}: {path} is missing: the kernel made no einj_inject for a dport "
+                "of that name",
+                hint="a dport is a root port or switch downstream port above a memdev "
+                "(`cxlctl list -P -T` shows them)",
+            )
+        self.write(path, f"{error_type:#x}\n")
+
+    @staticmethod
+    def _debugfs_access(debugfs: str, what: str) -> None:
+        if os.path.isdir(debugfs) and not os.access(debugfs, os.R_OK | os.X_OK):
+            raise PermissionDenied(f"{what}: debugfs ({debugfs}) is root-only", hint="run as root")
 
     def snapshot(self) -> list[dict[str, Any]]:
         """The cxl events in the global trace buffer, without consuming them."""

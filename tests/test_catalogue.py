@@ -44,7 +44,7 @@ GENERIC_VERBS = frozenset(
     {"list", "query", "send", "raw", "decode", "completion", "batch", "monitor",
      "disable-memdev", "enable-memdev", "create-region", "destroy-region",
      "enable-region", "disable-region", "reserve-dpa", "free-dpa", "enable-port",
-     "disable-port", "disable-bus", "wait-sanitize"}
+     "disable-port", "disable-bus", "wait-sanitize", "inject-protocol-error"}
 )  # fmt: skip
 #: What Linux 6.12 sends itself (probe, poison listing, debugfs, event handling):
 #: the simulated kernel drives these, so the simulated device must answer them.

@@ -144,7 +144,7 @@ def test_qemu_profile_has_no_poison_until_injected() -> None:
         ("poison-mem0.json", ["poison", "mem0", "--json"], {}),
         ("poison-mem0.txt", ["poison", "mem0"], {}),
         ("poison-range.json", ["poison", "mem0", "0x0+0x2000", "-u", "--json"], {}),
-        ("poison-inject.txt", ["poison", "mem1", "--inject", "0x3000", "0x3000-0x3040"], {}),
+        ("poison-inject.txt", ["poison", "mem1", "--inject", "0x3000", "-y", "0x3000-0x3040"], {}),
         ("list-L-u.json", ["list", "-L", "-u", "--json"], {}),
         ("scan-media-caps.json", ["scan-media-caps", "mem0", "0x0-0x10000000", "--json"], {}),
         ("scan-media-caps.txt", ["scan-media-caps", "mem2", "0x0+4096"], {}),
@@ -160,7 +160,7 @@ def test_list_media_errors_matches_cxl_cli_reference(cli_json: CliJson) -> None:
     """The reference capture: inject 0x1000 on a fresh QEMU device, then `cxl list -L -u`."""
     env = {"CXLCTL_SIM_PROFILE": "qemu", "CXLCTL_SIM_DEVICES": "pmem"}
     assert "media_errors" not in cli_json("list", "-L", "--json", env=env)[0]
-    out = cli_json("poison", "mem0", "--inject", "0x1000", "--json", env=env)
+    out = cli_json("poison", "mem0", "--inject", "0x1000", "-y", "--json", env=env)
     assert out[0]["media_errors"] == [{"offset": 4096, "length": 64, "source": "Injected"}]
 
 
@@ -176,7 +176,7 @@ def test_list_media_errors_raw_ints(cli_json: CliJson) -> None:
         (["poison", "mem0", "0x2000-0x1000"], ExitCode.USAGE),
         (["poison", "mem0", "banana"], ExitCode.USAGE),
         (["poison", "mem9"], ExitCode.NOT_FOUND),
-        (["poison", "mem0", "--inject", "0x1001"], ExitCode.DEVICE_ERROR),
+        (["poison", "mem0", "--inject", "0x1001", "-y"], ExitCode.USAGE),  # as the verb
         (["scan-media-caps", "mem0", "0x10+64"], ExitCode.USAGE),
         (["scan-media-caps", "mem0", "0x0+0x20000000"], ExitCode.DEVICE_ERROR),
     ],

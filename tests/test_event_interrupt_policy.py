@@ -85,8 +85,9 @@ def test_without_raw_the_kernel_cannot_send_it(cli: Cli) -> None:
     assert r.exit_code == ExitCode.NOT_SUPPORTED
     assert r.stdout == ""
     assert r.stderr.startswith(
-        "cxlctl: mem0: get-event-interrupt-policy: not available on this kernel: Linux 6.12"
-        " has no command id for Get Event Interrupt Policy (0x0102) and RAW is not enabled"
+        "cxlctl: mem0: get-event-interrupt-policy: not available on this kernel, because"
+        " Linux 6.12 has no command id for Get Event Interrupt Policy (0x0102), and RAW is"
+        " not enabled (CONFIG_CXL_MEM_RAW_COMMANDS)"
     )
     assert "CONFIG_CXL_MEM_RAW_COMMANDS" in r.stderr
 

@@ -93,6 +93,8 @@ EXCEPTIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("enable-port", "-e"): ("--endpoint", "cxl-cli enable-port"),
     ("enable-port", "-m"): ("--enable-memdevs", "cxl-cli enable-port"),
     ("disable-port", "-e"): ("--endpoint", "cxl-cli disable-port"),
+    ("inject-protocol-error", "-p"): ("--protocol", "cxl-cli 85 inject-protocol-error"),
+    ("inject-protocol-error", "-s"): ("--severity", "cxl-cli 85 inject-protocol-error"),
 }
 
 #: (verb, option) of hidden options kept so old command lines keep working.
@@ -116,6 +118,7 @@ NON_MEMDEV_VERBS: dict[str, str] = {
     "enable-port": "takes ports",
     "disable-port": "takes ports",
     "disable-bus": "takes buses",
+    "inject-protocol-error": "takes dports (PCI devices), cxl-cli 85's positional",
 }
 
 #: verbs that take exactly one MEMDEV, and why.
@@ -150,6 +153,9 @@ EXTRA_ARGS: dict[str, list[str]] = {
     "scan-media-caps": ["-s", "4096"],
     "set-alert-config": ["-L", "80", "--life-used-alert", "on"],
     "reserve-dpa": ["-t", "pmem"],
+    "clear-log": ["vendor-debug"],
+    "set-shutdown-state": ["dirty"],
+    "set-event-interrupt-policy": ["--info", "none"],
 }
 
 #: metavars that mean "a number": such an option must use options.Size/Duration.

@@ -36,10 +36,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 Action = Callable[[str, Recorder | None, "Callable[[int, int, str], None]"], Any]
 
 
-def change_options(*, destructive: bool, confirms: str | None = None) -> Callable[[F], F]:
+def change_options(
+    *, destructive: bool, confirms: str | None = None, output: bool = True
+) -> Callable[[F], F]:
     """--dry-run, -o table|json|jsonl (--json), and for data-destroying verbs (or
     verbs that ask for another reason: ``confirms`` says what -y confirms) -y/--yes
-    and --cxl-compat."""
+    and --cxl-compat. ``output=False``: the verb has its own -o (a read verb whose
+    options change the device first, such as ``poison --inject``)."""
 
     def deco(f: F) -> F:
         if destructive:
@@ -65,7 +68,7 @@ def change_options(*, destructive: bool, confirms: str | None = None) -> Callabl
         )(f)
         # the report is data: the grammar's -o/--json/-u (jsonl also prints
         # progress events on stderr)
-        return output_option()(f)
+        return output_option()(f) if output else f
 
     return deco
 
@@ -83,6 +86,7 @@ class Change:
         asks: str | None = None,
         kind: str = "memdev",
         describe: Callable[[str], str] | None = None,
+        report: bool = True,
     ) -> None:
         self.app = app
         self.verb = verb
@@ -93,6 +97,9 @@ class Change:
         self.asks = asks
         #: an object as the prompt names it (default: the memdev and its serial)
         self.describe = describe
+        #: False: the outcomes go to stderr only (the verb prints other data), except
+        #: under --dry-run, where the plan is the output
+        self.print_report = report
         self.dry_run: bool = bool(opts.pop("dry_run", False))
         self.yes: bool = bool(opts.pop("yes", False))
         self.compat: bool = bool(opts.pop("cxl_compat", False))
@@ -194,6 +201,8 @@ class Change:
             output.message(f"cxlctl: {r.message}")
 
     def report(self, results: list[Result]) -> None:
+        if not self.print_report and not self.dry_run:
+            return
         if self.fmt == "json":
             self.app.json([r.json() for r in results])
             return

@@ -13,11 +13,11 @@ from typing import Any
 import click
 
 from .. import devops
-from ..change import Outcome, ProgressHook, Recorder
+from ..change import Outcome, ProgressHook, Recorder, midway
 from ..errors import CxlError, UsageError, file_error
 from ..memdev import Memdev
-from . import CONTEXT, app_of, complete, memdevs_required, selected
-from .change import Change, change_options
+from . import CONTEXT, App, app_of, complete, memdevs_required, selected
+from .change import Action, Change, change_options
 from .options import Duration, Size, memdevs_argument, output_option
 
 #: the largest image cxlctl reads (QEMU's devices take at most 32 MiB)
@@ -229,11 +229,58 @@ def wait_sanitize(
     change = Change(app, "wait-sanitize", {"output": output, "as_json": as_json})
 
     def action(name: str, _rec: Recorder | None, hook: ProgressHook) -> Any:
-        if not devops.wait_sanitize(app.backend, name, timeout, hook):
-            raise CxlError(f"{name}: still sanitizing after {timeout} ms")
-        return Outcome.UNCHANGED, f"{name}: no sanitize running", {}
+        w = devops.wait_sanitize(app.backend, name, timeout, hook)
+        if not w:
+            raise CxlError(w.summary(name))
+        details = {"waited": w.waited, "waited_ms": w.ms, "security_state": w.state}
+        return Outcome.UNCHANGED, w.summary(name), details
 
     change.run(selected(ctx, memdevs), action)
+
+
+def poison_action(app: App, inject: bool, dpas: Sequence[int]) -> Action:
+    """Inject (or clear) poison at each DPA of one memdev: inject-media-poison,
+    clear-media-poison and `poison --inject/--clear` all run this."""
+
+    def action(name: str, rec: Recorder | None, _hook: ProgressHook) -> Any:
+        done: list[int] = []
+        for dpa in dpas:
+            if dpa % 64:
+                raise UsageError(f"{name}: dpa:{dpa:#x} is not 64-byte aligned [EINVAL]")
+            try:
+                if inject:
+                    app.backend.inject_poison(name, dpa, rec)
+                else:
+                    app.backend.clear_poison(name, dpa, rec)
+            except CxlError as e:
+                if done:
+                    raise midway(e, f"done before it: {', '.join(hex(d) for d in done)}") from e
+                raise
+            done.append(dpa)
+        verb = "poisoned" if inject else "cleared"
+        where = ", ".join(f"{d:#x}" for d in dpas)
+        details: dict[str, Any] = {"address": dpas[0]} if len(dpas) == 1 else {}
+        if len(dpas) > 1:
+            details["addresses"] = list(dpas)
+        return Outcome.CHANGED, f"{name}: {verb} 64 bytes at DPA {where}", details
+
+    return action
+
+
+def run_poison(
+    app: App,
+    names: Sequence[str],
+    inject: bool,
+    dpas: Sequence[int],
+    opts: dict[str, Any],
+    *,
+    report: bool = True,
+) -> None:
+    verb = "inject-media-poison" if inject else "clear-media-poison"
+    where = ", ".join(f"{d:#x}" for d in dpas)
+    destroys = f"the data at DPA {where}" if inject else None
+    change = Change(app, verb, opts, destroys=destroys, report=report)
+    change.run(names, poison_action(app, inject, dpas))
 
 
 def _poison_cmd(inject: bool) -> click.Command:
@@ -257,20 +304,7 @@ def _poison_cmd(inject: bool) -> click.Command:
         names = selected(ctx, memdevs)
         if address is None:
             raise UsageError(f"{verb}: missing option -a/--address")
-        dpa = address
-        change = Change(app, verb, opts, destroys=f"the data at DPA {dpa:#x}" if inject else None)
-
-        def action(name: str, rec: Recorder | None, _hook: ProgressHook) -> Any:
-            if dpa % 64:
-                raise UsageError(f"{name}: dpa:{dpa:#x} is not 64-byte aligned [EINVAL]")
-            if inject:
-                app.backend.inject_poison(name, dpa, rec)
-            else:
-                app.backend.clear_poison(name, dpa, rec)
-            done = "poisoned" if inject else "cleared"
-            return Outcome.CHANGED, f"{name}: {done} 64 bytes at DPA {dpa:#x}", {"address": dpa}
-
-        change.run(names, action)
+        run_poison(app, names, inject, [address], opts)
 
     what = "DESTRUCTIVE: inject" if inject else "Clear"
     mbox = "Inject Poison (opcode 0x4301)" if inject else "Clear Poison (opcode 0x4302)"
@@ -279,7 +313,8 @@ def _poison_cmd(inject: bool) -> click.Command:
     Writes the DPA to debugfs /sys/kernel/debug/cxl/MEMDEV/{attr} (root); the
     kernel checks 64-byte alignment and the device's capacity (EINVAL) and sends
     {mbox}. `poison MEMDEV` or `list -L` shows the result.{ASK_NOTE if inject else ""}
-    --dry-run prints the write.
+    --dry-run prints the write. `poison MEMDEV --{"inject" if inject else "clear"} DPA`
+    is the same operation.
 
     \b
     Examples:
@@ -292,3 +327,68 @@ def _poison_cmd(inject: bool) -> click.Command:
 
 inject_media_poison = _poison_cmd(True)
 clear_media_poison = _poison_cmd(False)
+
+
+_DPORT_RE = r"[A-Za-z0-9][A-Za-z0-9:._-]*"
+
+
+@click.command("inject-protocol-error", context_settings=CONTEXT)
+@click.argument("dports", nargs=-1, required=True, metavar="DPORT...")
+@click.option(
+    "-p",
+    "--protocol",
+    type=click.Choice(["mem", "cache"]),
+    default="mem",
+    show_default=True,
+    help="CXL.mem or CXL.cache.",
+)
+@click.option(
+    "-s",
+    "--severity",
+    type=click.Choice(["correctable", "uncorrectable", "fatal"]),
+    required=True,
+    help="Correctable, uncorrectable (non-fatal) or fatal [required].",
+)
+@change_options(destructive=True)
+@click.pass_context
+def inject_protocol_error(
+    ctx: click.Context, /, dports: Sequence[str], protocol: str, severity: str, **opts: Any
+) -> None:
+    """DESTRUCTIVE: inject a CXL protocol error at a dport, like cxl-cli 85's verb.
+
+    Through ACPI EINJ, as the kernel offers it (Linux 6.9+,
+    CONFIG_ACPI_APEI_EINJ_CXL): the platform's CXL error types are in debugfs
+    /sys/kernel/debug/cxl/einj_types; cxlctl checks that the one asked for is
+    offered and writes it to /sys/kernel/debug/cxl/DPORT/einj_inject, where DPORT
+    is a root port or switch downstream port (a PCI device name such as
+    0000:0c:00.0; `list -P -T` shows them). An uncorrectable or fatal error can
+    take the system down. Where the kernel does not create einj_types (no EINJ
+    table, as on QEMU, whose platform the simulator models) it fails with exit 4,
+    saying so. Asks for confirmation on a terminal; without one, pass -y/--yes.
+    --dry-run prints the write.
+
+    \b
+    Examples:
+      cxlctl --sim inject-protocol-error 0000:0d:00.0 -p mem -s correctable --dry-run
+      cxlctl inject-protocol-error 0000:0c:00.0 -p cache -s uncorrectable -y --json
+    """
+    import re
+
+    app = app_of(ctx)
+    for d in dports:
+        if not re.fullmatch(_DPORT_RE, d) or ".." in d:
+            raise UsageError(f"inject-protocol-error: {d!r} is not a dport device name")
+    error_type = devops.PROTOCOL_ERRORS[(protocol, severity)]
+    change = Change(
+        app,
+        "inject-protocol-error",
+        opts,
+        destroys=f"the normal operation of the link (a CXL.{protocol} {severity} protocol error)",
+    )
+
+    def action(dport: str, rec: Recorder | None, _hook: ProgressHook) -> Any:
+        name = devops.inject_protocol_error(app.backend, dport, error_type, rec)
+        details = {"dport": dport, "error_type": error_type, "error_name": name}
+        return Outcome.CHANGED, f"{dport}: injected {error_type:#x} ({name})", details
+
+    change.run(list(dports), action)

@@ -13,6 +13,7 @@ from ..errors import UsageError
 from ..memdev import Memdev
 from ..tracefs import media_error_json, poison_flags
 from . import CONTEXT, App, app_of, fmt_of, memdevs_argument, output_option, selected
+from .change import change_options
 from .options import Size, deprecated, range_options
 
 
@@ -98,10 +99,12 @@ def poison_json(app: App, name: str, rng: tuple[int, int] | None) -> dict[str, A
     multiple=True,
     help="Clear poison at DPA first (debugfs; changes the device: needs MEMDEV).",
 )
+@change_options(destructive=True, output=False)
 @output_option()
 @click.pass_context
 def poison(
     ctx: click.Context,
+    /,
     memdevs: Sequence[str],
     offset: int | None,
     size: int | None,
@@ -109,6 +112,7 @@ def poison(
     clear: tuple[int, ...],
     output: str,
     as_json: bool,
+    **opts: Any,
 ) -> None:
     """List memdevs' poison (Get Poison List), optionally only within a range.
 
@@ -119,26 +123,32 @@ def poison(
     "more" and "overflow" are the device's flags as the kernel saw them; an
     overflowed list is incomplete until a Scan Media. -O/--offset and -s/--size
     select a range of device physical address (the old positional START-END or
-    START+LENGTH still works, with a warning). --inject/--clear write a DPA to
-    debugfs inject_poison/clear_poison first: they change the device (test
-    systems only), so they need an explicit MEMDEV (or `all`). Needs root on a
-    real system.
+    START+LENGTH still works, with a warning). --inject/--clear are
+    `inject-media-poison`/`clear-media-poison` first (debugfs
+    inject_poison/clear_poison), under the same contract: they change the device
+    (test systems only), so they need an explicit MEMDEV (or `all`); --inject
+    asks on a terminal and otherwise needs -y/--yes; --dry-run prints the writes
+    and lists nothing. Needs root on a real system.
 
     \b
     Examples:
       cxlctl --sim poison mem0
       cxlctl --sim poison mem0 -O 0 -s 1M --json
-      cxlctl --sim poison mem0 --inject 0x3000 -O 0x3000 -s 64
+      cxlctl --sim poison mem0 --inject 0x3000 -y -O 0x3000 -s 64
     """
     app = app_of(ctx)
     args, rng = _range(memdevs, offset, size)
     changes = bool(inject or clear)
     names = app.backend.select(args, serial=bool(ctx.meta.get("cxlctl.serial")), explicit=changes)
-    for name in names:
-        for dpa in inject:
-            app.backend.inject_poison(name, dpa)
-        for dpa in clear:
-            app.backend.clear_poison(name, dpa)
+    if changes:
+        from .device import run_poison
+
+        fmt = fmt_of(output, as_json)
+        for on, dpas in ((True, inject), (False, clear)):
+            if dpas:
+                run_poison(app, names, on, dpas, {**opts, "output": fmt}, report=False)
+        if opts.get("dry_run"):
+            return
     rows = app.each(names, lambda name: poison_json(app, name, rng))
     if fmt_of(output, as_json) == "json":
         app.json(rows)

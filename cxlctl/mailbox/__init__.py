@@ -280,6 +280,7 @@ GET_EVENT_INTERRUPT_POLICY = C(
 SET_EVENT_INTERRUPT_POLICY = C(
     "set-event-interrupt-policy", "Set Event Interrupt Policy", 0x0103, None, VARIABLE, 0,
     undecoded, destructive=True, effects=0x0002, in_layout=lay.EventInterruptPolicy,
+    verbs=("set-event-interrupt-policy",),
 )  # fmt: skip
 # Firmware update (8.2.9.3)
 GET_FW_INFO = C(
@@ -302,7 +303,7 @@ GET_TIMESTAMP = C(
 )  # fmt: skip
 SET_TIMESTAMP = C(
     "set-timestamp", "Set Timestamp", 0x0301, None, 8, 0, undecoded,
-    destructive=True, effects=0x0008, in_layout=lay.TimestampOut,
+    destructive=True, effects=0x0008, in_layout=lay.TimestampOut, verbs=("set-timestamp",),
 )  # fmt: skip
 # Logs (8.2.9.5)
 GET_SUPPORTED_LOGS = C(
@@ -321,7 +322,7 @@ GET_LOG_CAPS = C(
 )  # fmt: skip
 CLEAR_LOG = C(
     "clear-log", "Clear Log", 0x0403, K.CLEAR_LOG, 0x10, 0, undecoded,
-    destructive=True, effects=0x0010, in_layout=lay.LogUuidIn,
+    destructive=True, effects=0x0010, in_layout=lay.LogUuidIn, verbs=("clear-log",),
 )  # fmt: skip
 POPULATE_LOG = C(
     "populate-log", "Populate Log", 0x0404, None, 0x10, 0, undecoded,
@@ -389,6 +390,7 @@ SET_SHUTDOWN_STATE = C(
     "set-shutdown-state", "Set Shutdown State", 0x4204, K.SET_SHUTDOWN_STATE, 1, 0,
     undecoded, destructive=True, effects=0x0008, in_layout=lay.ShutdownStateOut,
     raw_disabled=True, bridge_exclusive=True,
+    verbs=("set-shutdown-state",),
 )  # fmt: skip
 GET_POISON_LIST = C(
     "get-poison-list", "Get Poison List", 0x4300, None, 0x10, VARIABLE, _poison_list,

@@ -18,7 +18,7 @@ DPA = 0x1000
 
 @pytest.fixture
 def poisoned(pmem: Memdev) -> Iterator[Memdev]:
-    r = cxlctl("poison", pmem.name, "--inject", hex(DPA), "--json")
+    r = cxlctl("poison", pmem.name, "--inject", hex(DPA), "-y", "--json")
     assert r.returncode == 0, r.stderr
     try:
         yield pmem
@@ -48,7 +48,7 @@ def test_list_media_errors_agrees_with_cxl_cli(poisoned: Memdev) -> None:
 
 
 def test_cleared_poison_is_gone(pmem: Memdev) -> None:
-    assert cxlctl("poison", pmem.name, "--inject", hex(DPA)).returncode == 0
+    assert cxlctl("poison", pmem.name, "--inject", hex(DPA), "-y").returncode == 0
     assert cxlctl("poison", pmem.name, "--clear", hex(DPA)).returncode == 0
     r = cxlctl("list", pmem.name, "-L", "--json")
     assert r.returncode == 0, r.stderr

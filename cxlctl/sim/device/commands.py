@@ -87,7 +87,11 @@ def _clear_log(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     want = str(_uuid.UUID(bytes=p[:16]))
     if want not in {u for u, _ in dev.supported_logs()}:
         return RC.INVALID_LOG, b""
-    return RC.UNSUPPORTED, b""  # the CEL cannot be cleared
+    if want != VENDOR_DEBUG_UUID:
+        return RC.UNSUPPORTED, b""  # the CEL cannot be cleared
+    dev.vendor_debug_cleared = True
+    dev.persist(vendor_debug_cleared=True)
+    return RC.SUCCESS, b""
 
 
 @handles(mb.GET_SUPPORTED_LOGS_SUB_LIST)
@@ -114,6 +118,7 @@ def _get_timestamp(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
 def _set_timestamp(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     dev.timestamp_base_ns = int.from_bytes(p[:8], "little")
     dev.timestamp_set_at = time.monotonic_ns()
+    dev.persist(timestamp=[dev.timestamp_base_ns, time.time_ns()])
     return RC.SUCCESS, b""
 
 
@@ -279,6 +284,7 @@ def _set_shutdown(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     if p[0] & ~1:
         return RC.INVALID_INPUT, b""
     dev.dirty_shutdown = bool(p[0] & 1)
+    dev.persist(dirty_shutdown=dev.dirty_shutdown)
     return RC.SUCCESS, b""
 
 

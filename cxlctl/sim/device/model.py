@@ -373,6 +373,14 @@ class TypeThreeDevice:
         nxt = st.get("next_partition")
         if isinstance(nxt, list) and len(nxt) == 2 and all(isinstance(x, int) for x in nxt):
             self.next_volatile, self.next_persistent = nxt
+        # what Set Timestamp, Set Shutdown State and Clear Log left (CXLCTL_SIM_STATE)
+        ts = st.get("timestamp")
+        if isinstance(ts, list) and len(ts) == 2 and all(type(x) is int for x in ts):
+            # the device's clock kept running while no process modelled it
+            self.timestamp_base_ns = ts[0] + (time.time_ns() - ts[1])
+        if type(st.get("dirty_shutdown")) is bool:
+            self.dirty_shutdown = st["dirty_shutdown"]
+        self.vendor_debug_cleared = st.get("vendor_debug_cleared") is True
 
     def persist(self, **updates: Any) -> None:
         """Keep device state between processes when CXLCTL_SIM_STATE is set."""
@@ -465,8 +473,10 @@ class TypeThreeDevice:
     def supported_logs(self) -> list[tuple[str, bytes]]:
         logs = [(CEL_UUID, self.cel_bytes())]
         if self.config.profile == "full":
-            # larger than payload_max, so reading it takes more than one Get Log
-            logs.append((VENDOR_DEBUG_UUID, vendor_debug_log(self.config.serial)))
+            # larger than payload_max, so reading it takes more than one Get Log;
+            # empty once Clear Log cleared it
+            log = b"" if self.vendor_debug_cleared else vendor_debug_log(self.config.serial)
+            logs.append((VENDOR_DEBUG_UUID, log))
         return logs
 
     def now_ns(self) -> int:

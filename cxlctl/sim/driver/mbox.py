@@ -463,6 +463,10 @@ class SimDriver:
             raise _fault()
         f = SEND_FORMAT.unpack_from(arg)
         opcode, size_in, size_out = self._validate(f)
+        # cxl_mbox_cmd_ctor() (still in cxl_validate_cmd_from_user())
+        payload = self.mem.copy_from_user(f[7], size_in) if size_in else b""
+        if payload and not payload_from_user_allowed(opcode, payload):
+            raise _err(errno.EBUSY)
         # #1 of __cxl_pci_mbox_send_cmd(): the doorbell of a command the device has not
         # finished yet ("mailbox queue busy")
         if self.doorbell_busy_until and time.monotonic() < self.doorbell_busy_until:
@@ -470,10 +474,6 @@ class SimDriver:
         # a sanitize owns the mailbox: every command but Get Health Info is EBUSY
         # (__cxl_pci_mbox_send_cmd() while security.poll_tmo_secs is set)
         if opcode != _GET_HEALTH_INFO and self.device.sanitizing():
-            raise _err(errno.EBUSY)
-        # cxl_mbox_cmd_ctor()
-        payload = self.mem.copy_from_user(f[7], size_in) if size_in else b""
-        if payload and not payload_from_user_allowed(opcode, payload):
             raise _err(errno.EBUSY)
         if size_out == VAR:
             size_out = self.payload_size

@@ -131,6 +131,18 @@ class SimTracing:
         )
         self._emit("cxl_poison", body)
 
+    # -- EINJ (drivers/cxl/core/port.c: cxl/einj_types, cxl/DPORT/einj_inject) --
+    def einj_types(self) -> str | None:
+        """None: the simulated platform is QEMU's, whose ACPI tables have no EINJ, so
+        Linux creates neither einj_types nor any dport's einj_inject."""
+        return None
+
+    def einj_inject(self, dport: str, error_type: int) -> None:
+        raise UnsupportedCommand(
+            f"{dport}: /sys/kernel/debug/cxl/{dport}/einj_inject is missing: the platform "
+            "offers no EINJ"
+        )
+
     # -- event logs (cxl_mem_get_event_records) --
     def drain_event_logs(self) -> None:
         """What the driver does at probe and on each event interrupt."""
