@@ -179,7 +179,7 @@ ERROR_CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
         ["send", "mem0", "set-partition-info", "-x", "00" * 10],
         QEMU,
         4,
-        r"set-partition-info: not supported .*\[ENOTTY\]",
+        r"set-partition-info: not available on this device: its Command Effects Log .*\[ENOTTY\]",
     ),
     (
         "health on qemu",

@@ -111,12 +111,21 @@ def every_command(d: str) -> dict[str, list[str]]:
         "wait-sanitize": ["wait-sanitize", "mem1", "--json"],
         "inject-media-poison": ["inject-media-poison", "mem0", "-a", "0x40", "-y", "--json"],
         "clear-media-poison": ["clear-media-poison", "mem0", "-a", "0x40", "--json"],
+        # the simulated platform offers no EINJ (exit 4): its help is what prints
+        "inject-protocol-error": ["inject-protocol-error", "--help"],
+        "set-timestamp": ["set-timestamp", "mem1", "--now", "--json"],
+        "set-shutdown-state": ["set-shutdown-state", "mem1", "dirty", "--json"],
+        "clear-log": ["clear-log", "mem0", "vendor-debug", "-y", "--json"],
+        "set-event-interrupt-policy": ["set-event-interrupt-policy", "mem0", "--info", "none"],
     }
 
 
 #: the environment a command's invocation needs beyond ENV (RAW for a command
 #: Linux has no id for)
-COMMAND_ENV: dict[str, dict[str, str]] = {"event-interrupt-policy": {"CXLCTL_SIM_RAW": "1"}}
+COMMAND_ENV: dict[str, dict[str, str]] = {
+    name: {"CXLCTL_SIM_RAW": "1"}
+    for name in ("event-interrupt-policy", "set-timestamp", "set-event-interrupt-policy")
+}
 
 
 class Run(TypedDict):

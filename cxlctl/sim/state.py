@@ -29,7 +29,7 @@ import errno
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import CxlError, UsageError
@@ -345,4 +345,19 @@ def save_state(state_dir: str | None, serial: int, **updates: Any) -> None:
     name = _json_name(serial)
     with locked(state_dir) as dfd:
         data = {**_read_json(dfd, state_dir, name, MAX_STATE_BYTES), **updates}
+        _replace(dfd, state_dir, name, json.dumps(data, sort_keys=True).encode())
+
+
+def modify_state(
+    state_dir: str | None, serial: int, change: Callable[[dict[str, Any]], dict[str, Any]]
+) -> None:
+    """Read-modify-write under one hold of the lock: ``change(saved)`` returns the
+    updates, computed from what is saved now (so an update of a list another process
+    changed meanwhile is never lost)."""
+    if not state_dir:
+        return
+    name = _json_name(serial)
+    with locked(state_dir) as dfd:
+        data = _read_json(dfd, state_dir, name, MAX_STATE_BYTES)
+        data.update(change(data))
         _replace(dfd, state_dir, name, json.dumps(data, sort_keys=True).encode())

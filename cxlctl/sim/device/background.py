@@ -317,10 +317,12 @@ def wipe(dev: TypeThreeDevice) -> None:
         n = min(step, size - off)
         if any(dev.lsa[off : off + n]):
             dev.lsa[off : off + n] = bytes(n)
-    st = media.state(dev)
-    st.poison.clear()
-    st.cursor = None
-    st.scan_results = None
-    st.overflow_ts = 0
+
+    def gone(st: media.MediaState) -> None:
+        st.poison.clear()
+        st.scan_results = None
+        st.overflow_ts = 0
+
+    media.update(dev, gone)
     dev.media_generation = getattr(dev, "media_generation", 0) + 1
     dev.persist(media_generation=dev.media_generation)

@@ -13,10 +13,13 @@ Get Scan Media Results hands its records out in pages the same way.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
+from typing import Any
 
 from ... import mailbox as mb
 from ...mailbox import layouts as lay
 from ...mailbox.names import POISON_LEN_MULT, PoisonFlag, PoisonSource, ScanFlag
+from ..state import load_state, modify_state
 from .model import RC, TypeThreeDevice, handles
 
 SOURCE_INJECTED = int(PoisonSource.INJECTED)
@@ -44,10 +47,44 @@ def state(dev: TypeThreeDevice) -> MediaState:
     st: MediaState | None = getattr(dev, "_media_state", None)
     if st is None:
         st = MediaState()
-        if dev.config.profile == "full" and not getattr(dev, "media_generation", 0):
+        saved = load_state(dev.state_dir, dev.config.serial)
+        if "poison" in saved:  # what inject/clear/sanitize left (CXLCTL_SIM_STATE)
+            _load(st, saved)
+        elif dev.config.profile == "full" and not getattr(dev, "media_generation", 0):
             _seed(dev, st)
         dev._media_state = st  # type: ignore[attr-defined]
     return st
+
+
+def _load(st: MediaState, saved: dict[str, Any]) -> None:
+    st.poison = {}
+    entries = saved.get("poison")
+    for e in entries if isinstance(entries, list) else []:
+        if isinstance(e, list) and len(e) == 3 and all(type(x) is int for x in e):
+            st.poison[e[0]] = (e[1], e[2])
+    ts = saved.get("poison_overflow_ts")
+    st.overflow_ts = ts if type(ts) is int else 0
+
+
+def update(dev: TypeThreeDevice, op: Callable[[MediaState], None]) -> None:
+    """Change the poison list: with CXLCTL_SIM_STATE, on the saved list (re-read and
+    written under one hold of the lock: concurrent injectors lose nothing)."""
+    st = state(dev)
+    if not dev.state_dir:
+        op(st)
+        return
+
+    def change(saved: dict[str, Any]) -> dict[str, Any]:
+        if "poison" in saved:
+            _load(st, saved)
+        op(st)
+        st.cursor = None
+        return {
+            "poison": [[d, ln, src] for d, (ln, src) in sorted(st.poison.items())],
+            "poison_overflow_ts": st.overflow_ts,
+        }
+
+    modify_state(dev.state_dir, dev.config.serial, change)
 
 
 def _seed(dev: TypeThreeDevice, st: MediaState) -> None:
@@ -80,7 +117,12 @@ def _record(dpa: int, length: int, source: int) -> bytes:
 
 def inject(dev: TypeThreeDevice, dpa: int, length: int = 64, source: int = SOURCE_INJECTED) -> None:
     """Add an entry (the device half of Inject Poison, also used to seed tests)."""
-    st = state(dev)
+    _add(dev, state(dev), dpa, length, source)
+
+
+def _add(
+    dev: TypeThreeDevice, st: MediaState, dpa: int, length: int = 64, source: int = SOURCE_INJECTED
+) -> None:
     if dpa in st.poison:
         return
     if st.overflow_ts or len(st.poison) >= st.max_records:
@@ -116,13 +158,16 @@ def _inject_poison(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     dpa = int(lay.InjectPoisonIn.from_buffer_copy(p).address)
     if not _in_range(dev, dpa):
         return RC.INVALID_PHYSICAL_ADDRESS, b""
-    inject(dev, dpa)
+    update(dev, lambda st: _add(dev, st, dpa))
     return RC.SUCCESS, b""
 
 
 def clear(dev: TypeThreeDevice, dpa: int) -> None:
     """Remove 64 bytes at ``dpa`` from the list, splitting a longer entry."""
-    st = state(dev)
+    _remove(state(dev), dpa)
+
+
+def _remove(st: MediaState, dpa: int) -> None:
     for start, (length, source) in sorted(st.poison.items()):
         if start <= dpa < start + length:
             del st.poison[start]
@@ -139,7 +184,7 @@ def _clear_poison(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     dpa = int(lay.ClearPoisonIn.from_buffer_copy(p).address)
     if not _in_range(dev, dpa):
         return RC.INVALID_PHYSICAL_ADDRESS, b""
-    clear(dev, dpa)
+    update(dev, lambda st: _remove(st, dpa))
     return RC.SUCCESS, b""
 
 

@@ -219,12 +219,14 @@ class FwUpload:
             if rc == RC.BACKGROUND_COMMAND_STARTED and dev.bg is not None:
                 dev.bg.started = min(last_done, now)  # it began when the last one ended
                 up.in_flight = len(part) - bgm.XFER_HEADER
-                changed = True
+                # saved with every part, as the device saves its own progress: a
+                # process killed here leaves an upload that resumes where the device is
+                self._save()
                 continue
             if rc in (RC.SUCCESS, RC.BACKGROUND_COMMAND_STARTED):  # finished at once
                 up.offset += len(part) - bgm.XFER_HEADER
                 up.remaining = up.size - up.offset
-                changed = True
+                self._save()
                 continue
             up.status = "idle"
             up.error = "transferring:" + ("busy" if rc == RC.BUSY else "hw-error")
