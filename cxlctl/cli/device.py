@@ -383,12 +383,14 @@ def inject_protocol_error(
         app,
         "inject-protocol-error",
         opts,
-        destroys=f"the normal operation of the link (a CXL.{protocol} {severity} protocol error)",
+        destroys=None,
+        asks=f"inject a CXL.{protocol} {severity} protocol error (it may stop the link) at",
+        kind="dport",
     )
 
     def action(dport: str, rec: Recorder | None, _hook: ProgressHook) -> Any:
         name = devops.inject_protocol_error(app.backend, dport, error_type, rec)
-        details = {"dport": dport, "error_type": error_type, "error_name": name}
+        details = {"error_type": error_type, "error_name": name}
         return Outcome.CHANGED, f"{dport}: injected {error_type:#x} ({name})", details
 
     change.run(list(dports), action)

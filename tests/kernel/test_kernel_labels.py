@@ -26,7 +26,7 @@ def test_set_lsa_busy_while_bridge_owns_labels(pmem: Memdev) -> None:
     assert pmem.bound
     rc, err = set_lsa(pmem, OFFSET, b"\x5a" * 16)
     assert rc == 7, (rc, err)
-    assert "the kernel has claimed SET_LSA for exclusive use" in err
+    assert "the kernel has claimed Set Label Storage Area for exclusive use" in err
     assert "[EBUSY]" in err
     assert "disable the memdev" in err
 
