@@ -45,7 +45,8 @@ NOT_READ = {
     "enable-memdev", "set-alert-config", "create-region", "enable-region",
     "disable-region", "destroy-region", "reserve-dpa", "free-dpa", "enable-port",
     "disable-port", "disable-bus", "set-partition", "update-firmware", "sanitize",
-    "secure-erase", "inject-media-poison", "clear-media-poison",
+    "secure-erase", "inject-media-poison", "clear-media-poison", "inject-protocol-error",
+    "set-timestamp", "set-shutdown-state", "clear-log", "set-event-interrupt-policy",
 }  # fmt: skip
 #: one of each fault class (rc: a failure, and Background Command Started)
 FAULT_CLASSES = (
