@@ -288,8 +288,8 @@ class Memdev:
             if rc == mb.ReturnCode.BUSY:
                 from . import why
 
-                cause, e.hint = why.busy(self.backend, self.name, opcode=opcode, device_busy=True)
-                e.message += f": {cause}"
+                cause, hint = why.busy(self.backend, self.name, opcode=opcode, device_busy=True)
+                e.hint = f"{cause}: {hint}"
             raise
 
     def raw_available(self) -> bool:
