@@ -132,7 +132,9 @@ def test_a_persistent_busy_is_exit_3_naming_the_return_code(
 ) -> None:
     r = matrix[("identify", "busy=100", "json")]
     assert r["rc"] == int(ExitCode.DEVICE_ERROR)
-    assert r["stderr"] == b"cxlctl: mem0: identify: device returned Busy (0x6)\n"
+    line = b"cxlctl: mem0: identify: device returned Busy (0x6) (hint: the device is busy"
+    assert r["stderr"].startswith(line)  # with the hint for that cause (cxlctl/why.py)
+    assert r["stderr"].count(b"\n") == 1
 
 
 def test_a_vanished_device_is_a_timeout_then_gone(
