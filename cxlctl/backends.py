@@ -443,10 +443,12 @@ class SimBackend(Backend):
         if devices is None:
             from . import sim
 
-            kinds = [k for k in os.environ.get("CXLCTL_SIM_DEVICES", "").split(",") if k]
+            spec = os.environ.get("CXLCTL_SIM_DEVICES", "")
+            # "none": a machine without CXL memdevs, to rehearse that case
+            kinds = [] if spec.strip() == "none" else [k for k in spec.split(",") if k]
             try:
                 devices = sim.make_devices(
-                    kinds or sim.DEFAULT_KINDS,
+                    kinds or ([] if spec.strip() == "none" else sim.DEFAULT_KINDS),
                     profile=os.environ.get("CXLCTL_SIM_PROFILE") or "full",
                     raw_commands=os.environ.get("CXLCTL_SIM_RAW", "") == "1",
                     state_dir=state_dir,

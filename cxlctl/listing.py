@@ -627,3 +627,13 @@ def _add(obj: Json | None, key: str, arr: list[Json] | None) -> None:
 def cxl_list(topo: Topology, params: Params, memdev_json: MemdevJson | None = None) -> list[Json]:
     """``cxl list`` over ``topo``: always a list (cxl-cli unwraps a single object)."""
     return Walker(topo, params.normalise(), memdev_json).walk()
+
+
+def cxl_cli_json(objects: list[Json], human: bool) -> list[Json] | Json | None:
+    """What ``cxl list`` prints for OBJECTS (ndctl's ``util_display_json_array``):
+    the array, except that with ``-u`` (HUMAN) a single object is printed bare and
+    no object prints nothing at all (None).  Without ``-u`` even an empty result
+    is an array: ``[]``."""
+    if len(objects) > 1 or not human:
+        return objects
+    return objects[0] if objects else None

@@ -84,8 +84,10 @@ def test_labels_need_disable_memdev(cli: Callable[..., Result], tmp_path: Path) 
     assert cli("zero-labels", "-y", "mem0", "mem1", "-s", "64", env=env).exit_code == 7
 
     assert cli("disable-memdev", "mem0", env=env).exit_code == 0
-    listed = json.loads(cli("list", "--json", env=env).stdout)
+    listed = json.loads(cli("list", "-i", "--json", env=env).stdout)
     assert [d.get("state") for d in listed] == ["disabled", None, None]
+    hidden = cli("list", "--json", env=env)  # cxl-cli: disabled memdevs need -i
+    assert [d["memdev"] for d in json.loads(hidden.stdout)] == ["mem1", "mem2"]
     query = json.loads(cli("query", "mem0", "--json", env=env).stdout)[0]["commands"]
     assert not any(c["exclusive"] for c in query)  # the bridge's claim went with it
 
@@ -417,7 +419,8 @@ def test_seam_disable_and_enable_write_sysfs(fake: Callable[..., Kernel]) -> Non
          "state": "disabled"}
     ]  # fmt: skip
     assert fs.writes == [("bus/cxl/drivers/cxl_mem/unbind", "mem0")]
-    (listed,) = json.loads(kernel("list", "--json").stdout)
+    assert json.loads(kernel("list", "--json").stdout) == []  # hidden without -i
+    (listed,) = json.loads(kernel("list", "-i", "--json").stdout)
     assert listed["state"] == "disabled"
     # the bridge is gone: labels can be written now
     r = kernel("write-labels", "-y", "mem0", "-s", "16", input=LABELS)

@@ -13,6 +13,7 @@ from ..errors import CxlError
 from ..memdev import VARIABLE_SIZE, Memdev, kernel_command_name
 from . import CONTEXT, App, app_of, complete, fmt_of, memdevs_argument, output_option, selected
 from .options import MemdevArgument
+from .output import message
 from .topology import params_of, topology_list, topology_options, wants_topology
 
 if TYPE_CHECKING:
@@ -146,6 +147,13 @@ def _firmware_json(md: Memdev, backend: Any = None) -> dict[str, Any]:
     "-L", "--media-errors", is_flag=True, help="Include media errors (the poison list; root)."
 )
 @topology_options
+@click.option(
+    "--cxl-compat",
+    "cxl_compat",
+    is_flag=True,
+    help="Print exactly what cxl-cli 81's `cxl list` prints: JSON, its keys only, and "
+    "with -u a single object unwrapped (no array).",
+)
 @output_option()
 @click.pass_context
 def list_cmd(
@@ -159,6 +167,7 @@ def list_cmd(
     media_errors: bool,
     output: str,
     as_json: bool,
+    cxl_compat: bool,
     **topo: Any,
 ) -> None:
     """List memdevs, or with -B -P -E -D -T -R -X the CXL topology, as cxl list.
@@ -168,7 +177,15 @@ def list_cmd(
     The topology options walk sysfs as libcxl does and print cxl-cli's objects,
     keys and nesting (ports:root0, endpoints:port1, decoders:endpoint2,
     regions:decoder0.0, mappings...); tables show a tree, or a region or decoder
-    table with -R or -D alone. -i adds disabled and idle objects.
+    table with -R or -D alone. Disabled memdevs (and idle objects) are hidden,
+    as cxl-cli hides them; -i shows them. With no CXL memdevs at all, JSON is
+    `[]` (jsonl and plain: no lines) and the exit status 0.
+
+    --cxl-compat is for scripts written for cxl-cli: the output is cxl-cli's
+    JSON, object for object (the filter walk of cxl/filter.c, cxl-cli's keys
+    only: no payload_max, label_storage_size, backend), and with -u a single
+    object is printed bare, not in an array, as util_display_json_array() does.
+    Without --cxl-compat, JSON is always an array.
 
     \b
     Examples:
@@ -181,10 +198,11 @@ def list_cmd(
       cxlctl --sim list -R -T
       cxlctl --sim list -D -d root -u --json
       cxlctl --sim list -v
+      cxlctl --sim list -M -H -I -F -u --cxl-compat
     """
     app = app_of(ctx)
     human = app.human
-    if wants_topology(topo):
+    if wants_topology(topo) or cxl_compat:
         params = params_of(topo, memdevs, human)
         flags = {"partition": partition, "firmware": firmware, "health": health,
                  "alert_config": alert_config, "media_errors": media_errors}  # fmt: skip
@@ -199,14 +217,24 @@ def list_cmd(
             out: dict[str, Any] = rd.humanize(d) if human else d
             return out
 
-        topology_list(app, params, fmt_of(output, as_json), one)
+        topology_list(app, params, fmt_of(output, as_json), one, cxl_compat=cxl_compat)
         return
     if topo.get("memdev_filter"):
         memdevs = (*memdevs, *topo["memdev_filter"].split(","))
+    fmt = fmt_of(output, as_json)
+    if not memdevs and not app.backend.names():  # an empty inventory is not an error
+        if fmt == "json":
+            app.json([])
+        elif output != "plain":
+            e = app.backend.no_devices()
+            message(f"cxlctl: {e}" + (f" (hint: {e.hint})" if e.hint else ""))
+        return
     names = app.backend.select(memdevs)
     if topo.get("serial_filter"):
         want = {int(s, 0) for s in topo["serial_filter"].split(",") if s}
         names = [n for n in names if app.backend.info(n).serial in want]
+    hidden = [] if topo.get("idle") else [n for n in names if not app.backend.enabled(n)]
+    names = [n for n in names if n not in hidden]  # cxl-cli: disabled memdevs need -i
     data = [
         memdev_json(
             app,
@@ -219,12 +247,17 @@ def list_cmd(
         )
         for n in names
     ]
-    if fmt_of(output, as_json) == "json":
+    if fmt == "json":
         app.json(data)
         return
-    cols, rows = list_table(data, media_errors=media_errors)
-    title = "CXL memdevs" + ("" if app.backend.simulated else f" ({app.backend.name})")
-    rd.print_table(app.style, title, cols, rows, simulated=app.backend.simulated)
+    if data or output == "plain":
+        cols, rows = list_table(data, media_errors=media_errors)
+        title = "CXL memdevs" + ("" if app.backend.simulated else f" ({app.backend.name})")
+        rd.print_table(app.style, title, cols, rows, simulated=app.backend.simulated)
+    if hidden and output != "plain":
+        n = len(hidden)
+        message(f"cxlctl: {n} disabled memdev{'s' * (n > 1)} not shown "
+                       f"({', '.join(hidden)}); -i shows {'them' if n > 1 else 'it'}")  # fmt: skip
 
 
 def list_table(

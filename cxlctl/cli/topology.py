@@ -125,6 +125,8 @@ def topology_list(
     params: Params,
     fmt: str,
     memdev_json: Callable[[Memdev], dict[str, Any]] | None = None,
+    *,
+    cxl_compat: bool = False,
 ) -> None:
     if params.single and not params.port_filter:
         from ..errors import UsageError
@@ -135,6 +137,13 @@ def topology_list(
 
     topo = read_topology(app.backend.sysfs_seam)
     data = cxl_list(topo, params, memdev_json)
+    if cxl_compat:  # cxl-cli prints JSON only, and unwraps one object under -u
+        from ..listing import cxl_cli_json
+
+        shown = cxl_cli_json(data, params.human)
+        if shown is not None:
+            rd.dump_json(shown)
+        return
     if fmt == "json":
         rd.dump_json(data)
         return

@@ -44,9 +44,11 @@ ENV = "CXLCTL_SIM_STATE"
 class StateError(CxlError):
     """The simulator's state directory or one of its files cannot be used."""
 
-    def __init__(self, path: str, why: str) -> None:
+    def __init__(self, path: str, why: str, *, setting: bool = False) -> None:
+        # SETTING: PATH is the directory CXLCTL_SIM_STATE names; say so in the one line
+        where = f"{ENV}={path}" if setting else f"simulator state: {path}"
         super().__init__(
-            f"simulator state: {path}: {why}",
+            f"{where}: {why}",
             hint=f"fix or remove it, or point {ENV} at another directory",
         )
         self.path = path
@@ -74,28 +76,40 @@ def open_dir(path: str, *, create: bool = True) -> int:
         try:
             os.makedirs(path, mode=0o700, exist_ok=True)
         except FileExistsError:
-            raise StateError(path, "exists and is not a directory") from None
+            raise StateError(path, "exists and is not a directory", setting=True) from None
         except NotADirectoryError:
-            raise StateError(path, "a component of the path is not a directory") from None
+            raise StateError(
+                path, "a component of the path is not a directory", setting=True
+            ) from None
         except OSError as e:
-            raise StateError(path, f"cannot create the directory: {_why(e)}") from None
+            raise StateError(
+                path, f"cannot create the directory: {_why(e)}", setting=True
+            ) from None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise StateError(path, "is a symbolic link; give the real directory") from None
+            raise StateError(
+                path, "is a symbolic link; give the real directory", setting=True
+            ) from None
         if e.errno == errno.ENOTDIR:
             if os.path.islink(path):
-                raise StateError(path, "is a symbolic link; give the real directory") from None
-            raise StateError(path, "is not a directory") from None
-        raise StateError(path, f"cannot open the directory: {_why(e)}") from None
+                raise StateError(
+                    path, "is a symbolic link; give the real directory", setting=True
+                ) from None
+            raise StateError(path, "is not a directory", setting=True) from None
+        raise StateError(path, f"cannot open the directory: {_why(e)}", setting=True) from None
     try:
         st = os.fstat(fd)
         if st.st_uid != os.geteuid():
-            raise StateError(path, f"is owned by uid {st.st_uid}, not by you (uid {os.geteuid()})")
+            raise StateError(
+                path, f"is owned by uid {st.st_uid}, not by you (uid {os.geteuid()})", setting=True
+            )
         if st.st_mode & 0o022:
             raise StateError(
-                path, f"is writable by others (mode {stat.S_IMODE(st.st_mode):04o}); chmod go-w it"
+                path,
+                f"is writable by others (mode {stat.S_IMODE(st.st_mode):04o}); chmod go-w it",
+                setting=True,
             )
     except BaseException:
         os.close(fd)
