@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stack = os.environ.get("CXLCTL_VM_STACK", "?")
     print(
-        f"kernel identify benchmark ({dev}, {ident.fw_revision}, stack {stack}, "
+        f"kernel identify benchmark ({dev}, {ident.firmware_version}, stack {stack}, "
         f"kernel {os.uname().release}, {a.rounds} rounds of {a.seconds:g} s):"
     )
     py = statistics.median(py_rates)

@@ -8,7 +8,7 @@ The library in three calls::
         print(m.memdev, m.serial, m.pmem_size)
 
     with cxlctl.open("mem0", backend="sim") as dev:   # backend: "kernel" (default) or "sim"
-        print(dev.health().temperature, dev.identify().fw_revision)
+        print(dev.health().temperature, dev.identify().firmware_version)
 
 :func:`open` returns a :class:`Device` (typed commands: ``identify``, ``health``,
 ``partition_info``, ``fw_info``, ``alert_config``, ``shutdown_state``,

@@ -2,7 +2,7 @@
 
 >>> import cxlctl
 >>> with cxlctl.open("mem0", backend="sim") as dev:
-...     dev.identify().fw_revision
+...     dev.identify().firmware_version
 'BWFW VERSION 00'
 
 One :class:`Device` per open memdev: the device node is opened once, the kernel's

@@ -1,7 +1,7 @@
 """One memdev: typed mailbox commands over a transport, plain values back.
 
 >>> from cxlctl.backends import open_backend
->>> open_backend("sim").memdev("mem0").identify().fw_revision
+>>> open_backend("sim").memdev("mem0").identify().firmware_version
 'BWFW VERSION 00'
 
 Nothing here prints; failures are :class:`~cxlctl.errors.CxlError` subclasses whose
@@ -18,7 +18,7 @@ import stat
 import struct
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar
 
 from . import mailbox as mb
 from . import transport as tp
@@ -101,6 +101,8 @@ class Memdev:
         self._payload_max = 0
         #: catalogue command name -> its SEND, packed once (buffers reused)
         self._prepared: dict[str, tp.PreparedCommand] = {}
+        #: the command whose refusal is being explained (its queries are not)
+        self._explaining: str | None = None
 
     @property
     def info(self) -> MemdevInfo:
@@ -197,6 +199,31 @@ class Memdev:
             self._prepared[cmd.name] = p
         return p
 
+    def _refused(self, c: mb.Command[Any], rc: int, payload: bytes) -> NoReturn:
+        """A non-Success return code as MailboxError, with the command's own
+        explanation (which field, which rule, the valid range) when it has one."""
+        why = None
+        if self._explaining is None:  # the explainer's own queries are not explained
+            self._explaining = c.name
+            try:
+                why = c.explain_rc(rc, payload, lambda n: self.decoded(mb.lookup(n)))
+            except Exception:  # an explanation must never hide the device's answer
+                why = None
+            finally:
+                self._explaining = None
+        try:
+            check_retval(self.name, c.name, rc, why)
+        except MailboxError as err:
+            if rc == mb.ReturnCode.BUSY:  # a Busy says why (a background operation)
+                from . import why as busy_why
+
+                cause, hint = busy_why.busy(
+                    self.backend, self.name, opcode=c.opcode, device_busy=True
+                )
+                err.hint = f"{cause}: {hint}"
+            raise
+        raise AssertionError("unreachable: rc is not Success")
+
     def run(self, cmd: mb.Command[Any] | str, payload: bytes = b"") -> bytes:
         """Send and require mailbox Success; return the output payload.
 
@@ -214,7 +241,8 @@ class Memdev:
                     "on the simulator set CXLCTL_SIM_RAW=1",
                 )
             res = self.submit(self.raw_request(c.opcode, payload), c.name)
-            self.check(c.name, res.retval, c.opcode)
+            if res.retval:
+                self._refused(c, res.retval, payload)
             return res.out
         if self.recorder is not None and c.destructive:  # --dry-run records it
             res = self.send(c, payload)
@@ -236,7 +264,7 @@ class Memdev:
         except OSError as e:
             raise self.failed(e, c.name, self.request(c, payload)) from e
         if rc:
-            self.check(c.name, rc, c.opcode)
+            self._refused(c, rc, payload)
         if c.size_out and len(out) > c.size_out and len(out) >= p.out_size:
             import warnings
 
@@ -790,8 +818,11 @@ RETRY_CODES = frozenset({mb.ReturnCode.BUSY, mb.ReturnCode.RETRY_REQUIRED})
 RETRY_DELAYS = (0.001, 0.002, 0.004)
 
 
-def check_retval(name: str, what: str, rc: int) -> None:
+def check_retval(name: str, what: str, rc: int, why: str | None = None) -> None:
+    """MailboxError unless RC is Success; WHY says which field the device refused."""
     if rc != mb.ReturnCode.SUCCESS:
         raise MailboxError(
-            f"{name}: {what}: device returned {mb.return_code_name(rc)} ({rc:#x})", rc
+            f"{name}: {what}: device returned {mb.return_code_name(rc)} ({rc:#x})"
+            + (f": {why}" if why else ""),
+            rc,
         )

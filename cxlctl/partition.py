@@ -51,15 +51,15 @@ def plan_partition(
     partitionable capacity), aligned up (ram) or down (pmem) with ``align``."""
     if mode not in ("ram", "pmem"):
         raise TopologyError(f"type {mode!r}: ram or pmem", errno.EINVAL)
-    alignment = ident.partition_align
+    alignment = ident.partition_alignment_size
     if not alignment:
         raise TopologyError(
             f"{memdev}: no capacity can be repartitioned (partition alignment 0: "
-            f"{_mib(ident.volatile_only_capacity)} volatile-only, "
-            f"{_mib(ident.persistent_only_capacity)} persistent-only)",
+            f"{_mib(ident.volatile_only_size)} volatile-only, "
+            f"{_mib(ident.persistent_only_size)} persistent-only)",
             errno.ENXIO,
         )
-    available = ident.total_capacity - ident.volatile_only_capacity - ident.persistent_only_capacity
+    available = ident.total_size - ident.volatile_only_size - ident.persistent_only_size
     if size is not None and size > available:
         raise TopologyError(
             f"{memdev}: {_mib(size)} exceeds the partitionable capacity ({_mib(available)})",
@@ -89,16 +89,16 @@ def plan_partition(
                 errno.ENOSPC,
             )
     before = {
-        "active_volatile_size": part.active_volatile_capacity,
-        "active_persistent_size": part.active_persistent_capacity,
-        "next_volatile_size": part.next_volatile_capacity,
-        "next_persistent_size": part.next_persistent_capacity,
+        "active_volatile_size": part.active_volatile_size,
+        "active_persistent_size": part.active_persistent_size,
+        "next_volatile_size": part.next_volatile_size,
+        "next_persistent_size": part.next_persistent_size,
     }
-    vol = ident.volatile_only_capacity + volatile
+    vol = ident.volatile_only_size + volatile
     after = {
         **before,
         "next_volatile_size": vol,
-        "next_persistent_size": ident.total_capacity - vol,
+        "next_persistent_size": ident.total_size - vol,
     }
     return PartitionPlan(memdev, volatile, before, after)
 

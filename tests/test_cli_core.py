@@ -60,11 +60,11 @@ def test_identify_json_matches_the_device(cli_json: CliJson) -> None:
     out = cli_json("identify", "--json")
     assert [d["memdev"] for d in out] == ["mem0", "mem1", "mem2"]
     mem0, mem1, mem2 = out
-    assert mem0["fw_revision"] == "BWFW VERSION 00"
-    assert (mem0["total_capacity"], mem0["persistent_only_capacity"]) == (256 << 20, 256 << 20)
-    assert (mem1["volatile_only_capacity"], mem1["persistent_only_capacity"]) == (256 << 20, 0)
-    assert mem2["total_capacity"] == 512 << 20
-    assert mem0["lsa_size"] == 256 << 20
+    assert mem0["firmware_version"] == "BWFW VERSION 00"
+    assert (mem0["total_size"], mem0["persistent_only_size"]) == (256 << 20, 256 << 20)
+    assert (mem1["volatile_only_size"], mem1["persistent_only_size"]) == (256 << 20, 0)
+    assert mem2["total_size"] == 512 << 20
+    assert mem0["label_storage_size"] == 256 << 20
     assert mem0["poison_list_max_mer"] == 256
 
 
@@ -105,7 +105,7 @@ def test_query_full_profile_enables_what_the_cel_lists(cli_json: CliJson) -> Non
 def test_send_decodes_and_reports_return_code(cli_json: CliJson) -> None:
     (out,) = cli_json("send", "mem0", "get-partition-info", "--json")
     assert (out["retval"], out["return_code"], out["out_size"]) == (0, "Success", 32)
-    assert out["decoded"]["active_persistent_capacity"] == 256 << 20
+    assert out["decoded"]["active_persistent_size"] == 256 << 20
 
 
 def test_send_raw_output_round_trips(cli: Cli, tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_raw_with_a_raw_kernel(cli_json: CliJson) -> None:
     (out,) = cli_json("raw", "mem0", "0x4000", "--json", env={"CXLCTL_SIM_RAW": "1"})
     assert out["command"] == "raw 0x4000 (identify)"
     assert out["out_size"] == 69
-    assert out["decoded"]["fw_revision"] == "BWFW VERSION 00"
+    assert out["decoded"]["firmware_version"] == "BWFW VERSION 00"
 
 
 # --- errors: one line, the right exit code ---------------------------------------------

@@ -228,9 +228,9 @@ def test_jsonl_is_one_object_per_line(cli: Cli) -> None:
 
 def test_human_everywhere_json_is_printed(cli: Cli) -> None:
     d = json.loads(cli("identify", "mem0", "-u", "--json").stdout)[0]
-    assert d["total_capacity"] == "256.00 MiB (268.44 MB)"
+    assert d["total_size"] == "256.00 MiB (268.44 MB)"
     d = json.loads(cli("partition", "mem2", "-u", "--json").stdout)[0]
-    assert isinstance(d["active_volatile_capacity"], str)
+    assert isinstance(d["active_volatile_size"], str)
 
 
 # --- hex dumps are xxd's ------------------------------------------------------------

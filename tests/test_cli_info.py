@@ -378,7 +378,7 @@ def test_decode_round_trip_with_send_raw(cli: Cli, tmp_path: Path) -> None:
     d = json.loads(r.stdout)
     assert d["command"] == "identify"
     assert d["length"] == len(raw)
-    assert d["decoded"]["fw_revision"] == "BWFW VERSION 00"
+    assert d["decoded"]["firmware_version"] == "BWFW VERSION 00"
     r = cli("decode", "fw-info", input=raw[:10])
     assert r.exit_code == ExitCode.USAGE  # the input is the user's, not the device's
     assert "get-fw-info" in r.stderr

@@ -115,16 +115,16 @@ def _identify_by_fields(data: bytes) -> dict[str, object]:
         else None
     )
     return {
-        "fw_revision": layouts.fixed_string(base.fw_revision),
-        "total_capacity": int(base.total_capacity) * u,
-        "volatile_only_capacity": int(base.volatile_capacity) * u,
-        "persistent_only_capacity": int(base.persistent_capacity) * u,
-        "partition_align": int(base.partition_align) * u,
+        "firmware_version": layouts.fixed_string(base.fw_revision),
+        "total_size": int(base.total_capacity) * u,
+        "volatile_only_size": int(base.volatile_capacity) * u,
+        "persistent_only_size": int(base.persistent_capacity) * u,
+        "partition_alignment_size": int(base.partition_align) * u,
         "info_event_log_size": int(base.info_event_log_size),
         "warning_event_log_size": int(base.warning_event_log_size),
         "failure_event_log_size": int(base.failure_event_log_size),
         "fatal_event_log_size": int(base.fatal_event_log_size),
-        "lsa_size": int(base.lsa_size),
+        "label_storage_size": int(base.lsa_size),
         "poison_list_max_mer": int.from_bytes(bytes(base.poison_list_max_mer), "little"),
         "inject_poison_limit": int(base.inject_poison_limit),
         "poison_caps": caps,

@@ -155,7 +155,7 @@ def test_overlong_output_decodes_with_a_warning(
     r = matrix[("identify", "overlong", "json")]
     assert r["rc"] == 0
     assert r["stderr"].decode().startswith("cxlctl: warning: mem0: identify: the device returned")
-    assert b'"fw_revision": "BWFW VERSION 00"' in r["stdout"]
+    assert b'"firmware_version": "BWFW VERSION 00"' in r["stdout"]
 
 
 def test_short_output_names_the_memdev(matrix: dict[tuple[str, str, str], Run]) -> None:
@@ -218,7 +218,7 @@ def test_a_failed_return_code_leaves_out_size_as_requested() -> None:
 
 def test_busy_n_times_then_success() -> None:
     md = _memdev("identify:busy=3")
-    assert md.identify().fw_revision == "BWFW VERSION 00"  # three retries
+    assert md.identify().firmware_version == "BWFW VERSION 00"  # three retries
     md = _memdev("identify:busy=4")
     with pytest.raises(MailboxError):
         md.identify()
@@ -232,7 +232,7 @@ def test_a_write_is_not_retried() -> None:
 
 def test_media_disabled_only_for_media_commands() -> None:
     md = _memdev("media-disabled")
-    assert md.identify().fw_revision
+    assert md.identify().firmware_version
     with pytest.raises(MailboxError) as m:
         md.read_lsa(0, 64)
     assert m.value.rc == mb.ReturnCode.MEDIA_DISABLED
@@ -273,7 +273,7 @@ def test_a_slow_device_within_the_timeout_answers(monkeypatch: pytest.MonkeyPatc
     slept: list[float] = []
     monkeypatch.setattr(time, "sleep", slept.append)
     md = _memdev("slow=40", time_scale=0.5)
-    assert md.identify().fw_revision
+    assert md.identify().firmware_version
     assert slept == [0.02]
 
 

@@ -146,11 +146,11 @@ def test_catalogue_is_consistent() -> None:
 
 def test_identify_reference_69_bytes() -> None:
     v = decode_identify(IDENTIFY_69)
-    assert v.fw_revision == "BWFW VERSION 00"
-    assert (v.total_capacity, v.volatile_only_capacity) == (256 * MiB, 0)
-    assert v.persistent_only_capacity == 256 * MiB
-    assert v.partition_align == 0
-    assert v.lsa_size == 256 * MiB
+    assert v.firmware_version == "BWFW VERSION 00"
+    assert (v.total_size, v.volatile_only_size) == (256 * MiB, 0)
+    assert v.persistent_only_size == 256 * MiB
+    assert v.partition_alignment_size == 0
+    assert v.label_storage_size == 256 * MiB
     assert v.poison_list_max_mer == 256
     assert v.dc_event_log_size == 8
     assert v.trailing_bytes == 0
@@ -161,9 +161,9 @@ def test_identify_reference_69_bytes() -> None:
 
 def test_partition_info_reference() -> None:
     v = decode_partition_info(PARTITION_32)
-    assert v.active_volatile_capacity == 0
-    assert v.active_persistent_capacity == 256 * MiB
-    assert v.next_volatile_capacity == v.next_persistent_capacity == 0
+    assert v.active_volatile_size == 0
+    assert v.active_persistent_size == 256 * MiB
+    assert v.next_volatile_size == v.next_persistent_size == 0
 
 
 def test_fw_info_reference() -> None:

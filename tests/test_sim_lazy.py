@@ -21,7 +21,7 @@ def test_names_and_sysfs_build_no_device(monkeypatch: pytest.MonkeyPatch) -> Non
     assert [b.sysfs(n)["security/state"] for n in b.names()] == ["disabled"] * 3
     assert _built(b) == [False, False, False]
     with Memdev(b, "mem1") as md:
-        assert md.identify().lsa_size == 256 << 20
+        assert md.identify().label_storage_size == 256 << 20
     assert _built(b) == [False, True, False]
 
 

@@ -98,7 +98,7 @@ def test_kernel_transport_issues_the_same_bytes(
     fk = FakeKernel(monkeypatch, pmem, (250, 0))
     md = Memdev(backend, "mem0")
     ident = md.identify()
-    assert ident.fw_revision == "BWFW VERSION 00"
+    assert ident.firmware_version == "BWFW VERSION 00"
     assert fk.opened == [("/dev/cxl/mem0", os.O_RDWR | os.O_CLOEXEC)]
     assert fk.requests == [uapi.CXL_MEM_SEND_COMMAND]
     assert len(md.query()) == 25

@@ -542,7 +542,7 @@ def main(ctx: click.Context, sim: bool, backend: str | None, color: str, debug: 
     \b
     Examples:
       cxlctl --sim list
-      cxlctl --sim identify --json | jq '.[0].fw_revision'
+      cxlctl --sim identify --json | jq '.[0].firmware_version'
       cxlctl query mem0
     """
     if sim and backend == "kernel":

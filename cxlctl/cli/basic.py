@@ -86,18 +86,18 @@ def _partition_json(md: Memdev) -> dict[str, Any]:
     ident = md.identify()
     part = md.partition_info()
     return {
-        "total_size": ident.total_capacity,
-        "volatile_only_size": ident.volatile_only_capacity,
-        "persistent_only_size": ident.persistent_only_capacity,
-        "partition_alignment_size": ident.partition_align,
+        "total_size": ident.total_size,
+        "volatile_only_size": ident.volatile_only_size,
+        "persistent_only_size": ident.persistent_only_size,
+        "partition_alignment_size": ident.partition_alignment_size,
         **(
             {
-                "active_volatile_size": part.active_volatile_capacity,
-                "active_persistent_size": part.active_persistent_capacity,
-                "next_volatile_size": part.next_volatile_capacity,
-                "next_persistent_size": part.next_persistent_capacity,
+                "active_volatile_size": part.active_volatile_size,
+                "active_persistent_size": part.active_persistent_size,
+                "next_volatile_size": part.next_volatile_size,
+                "next_persistent_size": part.next_persistent_size,
             }
-            if ident.partition_align
+            if ident.partition_alignment_size
             else {}
         ),
     }
@@ -414,7 +414,7 @@ def identify(ctx: click.Context, memdevs: Sequence[str], output: str, as_json: b
     \b
     Examples:
       cxlctl --sim identify mem0
-      cxlctl --sim identify --json | jq '.[] | {memdev, total_capacity}'
+      cxlctl --sim identify --json | jq '.[] | {memdev, total_size}'
     """
     app = app_of(ctx)
 

@@ -837,10 +837,10 @@ def set_partition(
             after = plan.after
         else:
             after = {
-                "active_volatile_size": now.active_volatile_capacity,
-                "active_persistent_size": now.active_persistent_capacity,
-                "next_volatile_size": now.next_volatile_capacity,
-                "next_persistent_size": now.next_persistent_capacity,
+                "active_volatile_size": now.active_volatile_size,
+                "active_persistent_size": now.active_persistent_size,
+                "next_volatile_size": now.next_volatile_size,
+                "next_persistent_size": now.next_persistent_size,
             }
         when = "now (immediate flag)" if immediate else "on the next cold reset"
         return (

@@ -106,6 +106,21 @@ Decoder = Callable[[bytes], T]
 #: A decoder, imported only when first called: a run pays for the decoders it uses.
 DecoderThunk = Callable[[], Callable[[bytes], T]]
 Layout = type[ctypes.Structure]
+#: (return code, input payload, query) -> one sentence or None; see :mod:`.explain`
+Explainer = Callable[[int, bytes, Callable[[str], Any]], "str | None"]
+#: an explainer, imported only when its command fails
+ExplainThunk = Callable[[], Explainer]
+
+
+def _explains(name: str) -> ExplainThunk:
+    def thunk() -> Explainer:
+        from . import explain
+
+        fn: Explainer = getattr(explain, name)
+        return fn
+
+    thunk.__name__ = f"explain_{name}"
+    return thunk
 
 
 class Command(Record, Generic[T]):
@@ -131,6 +146,8 @@ class Command(Record, Generic[T]):
     raw_disabled: bool = False
     #: claimed by cxl_pmem's nvdimm bridge (``exclusive_cmds``): EBUSY while it is bound
     bridge_exclusive: bool = False
+    #: why the device refused it: the field, its rule and range (:mod:`.explain`)
+    explain: ExplainThunk | None = None
 
     @property
     def has_decoder(self) -> bool:
@@ -144,6 +161,13 @@ class Command(Record, Generic[T]):
     @property
     def kernel_size_out(self) -> int | None:
         return self.size_out if self.kernel_sizes is None else self.kernel_sizes[1]
+
+    def explain_rc(self, rc: int, payload: bytes, query: Callable[[str], Any]) -> str | None:
+        """Which input field the device refused and its valid range, if this
+        command's record has an explainer and it recognises the case."""
+        if self.explain is None:
+            return None
+        return self.explain()(rc, payload, query)
 
     def decode(self, data: bytes) -> T:
         """Decode an output payload (a :class:`~.generic.RawBytes` if it has no structure)."""
@@ -304,6 +328,7 @@ GET_TIMESTAMP = C(
 SET_TIMESTAMP = C(
     "set-timestamp", "Set Timestamp", 0x0301, None, 8, 0, undecoded,
     destructive=True, effects=0x0008, in_layout=lay.TimestampOut, verbs=("set-timestamp",),
+    explain=_explains("set_timestamp"),
 )  # fmt: skip
 # Logs (8.2.9.5)
 GET_SUPPORTED_LOGS = C(
@@ -314,6 +339,7 @@ GET_SUPPORTED_LOGS = C(
 GET_LOG = C(
     "get-log", "Get Log", 0x0401, K.GET_LOG, 0x18, VARIABLE, _bytes,
     verbs=("get-log", "cel"), in_layout=lay.GetLogIn, kernel_force_enable=True,
+    explain=_explains("get_log"),
 )  # fmt: skip
 GET_LOG_CAPS = C(
     "get-log-caps", "Get Log Capabilities", 0x0402, K.GET_LOG_CAPS, 0x10, 4, _log_caps,
@@ -355,7 +381,7 @@ SET_PARTITION_INFO = C(
     "set-partition-info", "Set Partition Info", 0x4101, K.SET_PARTITION_INFO, 0x0A, 0,
     undecoded, destructive=True, verbs=("set-partition",), effects=0x0001,
     raw_disabled=True,
-    in_layout=lay.SetPartitionInfoIn,
+    in_layout=lay.SetPartitionInfoIn, explain=_explains("set_partition_info"),
 )  # fmt: skip
 GET_LSA = C(
     "get-lsa", "Get LSA", 0x4102, K.GET_LSA, 8, VARIABLE, _bytes,
@@ -379,7 +405,7 @@ GET_ALERT_CONFIG = C(
 SET_ALERT_CONFIG = C(
     "set-alert-config", "Set Alert Configuration", 0x4202, K.SET_ALERT_CONFIG, 0x0C, 0,
     undecoded, destructive=True, verbs=("set-alert-config",), effects=0x0008,
-    in_layout=lay.SetAlertConfigIn,
+    in_layout=lay.SetAlertConfigIn, explain=_explains("set_alert_config"),
 )  # fmt: skip
 GET_SHUTDOWN_STATE = C(
     "get-shutdown-state", "Get Shutdown State", 0x4203, K.GET_SHUTDOWN_STATE, 0, 1,
@@ -390,7 +416,7 @@ SET_SHUTDOWN_STATE = C(
     "set-shutdown-state", "Set Shutdown State", 0x4204, K.SET_SHUTDOWN_STATE, 1, 0,
     undecoded, destructive=True, effects=0x0008, in_layout=lay.ShutdownStateOut,
     raw_disabled=True, bridge_exclusive=True,
-    verbs=("set-shutdown-state",),
+    verbs=("set-shutdown-state",), explain=_explains("set_shutdown_state"),
 )  # fmt: skip
 GET_POISON_LIST = C(
     "get-poison-list", "Get Poison List", 0x4300, None, 0x10, VARIABLE, _poison_list,

@@ -80,11 +80,11 @@ def test_identify(memdevs: list[Memdev]) -> None:
     for m in memdevs:
         (d,) = ok_json("identify", m.name)
         assert d["memdev"] == m.name
-        assert d["fw_revision"] == "BWFW VERSION 00"
-        assert d["total_capacity"] == m.pmem_size + m.ram_size
-        assert d["persistent_only_capacity"] == m.pmem_size
-        assert d["volatile_only_capacity"] == m.ram_size
-        assert d["lsa_size"] == m.lsa_size
+        assert d["firmware_version"] == "BWFW VERSION 00"
+        assert d["total_size"] == m.pmem_size + m.ram_size
+        assert d["persistent_only_size"] == m.pmem_size
+        assert d["volatile_only_size"] == m.ram_size
+        assert d["label_storage_size"] == m.lsa_size
         assert d["poison_list_max_mer"] == 256
 
 
