@@ -166,8 +166,11 @@ class Walker:
         if self.p.bus_filter is None:
             return True
         bus = self.bus_of(port)
+        # util_cxl_bus_filter(): "all", the id, rootN, the name, or the provider
+        provider = next((b.provider for b in self.t.buses if b.name == bus), None)
         return any(
-            t in ("all", bus) or _id_match(bus, "root", t) for t in _tokens(self.p.bus_filter)
+            t in ("all", bus, provider) or _id_match(bus, "root", t)
+            for t in _tokens(self.p.bus_filter)
         )
 
     def decoder_name_match(self, d: Decoder) -> bool:

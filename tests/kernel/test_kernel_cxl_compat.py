@@ -1,0 +1,43 @@
+"""`cxlctl list ARGS --cxl-compat` against cxl-cli 81's `cxl list ARGS` on the same
+devices, for every invocation of the man-page corpus (tests/data/cxl-list-corpus.json,
+also run on the simulator by tests/test_cxl_list_corpus.py): the two outputs must be
+the same JSON document (shape, keys, types and values), except the one documented
+difference of alert temperatures (test_kernel_cxl_list.UNSIGNED_IN_CXL_CLI)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+import pytest
+
+from .conftest import REPO, cxl, cxlctl
+from .test_kernel_cxl_list import UNSIGNED_IN_CXL_CLI
+
+CORPUS = json.loads((REPO / "tests" / "data" / "cxl-list-corpus.json").read_text())["corpus"]
+
+
+def _signed(doc: Any, path: str = "") -> Any:
+    """cxl-cli's unsigned 16-bit alert temperatures as cxlctl's signed values."""
+    if isinstance(doc, dict):
+        return {k: _signed(v, f"{path}.{k}") for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_signed(v, path) for v in doc]
+    key = ".".join(path.split(".")[-2:])
+    if key in UNSIGNED_IN_CXL_CLI and isinstance(doc, int) and doc >= 1 << 15:
+        return doc - (1 << 16)
+    return doc
+
+
+def _parse(text: str) -> Any:
+    return json.loads(text) if text.strip() else None
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c["manpage"] for c in CORPUS])
+def test_cxl_list_compat_equals_cxl_cli(case: dict[str, str]) -> None:
+    args = shlex.split(case["args"])
+    theirs = cxl("list", *args)
+    mine = cxlctl("list", *args, "--cxl-compat")
+    assert (mine.returncode, theirs.returncode) == (0, 0), (mine.stderr, theirs.stderr)
+    assert _parse(mine.stdout) == _signed(_parse(theirs.stdout)), case["manpage"]
