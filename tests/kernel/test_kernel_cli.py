@@ -118,7 +118,9 @@ def test_read_command(pmem: Memdev, cmd: str, extra: tuple[str, ...], code: int)
         (d,) = json.loads(r.stdout)
         assert d["memdev"] == pmem.name
     elif code == 4:
-        assert "not supported by this kernel or device [ENOTTY]" in r.stderr
+        # the CEL is why the kernel left the command disabled, and the message says so
+        assert ": not available on this device: its Command Effects Log does not list" in r.stderr
+        assert "[ENOTTY]" in r.stderr
         assert r.stderr.startswith(f"cxlctl: {pmem.name}: ")
 
 
