@@ -40,7 +40,7 @@ def test_disable_write_read_enable(pmem: Memdev) -> None:
         assert r.returncode == 0, r
         try:
             assert not m.bound
-            (listed,) = json.loads(cxlctl("list", m.name, "--json").stdout)
+            (listed,) = json.loads(cxlctl("list", m.name, "-i", "--json").stdout)
             assert listed["state"] == "disabled"
             (q,) = json.loads(cxlctl("query", m.name, "--json").stdout)
             set_lsa = next(c for c in q["commands"] if c["id"] == 10)
@@ -57,7 +57,7 @@ def test_disable_write_read_enable(pmem: Memdev) -> None:
                 Path("/sys/bus/cxl/drivers/cxl_mem/bind").write_text(m.name)
             assert r.returncode == 0, r
         assert m.bound
-        assert "state" not in json.loads(cxlctl("list", m.name, "--json").stdout)[0]
+        assert "state" not in json.loads(cxlctl("list", m.name, "-i", "--json").stdout)[0]
         assert cxlctl_bytes("read-labels", m.name, "-O", str(OFFSET), "-s", n) == before
         r = cxlctl("zero-labels", "-y", m.name, "-O", str(OFFSET), "-s", "64")
         assert r.returncode == 7, r  # the bridge owns the labels again
