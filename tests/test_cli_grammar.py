@@ -44,6 +44,24 @@ def test_global_options_after_double_dash_are_arguments(cli: Cli) -> None:
     assert r.exit_code == 2  # '--sim' is a MEMDEV argument now, and not one
 
 
+def test_a_global_option_name_as_an_option_value_is_that_value(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-i --debug`` reads a file named ``--debug``: not a hoisted --debug (which
+    would turn the next error into a traceback)."""
+    monkeypatch.chdir(tmp_path)
+    r = cli("write-labels", "mem0", "-i", "--debug", "-y")
+    assert r.exit_code == 2, r.stderr
+    assert _one_line(r) == "cxlctl: write-labels: --debug: No such file or directory [ENOENT]"
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    (tmp_path / "--sim").write_bytes(bytes(64))
+    r = cli("write-labels", "mem0", "-i", "--sim", "-y")
+    # the file was read (64 bytes) and reached the device, whose label area the
+    # nvdimm bridge owns: not '-y: No such file'
+    assert r.exit_code == 7, r.stderr
+    assert "owned by the nvdimm bridge" in _one_line(r)
+
+
 # --- one-line usage errors --------------------------------------------------------------
 
 

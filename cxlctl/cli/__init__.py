@@ -301,7 +301,10 @@ class CxlGroup(click.Group):
             raise click.UsageError(msg, ctx) from None
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(args))
+        def takes_value(name: str) -> frozenset[str]:
+            return _value_options(self.get_command(ctx, name))
+
+        return super().parse_args(ctx, hoist_global_options(args, takes_value))
 
     def main(
         self,
@@ -424,29 +427,42 @@ def _interrupted(e: KeyboardInterrupt) -> int:
 GLOBAL_OPTIONS = {"--sim": False, "--debug": False, "--backend": True, "--color": True}
 
 
-def hoist_global_options(args: list[str]) -> list[str]:
+def hoist_global_options(
+    args: list[str], takes_value: Callable[[str], frozenset[str]] | None = None
+) -> list[str]:
     """Move the group's options that follow the subcommand in front of it, so
-    ``cxlctl list --sim`` means ``cxlctl --sim list`` (up to a ``--``)."""
+    ``cxlctl list --sim`` means ``cxlctl --sim list`` (up to a ``--``).
+
+    ``takes_value(command)`` names the subcommand's options that take a value: the
+    token after one of them is that value, never a global option
+    (``write-labels mem0 -i --debug`` reads a file named ``--debug``)."""
     front: list[str] = []
     rest: list[str] = []
     i = 0
-    seen_command = False
+    command: str | None = None
+    valued: frozenset[str] = frozenset()
     while i < len(args):
         a = args[i]
         if a == "--":
             rest += args[i:]
             break
         name = a.split("=", 1)[0]
-        if seen_command and name in GLOBAL_OPTIONS:
+        if command is not None and name in GLOBAL_OPTIONS:
             if GLOBAL_OPTIONS[name] and "=" not in a and i + 1 < len(args):
                 front += [a, args[i + 1]]
                 i += 2
                 continue
             front.append(a)
+        elif command is not None and a in valued:
+            rest += args[i : i + 2]  # the option and its value, whatever it looks like
+            i += 2
+            continue
         else:
             if not a.startswith("-"):
-                seen_command = True
-            elif not seen_command and GLOBAL_OPTIONS.get(name) and "=" not in a:
+                if command is None:
+                    command = a
+                    valued = takes_value(a) if takes_value is not None else frozenset()
+            elif command is None and GLOBAL_OPTIONS.get(name) and "=" not in a:
                 # a value-taking global option before the command: keep its value
                 rest.append(a)
                 i += 1
@@ -459,6 +475,18 @@ def hoist_global_options(args: list[str]) -> list[str]:
     if not front:
         return args
     return front + rest
+
+
+def _value_options(cmd: click.Command | None) -> frozenset[str]:
+    """The option strings of ``cmd`` that take a value (``-i``, ``--input``)."""
+    if cmd is None:
+        return frozenset()
+    return frozenset(
+        o
+        for p in cmd.params
+        if isinstance(p, click.Option) and not p.is_flag and not p.count and p.nargs != 0
+        for o in p.opts
+    )
 
 
 def usage_line(e: click.UsageError) -> str:
