@@ -39,11 +39,28 @@ XFER_HEADER = 128  #: Transfer FW input header (action, slot, offset, reserved)
 FULL, INIT, CONTINUE, END, ABORT = range(5)
 #: what QEMU refuses with Media Disabled while a sanitize runs
 MEDIA_OPCODES = frozenset(
-    {0x0100, 0x4100, 0x4103, 0x4102, 0x0401, 0x4300, 0x4301, 0x4302, 0x4400, 0x4401,
-     0x0201, 0x0202}
-)  # fmt: skip
+    c.opcode
+    for c in (
+        mb.GET_EVENT_RECORDS,
+        mb.GET_PARTITION_INFO,
+        mb.SET_LSA,
+        mb.GET_LSA,
+        mb.GET_LOG,
+        mb.GET_POISON_LIST,
+        mb.INJECT_POISON,
+        mb.CLEAR_POISON,
+        mb.SANITIZE,
+        mb.SECURE_ERASE,
+        mb.TRANSFER_FW,
+        mb.ACTIVATE_FW,
+    )
+)
+#: the commands that wipe the media (Sanitize, Secure Erase)
+_WIPES = (mb.SANITIZE.opcode, mb.SECURE_ERASE.opcode)
 #: commands with the Background Operation effect
-BACKGROUND = frozenset({0x0201, 0x4400, 0x4401, 0x4304})
+BACKGROUND = frozenset(
+    c.opcode for c in (mb.TRANSFER_FW, mb.SANITIZE, mb.SECURE_ERASE, mb.SCAN_MEDIA)
+)
 
 
 class FwState:
@@ -161,9 +178,9 @@ def poll(dev: TypeThreeDevice, now: float | None = None) -> None:
     if now < op.done_at():
         return
     dev.bg = None
-    if op.opcode == 0x0201:
+    if op.opcode == mb.TRANSFER_FW.opcode:
         _transfer_done(dev, op)
-    elif op.opcode in (0x4400, 0x4401):
+    elif op.opcode in _WIPES:
         wipe(dev)
     dev.bg_last = (op.opcode, int(RC.SUCCESS))
     _save(dev)
@@ -173,7 +190,7 @@ def admit(dev: TypeThreeDevice, opcode: int) -> int | None:
     """Busy for a second background command, Media Disabled during a sanitize."""
     if dev.bg is None:
         return None
-    if dev.bg.opcode in (0x4400, 0x4401) and opcode in MEDIA_OPCODES:
+    if dev.bg.opcode in _WIPES and opcode in MEDIA_OPCODES:
         return int(RC.MEDIA_DISABLED)
     if opcode in BACKGROUND:
         return int(RC.BUSY)
@@ -198,7 +215,7 @@ def status(dev: TypeThreeDevice) -> dict[str, Any]:
 # --- firmware ------------------------------------------------------------------------
 
 
-@handles(mb.BY_OPCODE[0x0200])
+@handles(mb.GET_FW_INFO)
 def _fw_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     fw = dev.fw
     out = lay.FwInfoOut(
@@ -213,7 +230,7 @@ def _fw_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes(out)
 
 
-@handles(mb.BY_OPCODE[0x0201])
+@handles(mb.TRANSFER_FW)
 def _transfer_fw(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     if len(p) < XFER_HEADER:
         return RC.INVALID_PAYLOAD_LENGTH, b""
@@ -254,7 +271,7 @@ def _transfer_fw(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     else:
         return RC.INVALID_INPUT, b""
     secs = _duration(dev, 10.0 if action == FULL else 2.0, 0.0)
-    return start(dev, BgOp(0x0201, time.time(), secs, action, slot, length))
+    return start(dev, BgOp(mb.TRANSFER_FW.opcode, time.time(), secs, action, slot, length))
 
 
 def _transfer_done(dev: TypeThreeDevice, op: BgOp) -> None:
@@ -268,7 +285,7 @@ def _transfer_done(dev: TypeThreeDevice, op: BgOp) -> None:
         fw.last_partxfer = op.done_at()
 
 
-@handles(mb.BY_OPCODE[0x0202])
+@handles(mb.ACTIVATE_FW)
 def _activate_fw(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     action, slot = p[0], p[1]
     fw = dev.fw
@@ -296,14 +313,14 @@ def _sanitize_seconds(dev: TypeThreeDevice) -> float:
     return _duration(dev, float(qemu), 1.0)
 
 
-@handles(mb.BY_OPCODE[0x4400])
+@handles(mb.SANITIZE)
 def _sanitize(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
-    return start(dev, BgOp(0x4400, time.time(), _sanitize_seconds(dev)))
+    return start(dev, BgOp(mb.SANITIZE.opcode, time.time(), _sanitize_seconds(dev)))
 
 
-@handles(mb.BY_OPCODE[0x4401])
+@handles(mb.SECURE_ERASE)
 def _secure_erase(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
-    return start(dev, BgOp(0x4401, time.time(), _sanitize_seconds(dev)))
+    return start(dev, BgOp(mb.SECURE_ERASE.opcode, time.time(), _sanitize_seconds(dev)))
 
 
 def wipe(dev: TypeThreeDevice) -> None:

@@ -109,7 +109,7 @@ def _sup_log_sublist(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, out
 
 
-@handles(mb.BY_OPCODE[0x0300])
+@handles(mb.GET_TIMESTAMP)
 def _get_timestamp(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, bytes(lay.TimestampOut(timestamp=dev.now_ns()))
 
@@ -170,7 +170,7 @@ def _get_lsa(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes | FileSlice]:
     # a real device may be that fragile, the simulator says Invalid Input.
     if n == 0 or n > dev.config.payload_max or off + n > dev.config.lsa_size:
         return RC.INVALID_INPUT, b""
-    if dev.faults is not None and dev.faults.has("lsa-readback", 0x4102):  # for --verify
+    if dev.faults is not None and dev.faults.has("lsa-readback", mb.GET_LSA.opcode):  # for --verify
         data = dev.lsa.read(off, n)
         return RC.SUCCESS, bytes([data[0] ^ 0x01]) + data[1:]
     # left in the label area's file: the driver preads it into the caller's buffer

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ... import mailbox as mb
 from ...record import Record
 
 #: the largest length the Command Register's Payload Length field can say (21 bits)
@@ -83,11 +84,14 @@ def _number(text: str, item: str) -> int:
         raise ValueError(f"fault {item!r}: {text!r} is not a number") from None
 
 
+RC = mb.ReturnCode
+#: what a device answers while a background operation runs (the rest: Busy)
+_ANSWERED_IN_BACKGROUND = (mb.IDENTIFY.opcode, mb.GET_HEALTH_INFO.opcode)
+
+
 def _opcode(text: str, item: str) -> int | None:
     if text in ("", "*"):
         return None
-    from ... import mailbox as mb
-
     if text.lower().startswith("0x"):
         op = _number(text, item)
         if not 0 <= op <= 0xFFFF:
@@ -178,11 +182,11 @@ class Injector:
                 self.claimed_background = f.arg == 0x01
                 return f.arg
             elif f.kind in ("busy", "retry") and n <= (f.arg or 1):
-                return 0x06 if f.kind == "busy" else 0x05
-            elif f.kind == "background" and opcode not in (0x4000, 0x4200):
-                return 0x06
+                return int(RC.BUSY if f.kind == "busy" else RC.RETRY_REQUIRED)
+            elif f.kind == "background" and opcode not in _ANSWERED_IN_BACKGROUND:
+                return int(RC.BUSY)
             elif f.kind == "media-disabled" and opcode in media:
-                return 0x07
+                return int(RC.MEDIA_DISABLED)
         return None
 
     def after(self, opcode: int, serial: int, out: bytes) -> bytes:

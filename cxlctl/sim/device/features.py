@@ -80,7 +80,7 @@ def _entry(uuid: bytes, index: int, get_size: int, set_size: int) -> bytes:
 FEATURES = ((PATROL_SCRUB, PS_READ, PS_WRITE), (ECS, ECS_READ, ECS_WRITE))
 
 
-@handles(mb.BY_OPCODE[0x0500])
+@handles(mb.GET_SUPPORTED_FEATURES)
 def _get_supported(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     if len(p) < 8:
         return RC.INVALID_PAYLOAD_LENGTH, b""
@@ -92,7 +92,7 @@ def _get_supported(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, struct.pack("<HHI", n, len(FEATURES), 0) + entries[: n * ENTRY]
 
 
-@handles(mb.BY_OPCODE[0x0501])
+@handles(mb.GET_FEATURE)
 def _get_feature(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     if len(p) < 21:
         return RC.INVALID_PAYLOAD_LENGTH, b""
@@ -117,7 +117,7 @@ def _get_feature(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     return RC.SUCCESS, data[offset : offset + count]
 
 
-@handles(mb.BY_OPCODE[0x0502])
+@handles(mb.SET_FEATURE)
 def _set_feature(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
     if len(p) < SET_HDR:
         return RC.INVALID_PAYLOAD_LENGTH, b""

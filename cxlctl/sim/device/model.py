@@ -450,7 +450,10 @@ class TypeThreeDevice:
         from .background import poll
 
         poll(self)
-        return self.bg is not None and self.bg.opcode in (0x4400, 0x4401)
+        return self.bg is not None and self.bg.opcode in (
+            mb.SANITIZE.opcode,
+            mb.SECURE_ERASE.opcode,
+        )
 
     def background_complete(self) -> bool:
         """cxl_mbox_background_complete(): the Background Command Status register
