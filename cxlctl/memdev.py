@@ -199,18 +199,25 @@ class Memdev:
             self._prepared[cmd.name] = p
         return p
 
+    def explain(self, c: mb.Command[Any], rc: int, payload: bytes) -> str | None:
+        """Why the device answered ``rc`` to ``c`` with input ``payload``: the field it
+        refused, its rule and valid range (the record's explainer, which may read the
+        device's current settings), or None when the explainer has nothing to say.
+        Never raises: an explanation must not hide the device's answer."""
+        if self._explaining is not None:  # the explainer's own queries are not explained
+            return None
+        self._explaining = c.name
+        try:
+            return c.explain_rc(rc, payload, lambda n: self.decoded(mb.lookup(n)))
+        except Exception:
+            return None
+        finally:
+            self._explaining = None
+
     def _refused(self, c: mb.Command[Any], rc: int, payload: bytes) -> NoReturn:
         """A non-Success return code as MailboxError, with the command's own
         explanation (which field, which rule, the valid range) when it has one."""
-        why = None
-        if self._explaining is None:  # the explainer's own queries are not explained
-            self._explaining = c.name
-            try:
-                why = c.explain_rc(rc, payload, lambda n: self.decoded(mb.lookup(n)))
-            except Exception:  # an explanation must never hide the device's answer
-                why = None
-            finally:
-                self._explaining = None
+        why = self.explain(c, rc, payload)
         try:
             check_retval(self.name, c.name, rc, why)
         except MailboxError as err:

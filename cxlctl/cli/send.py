@@ -191,16 +191,25 @@ def _dry_run(app: App, name: str, req: SendRequest, fmt: str) -> None:
 
 
 def _emit_result(
-    app: App, name: str, what: str, cmd: mb.Command[Any] | None, retval: int, out: bytes, fmt: str
+    app: App,
+    name: str,
+    what: str,
+    cmd: mb.Command[Any] | None,
+    retval: int,
+    out: bytes,
+    fmt: str,
+    why: str | None = None,
 ) -> None:
+    """The answer in ``fmt``; a non-Success return code is an error (exit 3) that
+    says, where the command's record can tell, which field the device refused."""
     from ..memdev import check_retval
 
     if fmt == "raw":
-        check_retval(name, what, retval)
+        check_retval(name, what, retval, why)
         rd.write_stdout(out)
         return
     if fmt == "hex":
-        check_retval(name, what, retval)
+        check_retval(name, what, retval, why)
         click.echo(rd.hexdump(out) if out else "(no output payload)")
         return
     d: dict[str, Any] = {
@@ -210,13 +219,15 @@ def _emit_result(
         "return_code": mb.return_code_name(retval),
         "out_size": len(out),
     }
+    if why:
+        d["explanation"] = why
     if retval == mb.ReturnCode.SUCCESS and out:
         d["decoded"] = rd.to_data(cmd.decode(out) if cmd else mb.BY_NAME["get-log"].decode(out))
     if fmt == "json":  # scripts get the return code in the JSON too
         app.json([d])
     elif retval == mb.ReturnCode.SUCCESS:
         rd.print_fields(app.style, f"{name}: {what}", d, simulated=app.backend.simulated)
-    check_retval(name, what, retval)
+    check_retval(name, what, retval, why)
 
 
 def _issue(
@@ -237,9 +248,12 @@ def _issue(
             _dry_run(app, name, req, fmt)
             return
         res = md.submit(req, what)
+        why = None
+        if res.retval != mb.ReturnCode.SUCCESS and cmd is not None and cmd.opcode:
+            why = md.explain(cmd, res.retval, req.payload)
     finally:
         md.close()
-    _emit_result(app, name, what, cmd, res.retval, res.out, fmt)
+    _emit_result(app, name, what, cmd, res.retval, res.out, fmt, why)
 
 
 def _out_size(opts: dict[str, Any]) -> int | None:
