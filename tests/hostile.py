@@ -59,6 +59,10 @@ def _child(case: dict[str, Any], w_out: int, w_err: int) -> None:
             os.environ[k] = v
     if "signal_at" in case:
         signum, nth = case["signal_at"]
+        # as from a terminal: the signal's default action, whatever this test run
+        # inherited (nohup and some CI runners start everything with SIGHUP ignored,
+        # which cxlctl then rightly keeps); "ignored": true keeps it ignored
+        signal.signal(signum, signal.SIG_IGN if case.get("ignored") else signal.SIG_DFL)
         from cxlctl import uapi
         from cxlctl.sim import SimDevice
 

@@ -400,6 +400,24 @@ def test_signal_during_a_change_reports_how_far_it_got(signum: int, code: int) -
         assert last == f"cxlctl: interrupted by {signal.Signals(signum).name}"
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_an_ignored_signal_stays_ignored(signum: int) -> None:
+    """``nohup cxlctl zero-labels ...``: a hangup the caller chose to ignore does not
+    stop the change halfway."""
+    (r,) = run_many(
+        [
+            {
+                "argv": ["zero-labels", "mem1", "-y", "-s", "64K"],
+                "signal_at": [signum, 3],
+                "ignored": True,
+            }
+        ]
+    )
+    err = clean(r)
+    assert r["rc"] == 0, err
+    assert "zeroed 65536 bytes at offset 0" in err
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_signal_during_read_labels_to_a_file_leaves_no_temp_file(
     signum: int, tmp_path: Path
