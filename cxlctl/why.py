@@ -28,7 +28,9 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from . import mailbox as mb
 from .errors import CxlError
+from .mailbox import linux
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -36,16 +38,19 @@ if TYPE_CHECKING:
 
 #: Why Linux 6.12 has no command id for a command userspace may want (opcode -> why)
 NO_KERNEL_ID: dict[int, str] = {
-    0x0103: "the kernel configures the event interrupts itself when the driver probes "
-    "(cxl_event_config()) and exposes no command id for Set Event Interrupt Policy",
-    0x0301: "the kernel sets the device's timestamp itself when the driver probes "
-    "(cxl_set_timestamp()) and exposes no command id for Set Timestamp",
+    mb.SET_EVENT_INTERRUPT_POLICY.opcode: "the kernel configures the event interrupts "
+    "itself when the driver probes (cxl_event_config()) and exposes no command id for "
+    "Set Event Interrupt Policy",
+    mb.SET_TIMESTAMP.opcode: "the kernel sets the device's timestamp itself when the "
+    "driver probes (cxl_set_timestamp()) and exposes no command id for Set Timestamp",
 }
-
-SET_PARTITION_INFO = 0x4101
-CLEAR_LOG = 0x0403
-IMMEDIATE_FLAG = 1
-VENDOR_DEBUG_UUID = bytes.fromhex("5e1819d911a9400c811fd60719403d86")
+#: what to do instead, per opcode of :data:`~.mailbox.linux.REFUSALS`
+_REFUSAL_HINTS: dict[int, str] = {
+    mb.SET_PARTITION_INFO.opcode: "leave the immediate flag out: the new partition then "
+    "takes effect at the next reset",
+    mb.CLEAR_LOG.opcode: "this log cannot be cleared from userspace on Linux",
+}
+_WIPES = (mb.SANITIZE.opcode, mb.SECURE_ERASE.opcode)
 
 
 def busy(
@@ -69,17 +74,8 @@ def busy(
             f"disable the memdev first (`cxlctl disable-memdev {name}`); "
             f"`cxlctl enable-memdev {name}` gives it back to the kernel",
         )
-    if opcode == SET_PARTITION_INFO and len(payload) > 8 and payload[8] & IMMEDIATE_FLAG:
-        return (
-            "the kernel refuses Set Partition Info with the immediate flag from userspace",
-            "leave the immediate flag out: the new partition then takes effect at the next reset",
-        )
-    if opcode == CLEAR_LOG and payload[:16] != VENDOR_DEBUG_UUID:
-        return (
-            "the kernel lets userspace clear only the Vendor Debug Log "
-            "(5e1819d9-11a9-400c-811f-d60719403d86)",
-            "this log cannot be cleared from userspace on Linux",
-        )
+    if opcode is not None and payload and linux.payload_refused(opcode, payload):
+        return linux.REFUSALS[opcode], _REFUSAL_HINTS[opcode]
     if _sanitizing(backend, name):
         return (
             "a sanitize (or secure erase) is running: until it ends the kernel refuses "
@@ -91,7 +87,7 @@ def busy(
             "a firmware transfer is running on the device (a background operation)",
             f"wait for it (`cxlctl update-firmware {name} -w`) or cancel it (`-c`)",
         )
-    if opcode in (0x4400, 0x4401):
+    if opcode in _WIPES:
         committed = _committed(backend, name)
         if committed:
             return (

@@ -16,6 +16,7 @@ from cxlctl import devops, why
 from cxlctl.backends import KernelBackend, SimBackend
 from cxlctl.cli import main
 from cxlctl.errors import ExitCode
+from cxlctl.mailbox.linux import VENDOR_DEBUG_UUID_BYTES
 from cxlctl.sim import make_devices
 
 Cli = Callable[..., Result]
@@ -271,7 +272,7 @@ def test_the_hint_function_knows_each_cause() -> None:
     backend = SimBackend(devices=make_devices(["pmem"]))
     cause, hint = why.busy(backend, "mem0", opcode=0x0403, payload=bytes(16))
     assert "only the Vendor Debug Log" in cause
-    cause, hint = why.busy(backend, "mem0", opcode=0x0403, payload=why.VENDOR_DEBUG_UUID)
+    cause, hint = why.busy(backend, "mem0", opcode=0x0403, payload=VENDOR_DEBUG_UUID_BYTES)
     assert "Vendor Debug" not in cause  # allowed: some other cause
     cause, hint = why.busy(backend, "mem0", opcode=0x4400, device_busy=True)
     assert "background operation" in cause

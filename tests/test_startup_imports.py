@@ -75,6 +75,7 @@ SIM_COMMAND = CLI | {
     "cxlctl.backends",
     "cxlctl.mailbox",
     "cxlctl.mailbox.layouts",
+    "cxlctl.mailbox.linux",  # Linux's input rules (a few constants, no imports)
     "cxlctl.mailbox.names",
     "cxlctl.memdev",
     "cxlctl.record",

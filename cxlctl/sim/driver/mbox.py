@@ -19,8 +19,7 @@ from typing import Any
 
 from ... import mailbox as mb
 from ... import uapi
-from ...mailbox.names import VENDOR_DEBUG_UUID as _VENDOR_DEBUG
-from ...mailbox.names import uuid_bytes
+from ...mailbox.linux import payload_refused
 from ...record import Record
 from ...uapi import CXL_VARIABLE_PAYLOAD as VAR
 from ...uapi import CommandId as K
@@ -237,7 +236,6 @@ _ZERO = MemCommand(0, 0, 0, 0)
 DISABLED_RAW_OPCODES: frozenset[int] = frozenset(c.opcode for c in mb.CATALOGUE if c.raw_disabled)
 #: ``security_command_sets[]``: Sanitize, PMem security, security passthrough.
 SECURITY_COMMAND_SETS: frozenset[int] = frozenset({0x44, 0x45, 0x46})
-CXL_SET_PARTITION_IMMEDIATE_FLAG = 1
 #: CXL_MAILBOX_TIMEOUT_MS (drivers/cxl/cxlmem.h): how long the driver waits for the doorbell
 MAILBOX_TIMEOUT_MS = 2000
 #: CXL_CMD_FLAG_FORCE_ENABLE entries of cxl_mem_commands[]
@@ -249,22 +247,15 @@ FORCE_ENABLED: frozenset[int] = frozenset(
 BRIDGE_EXCLUSIVE: frozenset[int] = frozenset(
     c.kernel_id for c in mb.CATALOGUE if c.bridge_exclusive and c.kernel_id is not None
 )
-#: DEFINE_CXL_VENDOR_DEBUG_UUID: the only log userspace may clear
-VENDOR_DEBUG_UUID = uuid_bytes(_VENDOR_DEBUG)
 
 
 #: opcodes the driver treats specially (module constants: looked up on every ioctl)
-_SET_PARTITION_INFO, _CLEAR_LOG = mb.SET_PARTITION_INFO.opcode, mb.CLEAR_LOG.opcode
 _SANITIZE, _GET_HEALTH_INFO = mb.SANITIZE.opcode, mb.GET_HEALTH_INFO.opcode
 
 
 def payload_from_user_allowed(opcode: int, payload: bytes) -> bool:
     """cxl_payload_from_user_allowed(): inputs the kernel refuses (with EBUSY)."""
-    if opcode == _SET_PARTITION_INFO:  # no immediate repartitioning
-        return not (len(payload) > 8 and payload[8] & CXL_SET_PARTITION_IMMEDIATE_FLAG)
-    if opcode == _CLEAR_LOG:  # vendor debug logs only
-        return payload[:16] == VENDOR_DEBUG_UUID
-    return True
+    return not payload_refused(opcode, payload)
 
 
 class SimDriver:
