@@ -117,7 +117,9 @@ def _check_zero_labels(cli: Cli, env: dict[str, str], codes: list[int]) -> None:
 
 def _check_memdev_state(cli: Cli, env: dict[str, str], codes: list[int]) -> None:
     assert codes == [0] * N
-    r = cli("list", "mem1", "--json", env=env)
+    # -i: as cxl-cli, a disabled memdev is listed only with -i (and whichever writer
+    # came last may have disabled it)
+    r = cli("list", "mem1", "-i", "--json", env=env)
     assert r.exit_code == 0, r.stderr
     # as cxl-cli: "state" only when disabled
     assert json.loads(r.stdout)[0].get("state", "enabled") in ("enabled", "disabled")

@@ -264,12 +264,45 @@ def _read_json(dfd: int, state_dir: str, name: str, max_bytes: int) -> dict[str,
         os.close(fd)
 
 
+#: updates :func:`deferred` holds back, per (state dir, serial); None: none held
+_pending: dict[tuple[str, int], dict[str, Any]] | None = None
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold every :func:`save_state` back until the block ends, then write each
+    memdev's merged updates once (under the lock, atomically, as always).
+
+    For a loop that saves at every step (a firmware upload's kernel worker sends
+    thousands of Transfer FW parts, and device and upload each save their progress
+    with every one): each step's updates describe a consistent state, so writing
+    only the last is the same state on disk, without thousands of fsyncs. A process
+    killed inside the block leaves the state as it was before the block: still
+    consistent, the work redone by the next process. Reads inside the block
+    (:func:`load_state`) see the held updates. Nested blocks write at the
+    outermost end; the held updates are written even when the block raises."""
+    global _pending
+    if _pending is not None:
+        yield
+        return
+    _pending = {}
+    try:
+        yield
+    finally:
+        held, _pending = _pending, None
+        for (state_dir, serial), updates in held.items():
+            save_state(state_dir, serial, **updates)
+
+
 def load_state(state_dir: str | None, serial: int) -> dict[str, Any]:
     """The saved state of one simulated memdev (``{}`` without a state directory
     or before anything was saved)."""
     if not state_dir:
         return {}
-    return read_json(state_dir, _json_name(serial))
+    saved = read_json(state_dir, _json_name(serial))
+    if _pending is not None and (state_dir, serial) in _pending:
+        saved.update(_pending[state_dir, serial])
+    return saved
 
 
 @contextlib.contextmanager
@@ -356,6 +389,9 @@ def save_state(state_dir: str | None, serial: int, **updates: Any) -> None:
     lock, so concurrent writers never lose an update."""
     if not state_dir:
         return
+    if _pending is not None:  # inside deferred(): written when the block ends
+        _pending.setdefault((state_dir, serial), {}).update(updates)
+        return
     name = _json_name(serial)
     with locked(state_dir) as dfd:
         data = {**_read_json(dfd, state_dir, name, MAX_STATE_BYTES), **updates}
@@ -373,5 +409,7 @@ def modify_state(
     name = _json_name(serial)
     with locked(state_dir) as dfd:
         data = _read_json(dfd, state_dir, name, MAX_STATE_BYTES)
+        if _pending is not None:  # inside deferred(): what is held goes first
+            data.update(_pending.pop((state_dir, serial), {}))
         data.update(change(data))
         _replace(dfd, state_dir, name, json.dumps(data, sort_keys=True).encode())

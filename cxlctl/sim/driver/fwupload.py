@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ... import mailbox as mb
 from ..device import background as bgm
 from ..device.model import RC
-from ..state import load_state, read_bytes, save_state, write_bytes
+from ..state import deferred, load_state, read_bytes, save_state, write_bytes
 
 if TYPE_CHECKING:
     from .. import SimDevice
@@ -185,9 +185,15 @@ class FwUpload:
 
     def advance(self) -> None:
         """Send every part whose time has come (each starts when the last ended)."""
-        up = self.up
-        if up.status != "transferring":
+        if self.up.status != "transferring":
             return
+        # device and upload save their progress with every part: written once, at
+        # the end (a kill meanwhile leaves both as they were: the parts are resent)
+        with deferred():
+            self._advance()
+
+    def _advance(self) -> None:
+        up = self.up
         dev = self.dev.device
         now = time.time()
         changed = False
