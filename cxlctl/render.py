@@ -546,17 +546,22 @@ TreeNode = tuple[str, list["TreeNode"]]
 def print_tree(
     style: Style, title: str, roots: Sequence[TreeNode], *, simulated: bool = False
 ) -> None:
-    """An indented tree (rich Tree): the CXL topology for people."""
+    """An indented tree (rich Tree): the CXL topology for people. Labels carry
+    sysfs values: escape-safe through the one sanitiser, like table cells."""
     from rich.tree import Tree
 
-    tree = Tree(title + (" [simulated]" if simulated else ""))
+    from .cli.output import sanitize, stream_encoding
+
+    console = style.console()
+    enc = stream_encoding(console.file)
+    tree = Tree(sanitize(title, enc) + (" [simulated]" if simulated else ""))
 
     def add(parent: Any, node: TreeNode) -> None:
         label, children = node
-        branch = parent.add(label)
+        branch = parent.add(sanitize(label, enc))
         for c in children:
             add(branch, c)
 
     for r in roots:
         add(tree, r)
-    style.console().print(tree)
+    console.print(tree)

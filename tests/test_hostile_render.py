@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 from collections.abc import Callable
@@ -113,3 +114,20 @@ def test_a_small_poison_list_still_uses_rich(cli: Cli, tmp_path: Path) -> None:
     r = cli("decode", "get-poison-list", str(p))
     assert r.exit_code == 0, r.stderr
     assert "records[2].address" in r.stdout
+
+
+def test_tree_labels_are_escape_safe() -> None:
+    """The topology tree carries sysfs values (names, modes, hosts): the one sanitiser
+    shows a hostile one visibly, as in a table cell."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rd.print_tree(
+            rd.Style("never"),
+            "CXL \x1b]52;c;Y2F0IC9ldGMvcGFzc3dk\x07topology",
+            [("root0 (\x1b[2Jevil)", [("region0 ra\x9bm [commit]", [])])],
+        )
+    text = out.getvalue()
+    for raw in ("\x1b", "\x07", "\x9b"):
+        assert raw not in text
+    for shown in ("\\x1b]52;c;", "\\x1b[2Jevil", "ra\\x9bm [commit]"):
+        assert shown in text

@@ -79,7 +79,7 @@ def _optional(app: App, d: dict[str, Any], key: str, fn: Callable[[], Any]) -> N
         d[key] = fn()
     except CxlError as e:
         if app.debug:
-            click.echo(f"cxlctl: {key} left out: {e}", err=True)
+            message(f"cxlctl: {key} left out: {e}")
 
 
 def _partition_json(md: Memdev) -> dict[str, Any]:

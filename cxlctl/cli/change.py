@@ -139,9 +139,9 @@ class Change:
                 f"{self.verb} {does} {who}: refusing without confirmation (no terminal to ask on)",
                 hint="pass -y/--yes to confirm, or --dry-run to see what it would do",
             )
-        click.echo(f"cxlctl: {self.verb} will {will}:", err=True)
+        output.message(f"cxlctl: {self.verb} will {will}:")
         for n in names:
-            click.echo(f"  {self._who(n)}", err=True)
+            output.message(f"  {self._who(n)}")
         if not click.confirm("Continue?", default=False, err=True):
             raise click.exceptions.Exit(1)
 
