@@ -403,22 +403,27 @@ class Memdev:
     def set_event_interrupt_policy(self, modes: dict[str, int]) -> tuple[bytes, bytes]:
         """Set Event Interrupt Policy (0x0103): change the interrupt mode (bits 1:0)
         of the named logs (``info``, ``warn``, ``fail``, ``fatal``,
-        ``dynamic_capacity``), keep every other bit as Get Event Interrupt Policy
-        reads it. Returns (before, after); sends nothing when they are equal."""
+        ``dynamic_capacity``) and keep the other logs' modes as Get Event Interrupt
+        Policy reads them. The input has only the mode bits: bits 7:2 are reserved
+        in Set (CXL 3.1 8.2.9.2.5; in Get, bits 7:4 are the message number the
+        device assigned), as Linux's cxl_event_config() sends it. Returns (before,
+        after): Get before and Get after the change; sends nothing when no mode
+        changes (then after is before)."""
         before = self.run(mb.GET_EVENT_INTERRUPT_POLICY)
         order = ("info", "warn", "fail", "fatal", "dynamic_capacity")
-        after = bytearray(before)
+        want = bytearray(b & 0x3 for b in before)
         for log, mode in modes.items():
             i = order.index(log)
-            if i >= len(after):
+            if i >= len(want):
                 raise UnsupportedCommand(
                     f"{self.name}: set-event-interrupt-policy: the device has no {log} "
                     f"event log setting (its policy is {len(before)} bytes)"
                 )
-            after[i] = (after[i] & ~0x3) | (mode & 0x3)
-        if bytes(after) != before:
-            self.run(mb.SET_EVENT_INTERRUPT_POLICY, bytes(after))
-        return before, bytes(after)
+            want[i] = mode & 0x3
+        if all((b & 0x3) == w for b, w in zip(before, want, strict=True)):
+            return before, before
+        self.run(mb.SET_EVENT_INTERRUPT_POLICY, bytes(want))
+        return before, self.run(mb.GET_EVENT_INTERRUPT_POLICY)
 
     def log_size(self, log_uuid: str) -> int:
         """The size Get Supported Logs advertises for a log; UnsupportedCommand if absent."""

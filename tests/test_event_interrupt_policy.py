@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -115,3 +116,21 @@ def test_a_policy_set_through_raw_survives_the_process(cli: Cli, tmp_path: Path)
     # another memdev and a fresh state directory keep what Linux's probe set
     (other,) = json.loads(cli("event-interrupt-policy", "mem1", "--json", env=env).stdout)
     assert other["warn"]["mode"] == "msi_msix"
+
+
+def test_set_reports_before_and_after_as_the_get_verb_prints_them(cli: Cli, tmp_path: Path) -> None:
+    env = {**RAW, "CXLCTL_SIM_STATE": str(tmp_path)}
+
+    def policy() -> dict[str, Any]:
+        (d,) = json.loads(cli("event-interrupt-policy", "mem0", "--json", env=env).stdout)
+        del d["memdev"]
+        return dict(d)
+
+    before = policy()
+    r = cli("set-event-interrupt-policy", "mem0", "--info", "none", "--json", env=env)
+    assert r.exit_code == 0, r.stderr
+    (row,) = json.loads(r.stdout)
+    assert row["changed"] is True
+    assert row["before"] == before
+    assert row["after"] == policy()
+    assert (before["info"]["mode"], row["after"]["info"]["mode"]) == ("msi_msix", "none")

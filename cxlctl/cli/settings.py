@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from .. import mailbox as mb
+from .. import render as rd
 from ..change import Outcome, ProgressHook, Recorder
 from ..errors import CxlError, UsageError
 from ..memdev import Memdev
@@ -221,7 +223,11 @@ def set_event_interrupt_policy(ctx: click.Context, /, memdevs: Sequence[str], **
 
     def step(md: Memdev) -> tuple[Outcome, str, dict[str, Any]]:
         before, after = md.set_event_interrupt_policy(modes)
-        details = {"before": before.hex(), "after": after.hex()}
+        # decoded as `event-interrupt-policy` prints them: one object per log
+        details = {
+            "before": rd.to_data(mb.GET_EVENT_INTERRUPT_POLICY.decode(before)),
+            "after": rd.to_data(mb.GET_EVENT_INTERRUPT_POLICY.decode(after)),
+        }
         if before == after:
             return Outcome.UNCHANGED, f"{md.name}: the policy already matches", details
         return Outcome.CHANGED, f"{md.name}: event interrupt policy set", details
