@@ -281,3 +281,17 @@ def _partition_unchanged() -> bool:
     (row,) = json.loads(ok("set-partition", "-y", "mem0", "-t", "ram", "-s", "256M",
                            "--json").stdout)  # fmt: skip
     return row["changed"] is False
+
+
+@pytest.mark.usefixtures("state")
+def test_every_region_verb_honours_human_sizes() -> None:
+    """-u reaches the region object of create-, disable- and enable-region alike."""
+    for args in (
+        ["create-region", "-y", "-t", "ram", "mem1"],
+        ["disable-region", "-y", "region0"],
+        ["enable-region", "-y", "region0"],
+    ):
+        (row,) = json.loads(ok(*args, "-u", "--json").stdout)
+        region = row if "size" in row else row["region"]
+        assert region["size"] == "256.00 MiB (268.44 MB)", (args, row)
+        assert region["resource"] == "0x490000000", (args, row)

@@ -392,13 +392,14 @@ def enable_region(
       cxlctl --sim enable-region all --dry-run --json
     """
     app = app_of(ctx)
+    human = _human(ctx)
 
     def action(name: str, fs: Sysfs) -> tuple[Outcome, str, Row]:
         if not rg.enable_region(fs, _region_now(app, name)):
-            return Outcome.UNCHANGED, f"{name}: already enabled", _region_json(app, name, False)
+            return Outcome.UNCHANGED, f"{name}: already enabled", _region_json(app, name, human)
         fresh = _topo(app).region(name)
         extra = f"; {_memory_note(app, fresh)}" if fresh is not None and fresh.enabled else ""
-        return Outcome.CHANGED, f"{name}: enabled{extra}", _region_json(app, name, False)
+        return Outcome.CHANGED, f"{name}: enabled{extra}", _region_json(app, name, human)
 
     _each_region(ctx, "enable-region", opts, regions, decoder, action, "enable")
 
@@ -428,11 +429,12 @@ def disable_region(
       cxlctl --sim disable-region all --dry-run
     """
     app = app_of(ctx)
+    human = _human(ctx)
 
     def action(name: str, fs: Sysfs) -> tuple[Outcome, str, Row]:
         r = _region_now(app, name)
         if not r.enabled:
-            return Outcome.UNCHANGED, f"{name}: already disabled", _region_json(app, name, False)
+            return Outcome.UNCHANGED, f"{name}: already disabled", _region_json(app, name, human)
         forced = ""
         try:
             blocks = rg.disable_region(fs, r)
@@ -449,7 +451,7 @@ def disable_region(
         return (
             Outcome.CHANGED,
             f"{name}: disabled{extra}{forced}",
-            _region_json(app, name, False),
+            _region_json(app, name, human),
         )
 
     _each_region(
