@@ -308,3 +308,55 @@ def test_32_mib_update_shows_a_progress_bar_and_ends_staged(tmp_path: Path) -> N
     out = child.before or ""
     assert "32.0 MiB" in out or "MiB" in out
     assert "slot 2 staged for the next reset" in out
+
+
+def test_a_signal_while_waiting_for_an_update_says_it_goes_on(tmp_path: Path) -> None:
+    """SIGTERM during `update-firmware -w`: the kernel's worker owns the transfer, so
+    the message says the update goes on, how much is left, and how to wait or
+    cancel; exit 143. (QEMU's timing: 10 s per Transfer FW part, so it is mid-way.)"""
+    import signal
+    import subprocess
+
+    state = tmp_path / "state"
+    img = tmp_path / "fw.bin"
+    img.write_bytes(os.urandom(64 << 10))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CXLCTL_")}
+    env |= {"CXLCTL_SIM_PROFILE": "qemu", "CXLCTL_SIM_STATE": str(state), "NO_COLOR": "1"}
+    argv = [sys.executable, "-m", "cxlctl", "--sim", "update-firmware", "mem0", "-F", str(img)]
+    p = subprocess.Popen(
+        [*argv, "-w", "-y", "-o", "jsonl"],
+        cwd=str(ROOT),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert p.stderr is not None
+    try:
+        while True:  # the image is written, then the wait reports the transfer
+            event = json.loads(p.stderr.readline())
+            if event.get("what") == "transferring":
+                break
+        p.send_signal(signal.SIGTERM)
+        err = p.stderr.read().decode()
+        p.wait(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 143, err
+    lines = [line for line in err.splitlines() if not line.startswith("{")]
+    assert lines == [
+        "cxlctl: mem0: interrupted: stopped waiting; the image was handed to the kernel and "
+        f"the update goes on without cxlctl, {64 << 10} bytes left: `cxlctl update-firmware "
+        "mem0 -w` waits for it, `-c` cancels it",
+        "cxlctl: interrupted by SIGTERM",
+    ], err
+    listed = subprocess.run(
+        [sys.executable, "-m", "cxlctl", "--sim", "list", "-F", "mem0", "--json"],
+        cwd=str(ROOT), env=env, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    assert json.loads(listed)[0]["firmware"]["fw_update_in_progress"] is True
+    cancel = subprocess.run(
+        [sys.executable, "-m", "cxlctl", "--sim", "update-firmware", "mem0", "-c", "--json"],
+        cwd=str(ROOT), env=env, capture_output=True,
+    )  # fmt: skip
+    assert cancel.returncode == 0, cancel.stderr
+    assert json.loads(cancel.stdout)[0]["outcome"] == "changed"

@@ -7,13 +7,14 @@ kernel through sysfs/debugfs exactly as cxl-cli does (:mod:`cxlctl.devops`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from .. import devops
-from ..change import Outcome, ProgressHook, Recorder, midway
+from ..change import Outcome, ProgressHook, Recorder, midway, stopped
 from ..errors import CxlError, UsageError, file_error
 from ..memdev import Memdev
 from . import CONTEXT, App, app_of, complete, memdevs_required, selected
@@ -127,7 +128,19 @@ def update_firmware(
         st = up.state()
         if rec is not None or (not st.in_progress and not image):
             return Outcome.UNCHANGED, f"{name}: no firmware update in progress", {}
-        up.wait(len(image) or st.remaining_size, hook)
+        try:
+            up.wait(len(image) or st.remaining_size, hook)
+        except KeyboardInterrupt as e:
+            # the kernel's worker owns the transfer now: it goes on without cxlctl
+            left = ""
+            with contextlib.suppress(CxlError):
+                left = f", {up.state().remaining_size} bytes left"
+            raise stopped(
+                e,
+                f"stopped waiting; the {'image was handed to the kernel and the ' if image else ''}"
+                f"update goes on without cxlctl{left}: `cxlctl update-firmware {name} -w` "
+                f"waits for it, `-c` cancels it",
+            ) from None
         details = _fw_details(app, name)
         staged = details.get("firmware", {}).get("staged_slot")
         msg = f"{name}: firmware update completed" + (
