@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .change import midway, stopped
 from .errors import CxlError, DeviceBusy, DeviceNotFound, InvalidRequest, PermissionDenied
 from .sysfs import Sysfs, text
 from .topology import Decoder, Memdev, Port, Region, Topology, read_topology
@@ -81,10 +82,13 @@ class Writer:
 
     def __init__(self, fs: Sysfs) -> None:
         self.fs = fs
+        #: what each write that went through did, in order (for a report midway)
+        self.done: list[str] = []
 
     def write(self, path: str, data: bytes, rule: Rule | None = None, what: str = "") -> None:
         try:
             self.fs.write(path, data)
+            self.done.append(what or "/".join(path.rsplit("/", 2)[-2:]))
         except OSError as e:
             err = e.errno or errno.EIO
             explained = rule(err) if rule else None
@@ -540,19 +544,35 @@ def create_region(fs: Sysfs, plan: Plan, *, enable: bool = True) -> Region | Non
         w.write(f"{rpath}/commit", num(1), rules["commit"], f"{rname}: commit")
         if enable:
             w.write(f"{DRIVERS}/cxl_region/bind", name(rname), rules["bind"], f"{rname}: enable")
-    except CxlError:
-        _rollback(fs, rd, rname, reserved)
-        raise
+    except (CxlError, KeyboardInterrupt) as e:
+        report = _rollback(fs, rd, rname, reserved, w.done)
+        if isinstance(e, KeyboardInterrupt):
+            raise stopped(e, report) from None
+        raise midway(e, report) from None
     return read_topology(fs).region(rname)  # None under a dry run
 
 
-def _rollback(fs: Sysfs, rd: Decoder, rname: str, reserved: list[Decoder]) -> None:
-    for path, data in (
-        (f"{rd.path}/delete_region", name(rname)),
-        *((f"{d.path}/dpa_size", num(0)) for d in reversed(reserved)),
+def _rollback(fs: Sysfs, rd: Decoder, rname: str, reserved: list[Decoder], done: list[str]) -> str:
+    """Delete the half-built region and free the DPA it reserved; say exactly what
+    had been written and what was undone (or could not be)."""
+    undone: list[str] = []
+    failed: list[str] = []
+    for path, data, what in (
+        (f"{rd.path}/delete_region", name(rname), f"{rname} deleted"),
+        *((f"{d.path}/dpa_size", num(0), f"{d.name} DPA freed") for d in reversed(reserved)),
     ):
-        with contextlib.suppress(OSError):
+        try:
             fs.write(path, data)
+            undone.append(what)
+        except OSError as e:
+            failed.append(f"{what.rsplit(' ', 1)[0]} ({errno.errorcode.get(e.errno or 0, e)})")
+    out = f"written before it: {', '.join(done)}; rolled back: {', '.join(undone) or 'nothing'}"
+    if failed:
+        out += (
+            f"; NOT undone: {', '.join(failed)}: see `cxlctl list -R -D -i`, then "
+            f"`cxlctl destroy-region -f {rname}` / `cxlctl free-dpa`"
+        )
+    return out
 
 
 # --- enable / disable / destroy --------------------------------------------------------

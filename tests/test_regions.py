@@ -253,6 +253,12 @@ def test_hpa_order_violation_is_explained_and_rolled_back() -> None:
     assert r.exit_code == 7
     assert "region0: target0 = mem1 (decoder3.0): target position busy, or HPA order" in r.stderr
     assert "(EBUSY)" in r.stderr
+    # exactly what had been written, and what was undone
+    assert (
+        "written before it: decoder0.0: create region0, region0: granularity 256, region0: "
+        "ways 1, region0: size 256 MiB, mem1: decoder3.0 reserve 256 MiB; rolled back: "
+        "region0 deleted, decoder3.0 DPA freed"
+    ) in r.stderr
     # the region is deleted and the DPA it reserved freed (cxl-cli leaves the DPA)
     d = json.loads(ok("list", "-D", "-d", "decoder3.0", "-i", "--json").stdout)
     assert "dpa_size" not in d[0]
@@ -413,3 +419,34 @@ def test_dry_run_prints_libcxls_writes_and_changes_nothing() -> None:
     assert "  write /sys/devices/platform/ACPI0017:00/root0/decoder0.0/delete_region <- " \
         "'region0\\x00'" in r.stdout.splitlines()  # fmt: skip
     assert [x["region"] for x in json.loads(ok("list", "-R", "--json").stdout)] == ["region0"]
+
+
+class _StopAt:
+    """The seam, with a signal (KeyboardInterrupt) arriving at the write to PATH."""
+
+    def __init__(self, fs: SimSysfs, suffix: str) -> None:
+        self.fs, self.suffix = fs, suffix
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.fs, attr)
+
+    def write(self, path: str, data: bytes) -> None:
+        if path.endswith(self.suffix):
+            raise KeyboardInterrupt
+        self.fs.write(path, data)
+
+
+def test_a_signal_midway_through_create_region_rolls_back_and_says_what() -> None:
+    from cxlctl.sysfs import Sysfs
+
+    fs = fs_of()
+    stop: Sysfs = _StopAt(fs, "/commit")
+    with pytest.raises(KeyboardInterrupt) as e:
+        rg.create_region(stop, plan(fs, mode="ram", targets=["mem1"]))
+    done = getattr(e.value, "cxlctl_done", "")
+    assert done.startswith("written before it: decoder0.0: create region0, region0: ")
+    assert "region0: target0 = mem1 (decoder3.0)" in done
+    assert done.endswith("rolled back: region0 deleted, decoder3.0 DPA freed")
+    topo = read_topology(fs)
+    assert list(topo.regions()) == []
+    assert all(not d.dpa_size for d in topo.decoders() if d.kind == "endpoint")
