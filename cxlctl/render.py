@@ -469,7 +469,7 @@ class Progress:
         self.mode = mode
         self._bar: Any = None
         self._tasks: dict[str, Any] = {}
-        self._pct: dict[str, int] = {}
+        self._pct: dict[str, int | None] = {}
         self._t0: dict[str, float] = {}
 
     def __enter__(self) -> Progress:
@@ -486,9 +486,10 @@ class Progress:
 
     def update(self, memdev: str, done: int, total: int, what: str) -> None:
         if self.mode == "jsonl":
-            pct = 100 if total <= 0 else done * 100 // total
+            # total 0: the work has no measure (a sanitize: the device says nothing)
+            pct = None if total <= 0 else done * 100 // total
             key = f"{memdev}\0{what}"
-            if self._pct.get(key) != pct or done == 0:
+            if key not in self._pct or self._pct[key] != pct:
                 self._pct[key] = pct
                 self._event(
                     {

@@ -360,3 +360,36 @@ def test_a_signal_while_waiting_for_an_update_says_it_goes_on(tmp_path: Path) ->
     )  # fmt: skip
     assert cancel.returncode == 0, cancel.stderr
     assert json.loads(cancel.stdout)[0]["outcome"] == "changed"
+
+
+def test_a_signal_while_waiting_for_a_sanitize_says_it_goes_on(tmp_path: Path) -> None:
+    """SIGTERM during `sanitize -w`: the device cannot be stopped; the message says so
+    and how to wait; the progress of a sanitize has no measure (percent null)."""
+    import signal
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CXLCTL_")}
+    env |= {"CXLCTL_SIM_PROFILE": "qemu", "CXLCTL_SIM_STATE": str(tmp_path), "NO_COLOR": "1"}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "cxlctl", "--sim", "sanitize", "mem1", "-y", "-w", "-o", "jsonl"],
+        cwd=str(ROOT),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert p.stderr is not None
+    try:
+        event = json.loads(p.stderr.readline())
+        assert (event["what"], event["total"], event["percent"]) == ("sanitizing", 0, None)
+        p.send_signal(signal.SIGTERM)
+        err = p.stderr.read().decode()
+        p.wait(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 143, err
+    assert [line for line in err.splitlines() if not line.startswith("{")] == [
+        "cxlctl: mem1: interrupted: stopped waiting; sanitize goes on in the device (it cannot "
+        "be stopped; until it ends the kernel refuses every mailbox command but Get Health "
+        "Info): `cxlctl wait-sanitize mem1` waits for it",
+        "cxlctl: interrupted by SIGTERM",
+    ], err

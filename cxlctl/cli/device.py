@@ -161,6 +161,14 @@ ASK_NOTE = (
 )
 
 
+#: an interrupted wait for a sanitize: the device goes on (nothing can stop it)
+_WIPE_GOES_ON = (
+    "stopped waiting; {verb} goes on in the device (it cannot be stopped; until it ends "
+    "the kernel refuses every mailbox command but Get Health Info): "
+    "`cxlctl wait-sanitize {name}` waits for it"
+)
+
+
 def _sanitize_cmd(erase: bool) -> click.Command:
     verb = "secure-erase" if erase else "sanitize"
     title = "Secure Erase (opcode 0x4401)" if erase else "Sanitize (opcode 0x4400)"
@@ -177,8 +185,11 @@ def _sanitize_cmd(erase: bool) -> click.Command:
 
         def action(name: str, rec: Recorder | None, hook: ProgressHook) -> Any:
             devops.start_sanitize(app.backend, name, erase, rec)
-            if rec is None and wait and not devops.wait_sanitize(app.backend, name, None, hook):
-                raise CxlError(f"{name}: {verb} did not finish")
+            try:
+                if rec is None and wait and not devops.wait_sanitize(app.backend, name, None, hook):
+                    raise CxlError(f"{name}: {verb} did not finish")
+            except KeyboardInterrupt as e:  # the device goes on: it cannot be stopped
+                raise stopped(e, _WIPE_GOES_ON.format(verb=verb, name=name)) from None
             state = "started" if rec is not None or not wait else "completed"
             return Outcome.CHANGED, f"{name}: {verb} {state}", {"waited": wait}
 
@@ -242,7 +253,10 @@ def wait_sanitize(
     change = Change(app, "wait-sanitize", {"output": output, "as_json": as_json})
 
     def action(name: str, _rec: Recorder | None, hook: ProgressHook) -> Any:
-        w = devops.wait_sanitize(app.backend, name, timeout, hook)
+        try:
+            w = devops.wait_sanitize(app.backend, name, timeout, hook)
+        except KeyboardInterrupt as e:
+            raise stopped(e, _WIPE_GOES_ON.format(verb="a sanitize", name=name)) from None
         if not w:
             raise CxlError(w.summary(name))
         details = {"waited": w.waited, "waited_ms": w.ms, "security_state": w.state}
