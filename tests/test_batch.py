@@ -97,6 +97,30 @@ def test_results_are_in_order_tagged_and_errors_do_not_stop(cli: Run) -> None:
     assert r.exit_code == 2  # the first failure's exit code
 
 
+def test_hostile_lines_are_one_error_each_and_the_batch_goes_on(cli: Run) -> None:
+    """Deep nesting (RecursionError in json), a UTF-16 BOM (json.loads of bytes would
+    decode it), a line over the bound (never held whole): each an error row, exit 2."""
+    from cxlctl.cli.batch import MAX_LINE
+
+    ok = '{"memdev": "mem0", "command": "identify"}'
+    data = (
+        ("[" * 100_000 + "]" * 100_000 + "\n" + ok + "\n").encode()
+        + b"\xff\xfe{\x00}\x00\n"
+        + b"a" * (MAX_LINE + 10)
+        + b"\n"
+        + ok.encode()
+        + b"\n"
+    )
+    r = cli("--sim", "batch", input=data)
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["line"] for row in rows] == [1, 2, 3, 4, 5]
+    assert [row["exit_code"] for row in rows] == [2, 0, 2, 2, 0]
+    assert rows[0]["error"]["message"] == "line 1: JSON nested too deeply"
+    assert rows[2]["error"]["message"] == "line 3: not UTF-8 (invalid start byte)"
+    assert rows[3]["error"]["message"] == f"line 4: longer than {MAX_LINE} bytes: not a request"
+    assert r.exit_code == 2
+
+
 def test_fail_fast_stops_at_the_first_failure(cli: Run) -> None:
     rows, r = batch(
         cli,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -26,6 +26,8 @@ from . import CONTEXT, App, app_of, complete, output
 Row = dict[str, Any]
 
 #: request keys that are not options of the verb
+#: the longest request line: a 1 MiB payload as spaced hex ("00 01 ..."), and room
+MAX_LINE = 4 << 20
 RESERVED = frozenset({"id", "command", "memdev", "memdevs", "yes"})
 #: verbs a batch cannot run: they read stdin or never end
 REFUSED = {
@@ -81,8 +83,17 @@ class Batch:
     def handle(self, line_no: int, line: bytes) -> tuple[Row, int]:
         """The result object for one input line and its exit code."""
         head: Row = {"line": line_no}
+        if len(line) > MAX_LINE:
+            return self._error(
+                head,
+                UsageError(f"line {line_no}: longer than {MAX_LINE} bytes: not a request"),
+            )
         try:
-            req = json.loads(line)
+            req = json.loads(line.decode("utf-8"))  # bytes would also take UTF-16/32
+        except UnicodeDecodeError as e:
+            return self._error(head, UsageError(f"line {line_no}: not UTF-8 ({e.reason})"))
+        except RecursionError:
+            return self._error(head, UsageError(f"line {line_no}: JSON nested too deeply"))
         except ValueError as e:
             return self._error(head, UsageError(f"line {line_no}: not JSON: {e}"))
         if not isinstance(req, dict):
@@ -350,13 +361,27 @@ def batch(ctx: click.Context, input_file: str | None, fail_fast: bool) -> None:
         run_batch(ctx, f, fail_fast)
 
 
+def _lines(stream: Any) -> Iterator[bytes]:
+    """The input's lines, each read with a bound: a line longer than MAX_LINE is
+    yielded as its first MAX_LINE + 1 bytes (an error for its request) and the rest
+    of it skipped in bounded reads, so a huge line is never held in memory."""
+    while True:
+        line: bytes = stream.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE and not line.endswith(b"\n"):
+            while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+        yield line
+
+
 def run_batch(ctx: click.Context, stream: Any, fail_fast: bool) -> None:
     """The loop: read, answer, write and flush, line by line."""
     b = Batch(ctx)
     dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
     first_failure = 0
     try:
-        for n, raw in enumerate(stream, 1):
+        for n, raw in enumerate(_lines(stream), 1):
             if not raw.strip():
                 continue
             row, code = b.handle(n, raw)
