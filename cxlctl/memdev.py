@@ -91,11 +91,12 @@ T = TypeVar("T")
 class Memdev:
     """One memdev: typed commands over :func:`cxlctl.transport.send`."""
 
-    def __init__(self, backend: Backend, name: str) -> None:
+    def __init__(self, backend: Backend, name: str, info: MemdevInfo | None = None) -> None:
         self.backend = backend
         self.name = name
         self._t: tp.Transport | None = None
-        self._info: MemdevInfo | None = None
+        #: the sysfs attributes (read when first needed; INFO: already read by the caller)
+        self._info: MemdevInfo | None = info
         #: --dry-run: requests that change the device are recorded here, not sent
         self.recorder: Recorder | None = None
         self._payload_max = 0

@@ -22,11 +22,13 @@ from __future__ import annotations
 import errno
 import os
 import re
+from collections.abc import Callable
 from typing import Protocol
 
 #: A sysfs attribute is at most one page (PAGE_SIZE); read one byte more to notice.
 ATTR_MAX = 4096
 _NUMBER = r"-?(?:0x[0-9a-fA-F]+|[0-9]+)"  # compiled on first use (re's cache)
+_number_match: Callable[[str], re.Match[str] | None] | None = None
 
 
 def _check(path: str) -> str:
@@ -118,8 +120,11 @@ def text(data: bytes) -> str:
 def number(data: bytes, *, lo: int = 0, hi: int = (1 << 64) - 1) -> int:
     """An integer attribute (decimal or ``0x`` hex, as the kernel prints), range-checked;
     ``ValueError`` naming the value when it is not a number in ``lo..hi``."""
+    global _number_match
     s = text(data).strip()
-    if not re.fullmatch(_NUMBER, s, re.ASCII):
+    if _number_match is None:  # compiled once, on first use: not at import
+        _number_match = re.compile(_NUMBER, re.ASCII).fullmatch
+    if not _number_match(s):
         raise ValueError(f"not a number: {s!r}")
     v = int(s, 0)
     if not lo <= v <= hi:

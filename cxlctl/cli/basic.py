@@ -39,7 +39,7 @@ def memdev_json(
         d["pmem_size"] = info.pmem_size
     if info.ram_size:
         d["ram_size"] = info.ram_size
-    md = Memdev(app.backend, name)
+    md = Memdev(app.backend, name, info)  # sysfs read once per memdev
     if health or alert_config:  # cxl-cli puts these before "serial"
         from .info import cxl_alert_config_json, cxl_health_json
 
