@@ -11,7 +11,7 @@ import enum
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from .record import Record
@@ -117,6 +117,25 @@ def pretty_json(data: Any) -> str:
 
 
 _encode_str = json.encoder.encode_basestring_ascii  # C; what json.dumps uses
+#: the value types a flat object may hold for the C encoder (exact types: a subclass,
+#: a float, goes the general way)
+_SCALARS = frozenset((str, int, bool, type(None)))
+#: the newline-and-indent of a level -> a C encoder of a flat object for that level
+_flat: dict[str, Callable[[Any, int], Sequence[str]]] = {}
+
+
+def _flat_encoder(inner: str) -> Callable[[Any, int], Sequence[str]] | None:
+    """The C encoder json.dumps uses, with ``",{inner}"`` between items: a flat object
+    encoded exactly as json.dumps(indent=2) writes it, less its first and last line
+    break (None without the C accelerator)."""
+    make = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed; None without _json
+    if make is None:
+        return None
+    enc: Callable[[Any, int], Sequence[str]] = make(
+        None, None, _encode_str, None, ": ", "," + inner, False, False, True
+    )
+    _flat[inner] = enc
+    return enc
 
 
 def _pretty(o: Any, out: list[str], nl: str) -> None:
@@ -136,6 +155,16 @@ def _pretty(o: Any, out: list[str], nl: str) -> None:
             out.append("{}")
             return
         inner = nl + "  "
+        for k, v in o.items():
+            if type(k) is not str or type(v) not in _SCALARS:
+                break
+        else:  # str keys, scalar values: the C encoder, its item separator indented
+            enc = _flat.get(inner) or _flat_encoder(inner)
+            if enc is not None:
+                out.append("{" + inner)
+                out.append("".join(enc(o, 0))[1:-1])
+                out.append(nl + "}")
+                return
         sep = "{" + inner
         for k, v in o.items():
             if type(k) is not str:
