@@ -50,6 +50,24 @@ class Link:
         self.target = target
 
 
+class Lazy:
+    """A directory not rendered yet: the first lookup through it renders it in place
+    (``open``). Only the tree without the ports has them (a memdev's directory and
+    its subdirectories: a command about some memdevs renders theirs only); the
+    whole tree, which lists directories, is rendered at once."""
+
+    __slots__ = ("fill",)
+
+    def __init__(self, fill: Callable[[], None]) -> None:
+        self.fill = fill
+
+    def open(self, parent: dict[str, object], name: str) -> dict[str, object]:
+        d: dict[str, object] = {}
+        parent[name] = d
+        self.fill()  # renders into d (the builder finds it at its path)
+        return d
+
+
 Node = "dict[str, object] | File | Link"
 
 
@@ -68,6 +86,10 @@ def _call(fn: Callable[[str, str], None], first: str) -> Writer:
 
 def _hex(v: int) -> str:
     return f"{v:#x}"
+
+
+def _ignore(_data: bytes) -> None:
+    """A write the kernel accepts and does nothing with (``uevent`` here)."""
 
 
 class SimSysfs:
@@ -196,7 +218,9 @@ class SimSysfs:
             for p in parts:
                 if not isinstance(node, dict) or p not in node:
                     break
-                node = node[p]
+                parent, node = node, node[p]
+                if type(node) is Lazy:
+                    node = node.open(parent, p)
             else:
                 return node
         node = self.tree()
@@ -215,6 +239,9 @@ class SimSysfs:
         while i < len(parts):
             out.append(parts[i])
             child = node.get(parts[i]) if isinstance(node, dict) else None
+            if type(child) is Lazy:
+                assert isinstance(node, dict)
+                child = child.open(node, parts[i])
             node = self._lookup(out) if child is None else child
             if isinstance(node, Link) and (follow_last or i < len(parts) - 1):
                 hops += 1
@@ -237,16 +264,36 @@ class _Builder:
         self.root: dict[str, object] = {}
         #: path -> its directory: a tree of 256 memdevs makes ~30,000 lookups
         self._dirs: dict[str, dict[str, object]] = {}
+        #: render directories when first looked up (:class:`Lazy`), not now
+        self.deferred = False
 
     # -- tree helpers -------------------------------------------------------------------
     def dir(self, path: str) -> dict[str, object]:
         node = self._dirs.get(path)
         if node is None:
             parent, _, name = path.rpartition("/")
-            nxt = (self.dir(parent) if parent else self.root).setdefault(name, {})
+            up = self.dir(parent) if parent else self.root
+            nxt = up.setdefault(name, {})
+            if type(nxt) is Lazy:
+                nxt = nxt.open(up, name)
             assert isinstance(nxt, dict)
             self._dirs[path] = node = nxt
         return node
+
+    def lazy(self, path: str, fill: Callable[[], None]) -> None:
+        """The directory PATH with what FILL renders into it: now, or (``deferred``)
+        on its first lookup."""
+        if not self.deferred:
+            self.dir(path)
+            fill()
+            return
+        parent, _, name = path.rpartition("/")
+        up = self.dir(parent)
+        if name in up:  # already there (rendered, or a Lazy of its own): fill it now
+            self.dir(path)
+            fill()
+            return
+        up[name] = Lazy(fill)
 
     def ro(self, path: str, value: str | Reader, mode: int = 0o444) -> None:
         d, _, name = path.rpartition("/")
@@ -267,19 +314,35 @@ class _Builder:
 
     def device(self, path: str, bus_link: str | None, devtype: str | None, modalias: str,
                driver: str | None = None, subsystem: str = "bus/cxl",
-               extra_uevent: str = "") -> None:  # fmt: skip
-        self.dir(path)
-        if devtype is not None:
-            self.ro(f"{path}/devtype", devtype)
-        self.ro(f"{path}/modalias", modalias)
-        self.link(f"{path}/subsystem", subsystem)
-        ev = extra_uevent + (f"DEVTYPE={devtype}\n" if devtype else "")
+               extra_uevent: str = "", *, attrs: bool = True, links: bool = True,
+               more: Callable[[dict[str, object]], None] | None = None) -> None:  # fmt: skip
+        """A device directory and the links to it (its bus's ``devices/``, its driver's
+        directory).  ATTRS: ``devtype`` and ``modalias`` as files too (a memdev has them
+        in ``uevent`` only); MORE renders the rest of its files.  The links are made
+        now (LINKS=False: the caller makes them); the directory, when ``deferred``, on
+        its first lookup."""
+
+        def render() -> None:
+            d = self.dir(path)
+            if attrs:
+                if devtype is not None:
+                    d["devtype"] = File(0o444, _const(devtype))
+                d["modalias"] = File(0o444, _const(modalias))
+            d["subsystem"] = Link(subsystem)
+            ev = extra_uevent + (f"DEVTYPE={devtype}\n" if devtype else "")
+            if driver:
+                ev += f"DRIVER={driver}\n"
+                d["driver"] = Link(f"{subsystem}/drivers/{driver}")
+            ev += f"MODALIAS={modalias}"
+            d["uevent"] = File(0o644, _const(ev), _ignore)
+            if more is not None:
+                more(d)
+
+        self.lazy(path, render)
+        if not links:
+            return
         if driver:
-            ev += f"DRIVER={driver}\n"
-            self.link(f"{path}/driver", f"{subsystem}/drivers/{driver}")
             self.link(f"{subsystem}/drivers/{driver}/{path.rsplit('/', 1)[-1]}", path)
-        ev += f"MODALIAS={modalias}"
-        self.dir(path)["uevent"] = File(0o644, _const(ev), lambda _d: None)
         if bus_link:
             self.link(f"{subsystem}/devices/{bus_link}", path)
 
@@ -287,6 +350,7 @@ class _Builder:
     def build(self, *, topology: bool = True) -> dict[str, object]:
         """The tree; ``topology=False``: without the ports, decoders and endpoints."""
         bus = self.bus
+        self.deferred = not topology  # the whole tree lists directories: all of it now
         self.drivers()
         self.memory()
         for name, dev in bus.devices.items():
@@ -342,31 +406,51 @@ class _Builder:
         slot = b.slot_of[c.serial]
         path = f"{slot.pci}/{name}"
         idx = int(name[3:])
-        self.device(
-            path, name, "cxl_memdev", "cxl:t5", "cxl_mem" if dev.bound else None,
-            extra_uevent=f"MAJOR=250\nMINOR={idx}\nDEVNAME=cxl/{name}\n",
-        )  # fmt: skip
-        # a memdev has DEVTYPE and MODALIAS in uevent only, not as attributes
-        del self.dir(path)["devtype"], self.dir(path)["modalias"]
-        self.ro(f"{path}/dev", f"250:{idx}")
-        self.ro(f"{path}/serial", f"{c.serial:#x}")
-        self.ro(f"{path}/firmware_version", c.fw_revision)
-        self.ro(f"{path}/label_storage_size", str(c.lsa_size))
-        self.ro(f"{path}/payload_max", str(c.payload_max))
-        self.ro(f"{path}/numa_node", str(c.numa_node))
-        self.ro(f"{path}/ram/size", _hex(c.volatile_bytes))
-        self.ro(f"{path}/pmem/size", _hex(c.persistent_bytes))
-        self.security(path, name, dev)
-        self.firmware(path, name, dev)
+        bound = dev.bound
+        fw_upload = mb.TRANSFER_FW.opcode in dev.device.cel
+        nvdimm = bound and c.persistent_bytes and b.acpi_bound
+
+        def files(d: dict[str, object]) -> None:
+            # a memdev has DEVTYPE and MODALIAS in uevent only, not as attributes
+            d["dev"] = File(0o444, _const(f"250:{idx}"))
+            d["serial"] = File(0o444, _const(f"{c.serial:#x}"))
+            d["firmware_version"] = File(0o444, _const(c.fw_revision))
+            d["label_storage_size"] = File(0o444, _const(str(c.lsa_size)))
+            d["payload_max"] = File(0o444, _const(str(c.payload_max)))
+            d["numa_node"] = File(0o444, _const(str(c.numa_node)))
+            self.lazy(f"{path}/ram", lambda: self.ro(f"{path}/ram/size", _hex(c.volatile_bytes)))
+            self.lazy(
+                f"{path}/pmem", lambda: self.ro(f"{path}/pmem/size", _hex(c.persistent_bytes))
+            )
+            self.lazy(f"{path}/security", lambda: self.security(path, name, dev))
+            if fw_upload:
+                fw = f"{path}/firmware/{name}"
+                self.lazy(
+                    f"{path}/firmware",
+                    lambda: self.lazy(fw, lambda: self.firmware(fw, path, name, dev)),
+                )
+            if bound:
+                d["trigger_poison_list"] = File(
+                    0o200, None, lambda d: unsupported(d, "trigger_poison_list")
+                )
+            if nvdimm:
+                pm = f"{path}/pmem{idx}"
+                self.device(pm, None, "cxl_nvdimm", "cxl:t2", "cxl_nvdimm", links=False)
 
         def unsupported(_d: bytes, what: str) -> None:
             raise OSError(errno.EOPNOTSUPP, f"{name}: {what} is not simulated through sysfs")
 
-        if dev.bound:
-            self.wo(f"{path}/trigger_poison_list", lambda d: unsupported(d, "trigger_poison_list"))
-            if c.persistent_bytes and b.acpi_bound:
-                pm = f"pmem{idx}"
-                self.device(f"{path}/{pm}", pm, "cxl_nvdimm", "cxl:t2", "cxl_nvdimm")
+        self.device(
+            path, name, "cxl_memdev", "cxl:t5", "cxl_mem" if bound else None,
+            extra_uevent=f"MAJOR=250\nMINOR={idx}\nDEVNAME=cxl/{name}\n", attrs=False, more=files,
+        )  # fmt: skip
+        if fw_upload:  # the class device's links (its directory is in the memdev's)
+            self.link(f"class/firmware/{name}", f"{path}/firmware/{name}")
+            self.ro("class/firmware/timeout", "60", 0o644)
+        if nvdimm:
+            pm = f"pmem{idx}"
+            self.link(f"bus/cxl/drivers/cxl_nvdimm/{pm}", f"{path}/{pm}")
+            self.link(f"bus/cxl/devices/{pm}", f"{path}/{pm}")
         self.dir(f"{slot.pci}")
 
     def security(self, path: str, name: str, dev: SimDevice) -> None:
@@ -384,13 +468,10 @@ class _Builder:
                 lambda d: fu.sanitize(dev, _arg(d), committed, mb.SECURE_ERASE.opcode),
             )
 
-    def firmware(self, path: str, name: str, dev: SimDevice) -> None:
-        """The firmware-upload class device ``memN/firmware/memN`` (topology.md 8)."""
-        if mb.TRANSFER_FW.opcode not in dev.device.cel:
-            return
+    def firmware(self, fw: str, path: str, name: str, dev: SimDevice) -> None:
+        """The firmware-upload class device ``memN/firmware/memN`` (topology.md 8): its
+        files; :meth:`memdev` links it into ``class/firmware``."""
         up = dev.fwupload
-        fw = f"{path}/firmware/{name}"
-        self.dir(fw)
         d = self.dir(fw)
         d["loading"] = File(0o644, up.read_loading, lambda b: up.write_loading(_arg(b)), True)
         d["data"] = File(0o644, lambda: "", up.write_data, True)
@@ -398,11 +479,9 @@ class _Builder:
         d["remaining_size"] = File(0o444, up.read_remaining)
         d["error"] = File(0o444, up.read_error)
         d["cancel"] = File(0o200, None, lambda b: up.write_cancel(_arg(b)), True)
-        self.ro(f"{fw}/uevent", f"FIRMWARE={name}\nTIMEOUT=60\nASYNC=0", 0o644)
-        self.link(f"{fw}/device", path)
-        self.link(f"{fw}/subsystem", "class/firmware")
-        self.link(f"class/firmware/{name}", fw)
-        self.ro("class/firmware/timeout", "60", 0o644)
+        d["uevent"] = File(0o644, _const(f"FIRMWARE={name}\nTIMEOUT=60\nASYNC=0"))
+        d["device"] = Link(path)
+        d["subsystem"] = Link("class/firmware")
 
     def root_port(self) -> None:
         b = self.bus
