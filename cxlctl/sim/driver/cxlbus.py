@@ -368,13 +368,19 @@ class CxlBus:
     def sync(self) -> None:
         """Endpoints follow their memdev's cxl_mem binding and the ports above it."""
         changed = False
+        used: set[int] | None = None  # the port ids taken, once per sync (not per port)
+        eid = self.layout.first_dynamic - 1
         for dev in self.devices.values():
             serial = dev.config.serial
             slot = self.slot_of[serial]
             want = dev.bound and self.port_active(slot.port)
             have = serial in self.endpoints
             if want and not have:
-                eid = self._port_ida()
+                if used is None:
+                    used = self._ports_used()
+                # the lowest free id: every id below the last one given is taken
+                eid = self._port_ida(used, eid + 1)
+                used.add(eid)
                 self.endpoints[serial] = Endpoint(
                     eid, serial, slot.port, decoders=self._new_decoders(eid, "endpoint")
                 )
@@ -385,9 +391,13 @@ class CxlBus:
         if changed:
             self.save()
 
-    def _port_ida(self) -> int:
-        used = set(self.layout.ports) | {e.id for e in self.endpoints.values()}
-        i = self.layout.first_dynamic
+    def _ports_used(self) -> set[int]:
+        return set(self.layout.ports) | {e.id for e in self.endpoints.values()}
+
+    def _port_ida(self, used: set[int], start: int) -> int:
+        """The kernel's port ida: the lowest id from START (at least the first dynamic
+        one) that is not USED."""
+        i = max(start, self.layout.first_dynamic)
         while i in used:
             i += 1
         return i
