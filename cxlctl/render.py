@@ -169,11 +169,20 @@ def _pretty(o: Any, out: list[str], nl: str) -> None:
         for k, v in o.items():
             if type(k) is not str:
                 raise _Unusual
-            out.append(sep)
-            out.append(_encode_str(k))
-            out.append(": ")
-            _pretty(v, out, inner)
+            head = sep + _encode_str(k) + ": "
             sep = "," + inner
+            tv = type(v)  # the scalars here, not by a call each
+            if tv is str:
+                out.append(head + _encode_str(v))
+            elif tv is int:
+                out.append(head + int.__repr__(v))
+            elif tv is bool:
+                out.append(head + ("true" if v else "false"))
+            elif v is None:
+                out.append(head + "null")
+            else:
+                out.append(head)
+                _pretty(v, out, inner)
         out.append(nl + "}")
     elif t is list or t is tuple:
         if not o:
