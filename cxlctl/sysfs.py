@@ -32,8 +32,9 @@ _number_match: Callable[[str], re.Match[str] | None] | None = None
 
 
 def _check(path: str) -> str:
-    parts = path.split("/")
-    if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    # an empty, "." or ".." component (a leading or trailing "/" makes an empty one)
+    p = f"/{path}/"
+    if "//" in p or "/./" in p or "/../" in p:
         raise OSError(errno.EINVAL, f"not a relative sysfs path: {path!r}")
     return path
 

@@ -207,14 +207,21 @@ class SimSysfs:
             found = self._found[key] = self._walk(parts)
         return found
 
+    def _root(self) -> dict[str, object]:
+        """The tree lookups start from: the whole one once rendered, else the one
+        without the ports (rendered now if need be)."""
+        if self._tree is not None:
+            return self._tree
+        if self._base is None:
+            self.bus.sync()
+            self._base = _Builder(self.bus).build(topology=False)
+        return self._base
+
     def _walk(self, parts: list[str]) -> object:
         if self._tree is None:
             # the ports only add nodes (never change one the base has): a path the
             # base tree has is the same node in the whole tree; only a miss needs it
-            if self._base is None:
-                self.bus.sync()
-                self._base = _Builder(self.bus).build(topology=False)
-            node: object = self._base
+            node: object = self._root()
             for p in parts:
                 if not isinstance(node, dict) or p not in node:
                     break
@@ -231,26 +238,30 @@ class SimSysfs:
         return node
 
     def _resolve(self, path: str, *, follow_last: bool) -> tuple[list[str], object]:
-        parts = _check(path).split("/") if path else []
+        if not path:
+            return [], self._lookup([])
+        parts = _check(path).split("/")
+        last = len(parts) - 1
         out: list[str] = []
         hops = 0
-        i = 0
-        node: object = None  # the node at ``out``, walked one step at a time
-        while i < len(parts):
-            out.append(parts[i])
-            child = node.get(parts[i]) if isinstance(node, dict) else None
-            if type(child) is Lazy:
+        node: object = self._root()  # the node at ``out``, walked one step at a time
+        for i, p in enumerate(parts):
+            out.append(p)
+            child = node.get(p) if type(node) is dict else None
+            if child is None:  # not in this tree (the whole one may have it): ENOENT
+                node = self._lookup(out)
+            elif type(child) is Lazy:
                 assert isinstance(node, dict)
-                child = child.open(node, parts[i])
-            node = self._lookup(out) if child is None else child
-            if isinstance(node, Link) and (follow_last or i < len(parts) - 1):
+                node = child.open(node, p)
+            else:
+                node = child
+            if type(node) is Link and (follow_last or i < last):
                 hops += 1
                 if hops > 40:
                     raise OSError(errno.ELOOP, f"{path}: too many links")
                 out = node.target.split("/")
                 node = self._lookup(out)
-            i += 1
-        return out, (node if parts else self._lookup(out))
+        return out, node
 
     def _node(self, path: str) -> object:
         return self._resolve(path, follow_last=True)[1]
