@@ -155,8 +155,12 @@ class Memdev:
                 hint=f"try `cxlctl raw {self.name} {cmd.opcode:#06x}` if RAW is allowed",
             )
         if out_size is None:
-            out_size = self.payload_max if cmd.size_out is None or cmd.size_out else 0
+            out_size = self._out_size(cmd)
         return tp.SendRequest(cmd.kernel_id, payload, out_size)
+
+    def _out_size(self, cmd: mb.Command[Any]) -> int:
+        """out.size for CMD: payload_max, or 0 for a command without output."""
+        return self.payload_max if cmd.size_out is None or cmd.size_out else 0
 
     def raw_request(
         self, opcode: int, payload: bytes = b"", out_size: int | None = None
@@ -195,8 +199,12 @@ class Memdev:
         payload_max, output buffer of payload_max (or none for a no-output command)."""
         p = self._prepared.get(cmd.name)
         if p is None:
-            req = self.request(cmd)  # UnsupportedCommand without a kernel id
-            p = tp.PreparedCommand(self.transport, req.id, req.out_size, self.payload_max)
+            if cmd.kernel_id is None:
+                self.request(cmd)  # UnsupportedCommand, saying why
+            assert cmd.kernel_id is not None
+            p = tp.PreparedCommand(
+                self.transport, cmd.kernel_id, self._out_size(cmd), self.payload_max
+            )
             self._prepared[cmd.name] = p
         return p
 

@@ -156,15 +156,15 @@ _OUT_SIZE_OFFSET = uapi.SEND_OUT_SIZE_OFFSET
 class PreparedCommand:
     """One kernel command, ready to be sent again and again.
 
-    The ``struct cxl_send_command`` argument and both payload buffers are allocated
-    once; a call packs the struct with one :class:`struct.Struct` (the kernel
-    writes ``retval`` and ``out.size`` back into it), copies the input in, issues
-    the ioctl and slices the output. What the kernel checks itself (sizes against
-    its command table, flags, reserved fields) is not checked again here; what
-    keeps this process safe is: the input never exceeds the buffer, and the
-    ``out.size`` the kernel reports is checked against the buffer before a byte is
-    read. Not thread-safe: one per thread (a :class:`~cxlctl.memdev.Memdev` keeps
-    one per command).
+    The ``struct cxl_send_command`` argument and both payload buffers are allocated once
+    (the input buffer with the first input); a call packs the struct with one
+    :class:`struct.Struct` (the kernel writes ``retval`` and ``out.size`` back into it),
+    copies the input in, issues the ioctl and slices the output. What the kernel checks
+    itself (sizes against its command table, flags, reserved fields) is not checked
+    again here; what keeps this process safe is: the input never exceeds the buffer, and
+    the ``out.size`` the kernel reports is checked against the buffer before a byte is
+    read. Not thread-safe: one per thread (a :class:`~cxlctl.memdev.Memdev` keeps one
+    per command).
     """
 
     __slots__ = ("_arg", "_in", "_in_cap", "_in_ptr", "_ioctl", "_out_ptr", "_pack", "_static")
@@ -184,8 +184,9 @@ class PreparedCommand:
                 raise ValueError(f"{what}={n} is outside 0..{MAX_PAYLOAD}")
         self._ioctl = t.ioctl
         self._in_cap = in_capacity
-        self._in = ctypes.create_string_buffer(in_capacity) if in_capacity else None
-        self._in_ptr = ctypes.addressof(self._in) if self._in is not None else 0
+        # the input buffer: made for the first input (most commands never have one)
+        self._in: ctypes.Array[ctypes.c_char] | None = None
+        self._in_ptr = 0
         out = ctypes.create_string_buffer(out_size) if out_size else None
         self._out_ptr = ctypes.addressof(out) if out is not None else 0
         self._arg = bytearray(uapi.SEND_SIZE)
@@ -205,6 +206,9 @@ class PreparedCommand:
         if n:
             if n > self._in_cap:
                 raise ValueError(f"{n}-byte input for a {self._in_cap}-byte buffer")
+            if self._in is None:
+                self._in = ctypes.create_string_buffer(self._in_cap)
+                self._in_ptr = ctypes.addressof(self._in)
             ctypes.memmove(self._in_ptr, payload, n)
         cid, flags, opcode, out_size, _ = self._static
         arg = self._arg
