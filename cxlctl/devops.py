@@ -74,10 +74,21 @@ class FirmwareUpload:
         self.backend = backend
         self.name = name
         self.seam = backend.sysfs_seam
-        self.dir = f"{memdev_path(backend, name)}/firmware/{name}"
+        self._dir: str | None = None
+        #: the same directory through the memdev's bus link, for reads: the seam
+        #: resolves the link as open(2) does, without a realpath first
+        self._via = f"bus/cxl/devices/{name}/firmware/{name}"
+
+    @property
+    def dir(self) -> str:
+        """``devices/.../memN/firmware/memN``: where cxl-cli writes (and what messages
+        and --dry-run show), resolved when first needed."""
+        if self._dir is None:
+            self._dir = f"{memdev_path(self.backend, self.name)}/firmware/{self.name}"
+        return self._dir
 
     def available(self) -> bool:
-        return self.seam.exists(f"{self.dir}/loading")
+        return self.seam.exists(f"{self._via}/loading")
 
     def require(self) -> None:
         if not self.available():
@@ -99,18 +110,29 @@ class FirmwareUpload:
         except OSError as e:
             raise _oserror(e, self.name, f"writing {self._abs(attr)}", self.backend, 0x0201) from e
 
-    def state(self) -> FwUploadState:
+    def status(self) -> str:
+        """``status`` alone: idle, or the phase of an upload (what ``cxl list -F`` reads
+        first; :meth:`remaining_size` only while busy)."""
         try:
-            status = sf.text(self.seam.read(f"{self.dir}/status")).strip()
-            remaining = sf.number(self.seam.read(f"{self.dir}/remaining_size"))
+            return sf.text(self.seam.read(f"{self._via}/status")).strip()
+        except OSError as e:
+            raise _oserror(e, self.name, "reading the firmware-upload state") from e
+
+    def remaining_size(self) -> int:
+        try:
+            return sf.number(self.seam.read(f"{self._via}/remaining_size"))
         except OSError as e:
             raise _oserror(e, self.name, "reading the firmware-upload state") from e
         except ValueError as e:
             raise CxlError(f"{self.name}: firmware upload: {e}") from e
+
+    def state(self) -> FwUploadState:
+        status = self.status()
+        remaining = self.remaining_size()
         error = ""
         if status == "idle":
             try:
-                error = sf.text(self.seam.read(f"{self.dir}/error")).strip()
+                error = sf.text(self.seam.read(f"{self._via}/error")).strip()
             except OSError:
                 error = ""
         return FwUploadState(status, remaining, error)

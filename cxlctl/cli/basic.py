@@ -122,12 +122,13 @@ def _firmware_json(md: Memdev, backend: Any = None) -> dict[str, Any]:
     up = FirmwareUpload(backend or md.backend, md.name)
     if up.available():
         try:
-            st = up.state()
+            if up.status() == "idle":
+                return d
+            remaining = up.remaining_size()
         except CxlError:
             return d
-        if st.in_progress:
-            d["fw_update_in_progress"] = True
-            d["remaining_size"] = st.remaining_size
+        d["fw_update_in_progress"] = True
+        d["remaining_size"] = remaining
     return d
 
 
