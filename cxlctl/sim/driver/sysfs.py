@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 Reader = Callable[[], str]
 Writer = Callable[[bytes], None]
+#: renders a directory's entries into it
+Fill = Callable[[dict[str, object]], None]
 
 
 class File:
@@ -58,13 +60,13 @@ class Lazy:
 
     __slots__ = ("fill",)
 
-    def __init__(self, fill: Callable[[], None]) -> None:
+    def __init__(self, fill: Fill) -> None:
         self.fill = fill
 
     def open(self, parent: dict[str, object], name: str) -> dict[str, object]:
         d: dict[str, object] = {}
         parent[name] = d
-        self.fill()  # renders into d (the builder finds it at its path)
+        self.fill(d)  # renders into d (also found at its path: builder.dir())
         return d
 
 
@@ -291,20 +293,16 @@ class _Builder:
             self._dirs[path] = node = nxt
         return node
 
-    def lazy(self, path: str, fill: Callable[[], None]) -> None:
+    def lazy(self, path: str, fill: Fill, up: dict[str, object] | None = None) -> None:
         """The directory PATH with what FILL renders into it: now, or (``deferred``)
-        on its first lookup."""
-        if not self.deferred:
-            self.dir(path)
-            fill()
+        on its first lookup.  UP: its parent directory, when the caller has it."""
+        name = path.rpartition("/")[2]
+        if up is None:
+            up = self.dir(path.rpartition("/")[0])
+        if self.deferred and name not in up:
+            up[name] = Lazy(fill)
             return
-        parent, _, name = path.rpartition("/")
-        up = self.dir(parent)
-        if name in up:  # already there (rendered, or a Lazy of its own): fill it now
-            self.dir(path)
-            fill()
-            return
-        up[name] = Lazy(fill)
+        fill(self.dir(path))  # now (or already there: rendered, or a Lazy of its own)
 
     def ro(self, path: str, value: str | Reader, mode: int = 0o444) -> None:
         d, _, name = path.rpartition("/")
@@ -326,15 +324,15 @@ class _Builder:
     def device(self, path: str, bus_link: str | None, devtype: str | None, modalias: str,
                driver: str | None = None, subsystem: str = "bus/cxl",
                extra_uevent: str = "", *, attrs: bool = True, links: bool = True,
-               more: Callable[[dict[str, object]], None] | None = None) -> None:  # fmt: skip
+               more: Fill | None = None, up: dict[str, object] | None = None,
+               ) -> None:  # fmt: skip
         """A device directory and the links to it (its bus's ``devices/``, its driver's
         directory).  ATTRS: ``devtype`` and ``modalias`` as files too (a memdev has them
-        in ``uevent`` only); MORE renders the rest of its files.  The links are made
-        now (LINKS=False: the caller makes them); the directory, when ``deferred``, on
-        its first lookup."""
+        in ``uevent`` only); MORE renders the rest of its files; UP is its parent
+        directory if the caller has it.  The links are made now (LINKS=False: the
+        caller makes them); the directory, when ``deferred``, on its first lookup."""
 
-        def render() -> None:
-            d = self.dir(path)
+        def render(d: dict[str, object]) -> None:
             if attrs:
                 if devtype is not None:
                     d["devtype"] = File(0o444, _const(devtype))
@@ -349,7 +347,7 @@ class _Builder:
             if more is not None:
                 more(d)
 
-        self.lazy(path, render)
+        self.lazy(path, render, up)
         if not links:
             return
         if driver:
@@ -429,16 +427,14 @@ class _Builder:
             d["label_storage_size"] = File(0o444, _const(str(c.lsa_size)))
             d["payload_max"] = File(0o444, _const(str(c.payload_max)))
             d["numa_node"] = File(0o444, _const(str(c.numa_node)))
-            self.lazy(f"{path}/ram", lambda: self.ro(f"{path}/ram/size", _hex(c.volatile_bytes)))
-            self.lazy(
-                f"{path}/pmem", lambda: self.ro(f"{path}/pmem/size", _hex(c.persistent_bytes))
-            )
-            self.lazy(f"{path}/security", lambda: self.security(path, name, dev))
+            d["ram"] = {"size": File(0o444, _const(_hex(c.volatile_bytes)))}
+            d["pmem"] = {"size": File(0o444, _const(_hex(c.persistent_bytes)))}
+            self.lazy(f"{path}/security", lambda sd: self.security(sd, name, dev), d)
             if fw_upload:
-                fw = f"{path}/firmware/{name}"
+                fw: dict[str, object] = {}
+                d["firmware"] = fw
                 self.lazy(
-                    f"{path}/firmware",
-                    lambda: self.lazy(fw, lambda: self.firmware(fw, path, name, dev)),
+                    f"{path}/firmware/{name}", lambda fd: self.firmware(fd, path, name, dev), fw
                 )
             if bound:
                 d["trigger_poison_list"] = File(
@@ -446,7 +442,7 @@ class _Builder:
                 )
             if nvdimm:
                 pm = f"{path}/pmem{idx}"
-                self.device(pm, None, "cxl_nvdimm", "cxl:t2", "cxl_nvdimm", links=False)
+                self.device(pm, None, "cxl_nvdimm", "cxl:t2", "cxl_nvdimm", links=False, up=d)
 
         def unsupported(_d: bytes, what: str) -> None:
             raise OSError(errno.EOPNOTSUPP, f"{name}: {what} is not simulated through sysfs")
@@ -464,26 +460,23 @@ class _Builder:
             self.link(f"bus/cxl/devices/{pm}", f"{path}/{pm}")
         self.dir(f"{slot.pci}")
 
-    def security(self, path: str, name: str, dev: SimDevice) -> None:
+    def security(self, sd: dict[str, object], name: str, dev: SimDevice) -> None:
         """``security/state``, ``sanitize``, and ``erase`` when the device lists Secure
-        Erase (QEMU 10 does not: no ``erase`` file)."""
+        Erase (QEMU 10 does not: no ``erase`` file), into the directory SD."""
         from . import fwupload as fu
 
         ep = self.bus.endpoints.get(dev.config.serial)
         committed = 0 if ep is None else ep.commit_end + 1
-        self.ro(f"{path}/security/state", lambda: fu.security_state(dev))
-        self.wo(f"{path}/security/sanitize", lambda d: fu.sanitize(dev, _arg(d), committed))
+        sd["state"] = File(0o444, lambda: fu.security_state(dev))
+        sd["sanitize"] = File(0o200, None, lambda d: fu.sanitize(dev, _arg(d), committed))
         if mb.SECURE_ERASE.opcode in dev.device.cel:
-            self.wo(
-                f"{path}/security/erase",
-                lambda d: fu.sanitize(dev, _arg(d), committed, mb.SECURE_ERASE.opcode),
-            )
+            erase = mb.SECURE_ERASE.opcode
+            sd["erase"] = File(0o200, None, lambda d: fu.sanitize(dev, _arg(d), committed, erase))
 
-    def firmware(self, fw: str, path: str, name: str, dev: SimDevice) -> None:
+    def firmware(self, d: dict[str, object], path: str, name: str, dev: SimDevice) -> None:
         """The firmware-upload class device ``memN/firmware/memN`` (topology.md 8): its
-        files; :meth:`memdev` links it into ``class/firmware``."""
+        files, into D; :meth:`memdev` links it into ``class/firmware``."""
         up = dev.fwupload
-        d = self.dir(fw)
         d["loading"] = File(0o644, up.read_loading, lambda b: up.write_loading(_arg(b)), True)
         d["data"] = File(0o644, lambda: "", up.write_data, True)
         d["status"] = File(0o444, up.read_status)
