@@ -599,6 +599,11 @@ def resume_gc() -> None:
 
         _gc_paused = False
         gc.freeze()
+        # a youngest generation of 10,000 objects, not 700: a command over many
+        # memdevs builds a few hundred long-lived objects per memdev, which the
+        # default rescans ~7 times (10 ms of 256 simulated memdevs' 70); garbage
+        # cycles are still collected, a little later
+        gc.set_threshold(10_000, 10, 10)
         gc.enable()
 
 
