@@ -58,16 +58,33 @@ class Lazy:
     its subdirectories: a command about some memdevs renders theirs only); the
     whole tree, which lists directories, is rendered at once."""
 
-    __slots__ = ("fill",)
+    __slots__ = ("done", "early", "fill", "name", "parent")
 
-    def __init__(self, fill: Fill) -> None:
-        self.fill = fill
+    def __init__(
+        self,
+        fill: Fill,
+        parent: dict[str, object],
+        name: str,
+        early: dict[str, object] | None = None,
+    ) -> None:
+        self.fill, self.parent, self.name = fill, parent, name
+        #: entries made already (the same objects FILL puts in): a lookup of one of
+        #: them goes through without rendering the rest
+        self.early = early
+        self.done: dict[str, object] | None = None
 
-    def open(self, parent: dict[str, object], name: str) -> dict[str, object]:
-        d: dict[str, object] = {}
-        parent[name] = d
-        self.fill(d)  # renders into d (also found at its path: builder.dir())
-        return d
+    def open(self) -> dict[str, object]:
+        """The directory, rendered in place of this placeholder (once)."""
+        if self.done is None:
+            d: dict[str, object] = {}
+            self.parent[self.name] = self.done = d
+            self.fill(d)  # renders into d (also found at its path: builder.dir())
+        return self.done
+
+    def child(self, name: str) -> object | None:
+        if self.done is None and self.early is not None and name in self.early:
+            return self.early[name]
+        return self.open().get(name)
 
 
 Node = "dict[str, object] | File | Link"
@@ -225,13 +242,18 @@ class SimSysfs:
             # base tree has is the same node in the whole tree; only a miss needs it
             node: object = self._root()
             for p in parts:
-                if not isinstance(node, dict) or p not in node:
+                child = (
+                    node.get(p)
+                    if isinstance(node, dict)
+                    else node.child(p)
+                    if isinstance(node, Lazy)
+                    else None
+                )
+                if child is None:
                     break
-                parent, node = node, node[p]
-                if type(node) is Lazy:
-                    node = node.open(parent, p)
+                node = child
             else:
-                return node
+                return node  # perhaps a Lazy (_resolve opens it if it ends there)
         node = self.tree()
         for p in parts:
             if not isinstance(node, dict) or p not in node:
@@ -249,20 +271,23 @@ class SimSysfs:
         node: object = self._root()  # the node at ``out``, walked one step at a time
         for i, p in enumerate(parts):
             out.append(p)
-            child = node.get(p) if type(node) is dict else None
-            if child is None:  # not in this tree (the whole one may have it): ENOENT
-                node = self._lookup(out)
-            elif type(child) is Lazy:
-                assert isinstance(node, dict)
-                node = child.open(node, p)
-            else:
-                node = child
+            child = (
+                node.get(p)
+                if isinstance(node, dict)
+                else node.child(p)
+                if isinstance(node, Lazy)
+                else None
+            )
+            # not in this tree (the whole one may have it): a lookup, or ENOENT
+            node = self._lookup(out) if child is None else child
             if type(node) is Link and (follow_last or i < last):
                 hops += 1
                 if hops > 40:
                     raise OSError(errno.ELOOP, f"{path}: too many links")
                 out = node.target.split("/")
                 node = self._lookup(out)
+        if type(node) is Lazy:  # the directory itself: rendered
+            node = node.open()
         return out, node
 
     def _node(self, path: str) -> object:
@@ -288,19 +313,26 @@ class _Builder:
             up = self.dir(parent) if parent else self.root
             nxt = up.setdefault(name, {})
             if type(nxt) is Lazy:
-                nxt = nxt.open(up, name)
+                nxt = nxt.open()
             assert isinstance(nxt, dict)
             self._dirs[path] = node = nxt
         return node
 
-    def lazy(self, path: str, fill: Fill, up: dict[str, object] | None = None) -> None:
+    def lazy(
+        self,
+        path: str,
+        fill: Fill,
+        up: dict[str, object] | None = None,
+        early: dict[str, object] | None = None,
+    ) -> None:
         """The directory PATH with what FILL renders into it: now, or (``deferred``)
-        on its first lookup.  UP: its parent directory, when the caller has it."""
+        on its first lookup.  UP: its parent directory, when the caller has it;
+        EARLY: entries made already (deferred only; FILL puts in the same objects)."""
         name = path.rpartition("/")[2]
         if up is None:
             up = self.dir(path.rpartition("/")[0])
         if self.deferred and name not in up:
-            up[name] = Lazy(fill)
+            up[name] = Lazy(fill, up, name, early)
             return
         fill(self.dir(path))  # now (or already there: rendered, or a Lazy of its own)
 
@@ -325,7 +357,7 @@ class _Builder:
                driver: str | None = None, subsystem: str = "bus/cxl",
                extra_uevent: str = "", *, attrs: bool = True, links: bool = True,
                more: Fill | None = None, up: dict[str, object] | None = None,
-               ) -> None:  # fmt: skip
+               early: dict[str, object] | None = None) -> None:  # fmt: skip
         """A device directory and the links to it (its bus's ``devices/``, its driver's
         directory).  ATTRS: ``devtype`` and ``modalias`` as files too (a memdev has them
         in ``uevent`` only); MORE renders the rest of its files; UP is its parent
@@ -347,7 +379,7 @@ class _Builder:
             if more is not None:
                 more(d)
 
-        self.lazy(path, render, up)
+        self.lazy(path, render, up, early)
         if not links:
             return
         if driver:
@@ -419,6 +451,16 @@ class _Builder:
         fw_upload = mb.TRANSFER_FW.opcode in dev.device.cel
         nvdimm = bound and c.persistent_bytes and b.acpi_bound
 
+        def fw_files(fd: dict[str, object]) -> None:
+            self.firmware(fd, path, name, dev)
+
+        # deferred: firmware/ at once, so that the upload's files (list -F reads them)
+        # are found without rendering the memdev's own
+        fw_dir: dict[str, object] | None = None
+        if fw_upload and self.deferred:
+            fw_dir = {}
+            fw_dir[name] = Lazy(fw_files, fw_dir, name)
+
         def files(d: dict[str, object]) -> None:
             # a memdev has DEVTYPE and MODALIAS in uevent only, not as attributes
             d["dev"] = File(0o444, _const(f"250:{idx}"))
@@ -430,12 +472,12 @@ class _Builder:
             d["ram"] = {"size": File(0o444, _const(_hex(c.volatile_bytes)))}
             d["pmem"] = {"size": File(0o444, _const(_hex(c.persistent_bytes)))}
             self.lazy(f"{path}/security", lambda sd: self.security(sd, name, dev), d)
-            if fw_upload:
+            if fw_dir is not None:
+                d["firmware"] = fw_dir
+            elif fw_upload:
                 fw: dict[str, object] = {}
                 d["firmware"] = fw
-                self.lazy(
-                    f"{path}/firmware/{name}", lambda fd: self.firmware(fd, path, name, dev), fw
-                )
+                self.lazy(f"{path}/firmware/{name}", fw_files, fw)
             if bound:
                 d["trigger_poison_list"] = File(
                     0o200, None, lambda d: unsupported(d, "trigger_poison_list")
@@ -450,6 +492,7 @@ class _Builder:
         self.device(
             path, name, "cxl_memdev", "cxl:t5", "cxl_mem" if bound else None,
             extra_uevent=f"MAJOR=250\nMINOR={idx}\nDEVNAME=cxl/{name}\n", attrs=False, more=files,
+            early=None if fw_dir is None else {"firmware": fw_dir},
         )  # fmt: skip
         if fw_upload:  # the class device's links (its directory is in the memdev's)
             self.link(f"class/firmware/{name}", f"{path}/firmware/{name}")
