@@ -121,6 +121,8 @@ def _describe_port(app: App, bus: bool = False) -> Callable[[str], str]:
             p = topo.port(name)
         if p is None:
             return name
+        if p.kind == "endpoint" and p.memdev is not None:  # the memdev is its uport
+            return f"{name} (the endpoint of {_serials([p.memdev])})"
         below = rg.memdevs_below(topo, p.path, app.backend.sysfs_seam)
         return f"{name} (memdevs below: {_serials(below)})"
 
