@@ -194,6 +194,19 @@ class FileSlice:
         return data + bytes(self.n - len(data))  # a file truncated meanwhile: zeros
 
 
+_ZERO_FD: list[int] = []  # /dev/zero, opened once per process when first needed
+
+
+def _dev_zero() -> int:
+    """A read-only fd of ``/dev/zero`` (-1 where it cannot be opened)."""
+    if not _ZERO_FD:
+        try:
+            _ZERO_FD.append(os.open("/dev/zero", os.O_RDONLY | os.O_CLOEXEC))
+        except OSError:
+            _ZERO_FD.append(-1)
+    return _ZERO_FD[0]
+
+
 class LabelStorage:
     """The label storage area: a sparse file read and written with ``pread``/``pwrite``.
 
@@ -242,18 +255,24 @@ class LabelStorage:
         return data if len(data) == n else data + bytes(n - len(data))
 
     def file_slice(self, offset: int, n: int) -> FileSlice | bytes:
-        """:meth:`read`, left in the file for the driver to copy (zeros before the
-        first write: there is no file yet)."""
-        if self._fd < 0:
-            return bytes(n)
-        return FileSlice(self._fd, offset, n)
+        """:meth:`read`, left in the file for the driver to copy. Before the first
+        write there is no file and every byte is zero: the slice is of ``/dev/zero``
+        (the driver's one ``pread`` then zeroes the caller's buffer, EFAULT checked
+        alike), or bytes where it cannot be opened."""
+        if self._fd >= 0:
+            return FileSlice(self._fd, offset, n)
+        zero = _dev_zero()
+        return FileSlice(zero, 0, n) if zero >= 0 else bytes(n)
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
-        fd = self._open()
-        view = memoryview(data)
+        fd = self._fd if self._fd >= 0 else self._open()
         try:
-            while view:
-                view = view[os.pwrite(fd, view, offset + len(data) - len(view)) :]
+            done = os.pwrite(fd, data, offset)
+            if done < len(data):  # a short write: the rest, until all or an error
+                view = memoryview(data)[done:]
+                while view:
+                    n = os.pwrite(fd, view, offset + done)
+                    view, done = view[n:], done + n
         except OSError as e:  # a full disk: a clean error, where a mapping gave SIGBUS
             raise io_error(self.path or "label storage", "write the label area", e) from None
 
