@@ -146,7 +146,8 @@ class SimDevice:
     def ioctl(self, request: int, arg: Any) -> int:
         """Behave like ``fcntl.ioctl(fd, request, arg, True)`` on a real memdev
         (:meth:`SimDriver.ioctl`: a bad ``arg`` is ``OSError``, never ``TypeError``)."""
-        return self.driver.ioctl(request, arg)
+        drv = self._driver  # built: no property on the per-command path
+        return (drv if drv is not None else self._build()).ioctl(request, arg)
 
     def close(self) -> None:
         """Nothing to release; present for the Transport interface."""

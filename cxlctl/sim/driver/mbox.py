@@ -19,7 +19,7 @@ from typing import Any
 
 from ... import mailbox as mb
 from ... import uapi
-from ...mailbox.linux import payload_refused
+from ...mailbox.linux import REFUSALS, payload_refused
 from ...record import Record
 from ...uapi import CXL_VARIABLE_PAYLOAD as VAR
 from ...uapi import CommandId as K
@@ -41,14 +41,35 @@ class _IoVec(ctypes.Structure):
     _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
 
 
-_VM_ARGS = [ctypes.c_int, ctypes.POINTER(_IoVec), ctypes.c_ulong]
-_VM_ARGS += [ctypes.POINTER(_IoVec), ctypes.c_ulong, ctypes.c_ulong]
-_process_vm_readv = getattr(_libc, "process_vm_readv", None)
-_process_vm_writev = getattr(_libc, "process_vm_writev", None)
-for _fn in (_process_vm_readv, _process_vm_writev):
-    if _fn is not None:
-        _fn.argtypes = _VM_ARGS
-        _fn.restype = ctypes.c_ssize_t
+def _untyped(name: str) -> Any:
+    """A libc function called with ctypes instances only (no ``argtypes``: their
+    per-call conversion costs more than the system call); ``None`` if missing."""
+    try:
+        fn = _libc[name]
+    except AttributeError:
+        return None
+    fn.restype = ctypes.c_ssize_t
+    return fn
+
+
+_process_vm_readv = _untyped("process_vm_readv")
+_process_vm_writev = _untyped("process_vm_writev")
+_ONE, _NO_FLAGS = ctypes.c_ulong(1), ctypes.c_ulong(0)  # liovcnt/riovcnt, flags
+#: the local and the remote ``struct iovec``, packed in one call
+_IOV_PAIR = struct.Struct("@PNPN")
+assert _IOV_PAIR.size == 2 * ctypes.sizeof(_IoVec)
+
+#: this process's pid, updated in a child after ``fork()`` (``os.register_at_fork``):
+#: what :meth:`UserMemory._ensure` compares, with no system call per copy
+_pid = os.getpid()
+
+
+def _after_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 class UserMemory:
@@ -61,6 +82,11 @@ class UserMemory:
     Where they are not allowed (seccomp, ENOSYS) or ``method="pipe"`` asks, the
     bytes go through a pipe instead: ``write(2)`` from the user address, ``read(2)``
     to it, two system calls that check the same way.
+
+    The hot path of every simulated command (a bulk label transfer is 131,072 of
+    them): both iovecs live in one buffer packed by one :class:`struct.Struct`, the
+    calls take prepared ctypes arguments, and the bounce buffer is a bytearray
+    reused while it is large enough.
     """
 
     def __init__(self, method: str = "auto") -> None:
@@ -69,11 +95,13 @@ class UserMemory:
         self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._local = _IoVec()
-        self._remote = _IoVec()
-        self._lp = ctypes.pointer(self._local)
-        self._rp = ctypes.pointer(self._remote)
-        self._scratch = ctypes.create_string_buffer(0)
+        self._iov = (_IoVec * 2)()  # [local, remote]
+        self._lp = ctypes.c_void_p(ctypes.addressof(self._iov))
+        self._rp = ctypes.c_void_p(ctypes.addressof(self._iov) + ctypes.sizeof(_IoVec))
+        self._cap = 0
+        self._scratch = bytearray()
+        self._view = memoryview(self._scratch)  # keeps the bytearray from moving
+        self._addr = 0
         self.method = "pipe" if method == "pipe" else self._probe(method == "vm")
 
     def _probe(self, required: bool) -> str:
@@ -90,31 +118,31 @@ class UserMemory:
             raise OSError(errno.ENOSYS, "process_vm_readv is not available")
         return "pipe"
 
-    def _buffer(self, n: int) -> int:
-        if len(self._scratch) < n:
-            self._scratch = ctypes.create_string_buffer(max(n, 4096))
-        return ctypes.addressof(self._scratch)
+    def _grow(self, n: int) -> None:
+        self._view.release()
+        self._scratch = bytearray(max(n, 4096))
+        self._view = memoryview(self._scratch)
+        self._cap = len(self._scratch)
+        self._addr = ctypes.addressof(ctypes.c_char.from_buffer(self._scratch))
 
     def _vm_read(self, addr: int, n: int) -> bytes:
-        buf = self._buffer(n)
-        self._local.iov_base, self._local.iov_len = buf, n
-        self._remote.iov_base, self._remote.iov_len = addr, n
-        assert _process_vm_readv is not None
-        got = _process_vm_readv(self._pid, self._lp, 1, self._rp, 1, 0)
+        if n > self._cap:
+            self._grow(n)
+        _IOV_PAIR.pack_into(self._iov, 0, self._addr, n, addr, n)
+        got = _process_vm_readv(self._pid, self._lp, _ONE, self._rp, _ONE, _NO_FLAGS)
         if got != n:
             if got < 0 and ctypes.get_errno() not in (errno.EFAULT, errno.ESRCH):
                 raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
             raise _fault()
-        return ctypes.string_at(buf, n)
+        return bytes(self._view[:n])
 
     def _vm_write(self, addr: int, data: bytes) -> None:
         n = len(data)
-        buf = self._buffer(n)
-        ctypes.memmove(buf, data, n)
-        self._local.iov_base, self._local.iov_len = buf, n
-        self._remote.iov_base, self._remote.iov_len = addr, n
-        assert _process_vm_writev is not None
-        if _process_vm_writev(self._pid, self._lp, 1, self._rp, 1, 0) != n:
+        if n > self._cap:
+            self._grow(n)
+        self._view[:n] = data
+        _IOV_PAIR.pack_into(self._iov, 0, self._addr, n, addr, n)
+        if _process_vm_writev(self._pid, self._lp, _ONE, self._rp, _ONE, _NO_FLAGS) != n:
             raise _fault()
 
     def _drain(self) -> None:
@@ -129,14 +157,14 @@ class UserMemory:
         belong to the process that made them.  A child after ``fork()`` makes its own
         on first use: a shared pipe would mix two processes' payloads, and the
         parent's pid would make the child copy the parent's memory."""
-        if self._pid == os.getpid():
+        if self._pid == _pid:  # no fork since (os.register_at_fork keeps _pid)
             return
         for fd in (self._r, self._w):  # our inherited copies; the parent keeps its own
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._lock = threading.Lock()  # one held by another thread at fork() stays held
-        self._pid = os.getpid()
+        self._pid = _pid
 
     def copy_from_user(self, addr: int, n: int) -> bytes:
         self._ensure()
@@ -251,6 +279,14 @@ BRIDGE_EXCLUSIVE: frozenset[int] = frozenset(
 
 #: opcodes the driver treats specially (module constants: looked up on every ioctl)
 _SANITIZE, _GET_HEALTH_INFO = mb.SANITIZE.opcode, mb.GET_HEALTH_INFO.opcode
+#: the opcodes cxl_payload_from_user_allowed() looks at (the others always pass)
+_REFUSING: frozenset[int] = frozenset(REFUSALS)
+# what every SEND compares against, as plain ints (no enum or module attribute lookup)
+_QUERY, _SEND = uapi.CXL_MEM_QUERY_COMMANDS, uapi.CXL_MEM_SEND_COMMAND
+_K_RAW, _K_MAX = int(K.RAW), int(K.MAX)
+_FLAG_MASK = uapi.CXL_MEM_COMMAND_FLAG_MASK
+_SEND_SIZE = uapi.SEND_SIZE
+_SUCCESS, _BG_STARTED = int(RC.SUCCESS), int(RC.BACKGROUND_COMMAND_STARTED)
 
 
 def payload_from_user_allowed(opcode: int, payload: bytes) -> bool:
@@ -322,7 +358,7 @@ class SimDriver:
                     rest = (latency - MAILBOX_TIMEOUT_MS) * scale / 1000
                     self.doorbell_busy_until = time.monotonic() + rest
                 raise _err(errno.ETIMEDOUT)  # "mailbox timeout"
-        if rc == RC.BACKGROUND_COMMAND_STARTED and opcode != _SANITIZE:
+        if rc == _BG_STARTED and opcode != _SANITIZE:
             # mbox_cmd->poll_count is 0 for a command from userspace
             if not dev.background_complete():
                 raise _err(errno.ETIMEDOUT)  # "timeout waiting for background (0 ms)"
@@ -355,12 +391,12 @@ class SimDriver:
         against resizing (``BufferError``)."""
         if not self.attached:
             raise _err(errno.ENXIO)
-        if request not in (uapi.CXL_MEM_QUERY_COMMANDS, uapi.CXL_MEM_SEND_COMMAND):
+        if request != _SEND and request != _QUERY:
             raise _err(errno.ENOTTY)
         if type(arg) is bytearray:  # the common case: no view, one copy
             buf = bytearray(arg)
             try:
-                return self._dispatch(request, buf)
+                return self._send(buf) if request == _SEND else self._query(buf)
             finally:
                 arg[: len(buf)] = buf
         if arg is None or isinstance(arg, (int, bytes)):
@@ -382,9 +418,7 @@ class SimDriver:
                     flat[: len(buf)] = buf
 
     def _dispatch(self, request: int, buf: bytearray) -> int:
-        if request == uapi.CXL_MEM_QUERY_COMMANDS:
-            return self._query(buf)
-        return self._send(buf)
+        return self._send(buf) if request == _SEND else self._query(buf)
 
     def _query(self, arg: bytearray) -> int:
         if len(arg) < uapi.QUERY_HEADER_SIZE:
@@ -420,11 +454,11 @@ class SimDriver:
         """cxl_validate_cmd_from_user(): (opcode, size_in, size_out) or raise.
         ``f`` is the struct's fields in :data:`SEND_FORMAT` order."""
         cid, flags, raw_opcode, raw_rsvd, _, in_size, in_rsvd, _, out_size, out_rsvd, _ = f
-        if cid == 0 or cid >= K.MAX:
+        if cid == 0 or cid >= _K_MAX:
             raise _err(errno.ENOTTY)
         if in_size > self.payload_size:
             raise _err(errno.EINVAL)
-        if cid == K.RAW:  # cxl_to_mem_cmd_raw()
+        if cid == _K_RAW:  # cxl_to_mem_cmd_raw()
             if raw_rsvd:
                 raise _err(errno.EINVAL)
             if out_size > self.payload_size:
@@ -433,7 +467,7 @@ class SimDriver:
                 raise _err(errno.EPERM)
             return raw_opcode, in_size, out_size
         c = self.table[cid]  # cxl_to_mem_cmd()
-        if flags & ~uapi.CXL_MEM_COMMAND_FLAG_MASK:
+        if flags & ~_FLAG_MASK:
             raise _err(errno.EINVAL)
         if raw_opcode or raw_rsvd:  # the union's u32 rsvd
             raise _err(errno.EINVAL)
@@ -450,21 +484,24 @@ class SimDriver:
         return c.opcode, in_size, out_size
 
     def _send(self, arg: bytearray) -> int:
-        if len(arg) < uapi.SEND_SIZE:
+        if len(arg) < _SEND_SIZE:
             raise _fault()
         f = SEND_FORMAT.unpack_from(arg)
         opcode, size_in, size_out = self._validate(f)
         # cxl_mbox_cmd_ctor() (still in cxl_validate_cmd_from_user())
-        payload = self.mem.copy_from_user(f[7], size_in) if size_in else b""
-        if payload and not payload_from_user_allowed(opcode, payload):
-            raise _err(errno.EBUSY)
+        mem = self.mem
+        payload = mem.copy_from_user(f[7], size_in) if size_in else b""
+        if payload and opcode in _REFUSING and payload_refused(opcode, payload):
+            raise _err(errno.EBUSY)  # cxl_payload_from_user_allowed()
         # #1 of __cxl_pci_mbox_send_cmd(): the doorbell of a command the device has not
         # finished yet ("mailbox queue busy")
         if self.doorbell_busy_until and time.monotonic() < self.doorbell_busy_until:
             raise _err(errno.EBUSY)
         # a sanitize owns the mailbox: every command but Get Health Info is EBUSY
-        # (__cxl_pci_mbox_send_cmd() while security.poll_tmo_secs is set)
-        if opcode != _GET_HEALTH_INFO and self.device.sanitizing():
+        # (__cxl_pci_mbox_send_cmd() while security.poll_tmo_secs is set); only a
+        # device with a background operation can be sanitizing
+        dev = self.device
+        if opcode != _GET_HEALTH_INFO and dev.bg is not None and dev.sanitizing():
             raise _err(errno.EBUSY)
         if size_out == VAR:
             size_out = self.payload_size
@@ -473,7 +510,7 @@ class SimDriver:
         size_out = min(size_out, self.payload_size)
         # mbox_send: the device runs, the driver copies at most what fits
         rc, out = self._mbox_send(opcode, payload)
-        if rc == RC.SUCCESS:
+        if rc == _SUCCESS:
             if len(out) > size_out:
                 out = out[:size_out]
             size_out = len(out) if size_out else 0
@@ -481,9 +518,9 @@ class SimDriver:
             out = bytes(size_out)  # the zeroed bounce buffer, length unchanged
         if size_out:
             if isinstance(out, FileSlice):  # Get LSA: from the label area's file
-                self.mem.copy_file_to_user(f[10], out)
+                mem.copy_file_to_user(f[10], out)
             else:
-                self.mem.copy_to_user(f[10], out)
+                mem.copy_to_user(f[10], out)
         # the kernel writes back out.size and retval
         _U32.pack_into(arg, _OUT_SIZE_OFFSET, size_out)
         _U32.pack_into(arg, _RETVAL_OFFSET, rc)
