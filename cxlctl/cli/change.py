@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import click
 
 from .. import render as rd
-from ..change import Outcome, Recorder, Result, exit_code, run_each
+from ..change import Outcome, Recorder, Result, exit_code, no_progress, run_each
 from ..errors import CxlError, UsageError
 from . import App, output
 from .options import output_option
@@ -155,13 +155,15 @@ class Change:
         """Confirm, run ``action`` per memdev, report, and exit with the worst outcome."""
         self.confirm(names)
         results: list[Result] = []
-        with rd.Progress(self.app.style, self.progress_mode()) as prog:
+        mode = self.progress_mode()
+        with rd.Progress(self.app.style, mode) as prog:
 
             def one(name: str, rec: Recorder | None) -> Any:
                 def hook(done: int, total: int, what: str) -> None:
                     prog.update(name, done, total, what)
 
-                return action(name, rec, hook)
+                # nobody watches ("none" shows nothing): no call per command
+                return action(name, rec, hook if mode != "none" else no_progress)
 
             def noted(r: Result) -> None:
                 results.append(r)

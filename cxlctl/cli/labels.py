@@ -242,7 +242,12 @@ def _write(
     hook(0, length, what)  # the bar starts before the first command
     try:
         done = md.write_labels(
-            data, off, length, verify=verify, progress=lambda d, t: hook(d, t, what)
+            data,
+            off,
+            length,
+            verify=verify,
+            # no_progress: nobody watches, so the library calls nothing per command
+            progress=None if hook is no_progress else lambda d, t: hook(d, t, what),
         )
     except PartialWrite as e:
         if isinstance(e.cause, KeyboardInterrupt):
