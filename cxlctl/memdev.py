@@ -514,7 +514,7 @@ class Memdev:
                     f"{self.name}: get-lsa: device returned {got} bytes, asked for {n}", 0
                 )
             done += n
-            yield out[:n]
+            yield out if n == step else out[:n]  # out is exactly step bytes
             if progress is not None:
                 progress(done, length)
 
@@ -647,13 +647,14 @@ class Memdev:
             return self._record_set_lsa(f, offset, length, step)
         x = tp.Exchange(self.transport, uapi.CommandId.SET_LSA, self.payload_max, 0)
         inp = x.input
+        full = inp[hdr : hdr + step]  # the data of every command but maybe the last
         done = commands = in_doubt = 0
         try:
             while done < length:
                 n = min(step, length - done)
                 _LSA_HEAD.pack_into(inp, 0, offset + done, 0)
                 if f is not None:
-                    _read_exactly(f, inp[hdr : hdr + n], self.name)
+                    _read_exactly(f, full if n == step else inp[hdr : hdr + n], self.name)
                 in_doubt = n  # from here until counted, an interrupt leaves it unknown
                 try:
                     rc, _ = self._exchange(x, "set-lsa", hdr + n)
@@ -663,7 +664,7 @@ class Memdev:
                 except (CxlError, OSError):
                     in_doubt = 0  # the ioctl failed: the command did not complete
                     raise
-                if rc != mb.ReturnCode.SUCCESS:
+                if rc:  # not Success (0)
                     in_doubt = 0
                     check_retval(self.name, "set-lsa", rc)
                 done += n
@@ -805,11 +806,12 @@ def spool_input(f: BinaryIO, tmp: BinaryIO, length: int | None, room: int, sourc
 
 
 def _read_exactly(f: BinaryIO, into: memoryview, name: str) -> None:
-    got = 0
-    while got < len(into):
+    want = len(into)
+    got = f.readinto(into) or 0  # type: ignore[attr-defined]  # mostly all at once
+    while got < want:
         n = f.readinto(into[got:])  # type: ignore[attr-defined]
         if not n:
-            raise CxlError(f"{name}: the input ended early ({got} of {len(into)} bytes)")
+            raise CxlError(f"{name}: the input ended early ({got} of {want} bytes)")
         got += n
 
 

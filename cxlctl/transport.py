@@ -223,7 +223,10 @@ class PreparedCommand:
         return retval, (ctypes.string_at(self._out_ptr, got) if got else b"")
 
 
-_RETVAL_IN_SIZE = struct.Struct("<II")  # retval and in.size, adjacent at offset 12
+#: retval, in.size, in.rsvd, in.payload, out.size: one pack before and one unpack
+#: after each ioctl (the kernel writes back retval and out.size)
+_EXCHANGED = struct.Struct("<IIIQI")
+assert _RETVAL_OFFSET + _EXCHANGED.size == _OUT_SIZE_OFFSET + 4
 _SEND = uapi.CXL_MEM_SEND_COMMAND
 
 
@@ -238,8 +241,8 @@ class Exchange:
     """
 
     __slots__ = (
-        "_arg", "_in", "_in_cap", "_ioctl", "_out", "_out_cap", "command_id", "input",
-        "output", "transport",
+        "_arg", "_in", "_in_cap", "_in_ptr", "_ioctl", "_out", "_out_cap", "command_id",
+        "input", "output", "transport",
     )  # fmt: skip
 
     def __init__(self, t: Transport, command_id: int, in_capacity: int, out_capacity: int) -> None:
@@ -255,8 +258,9 @@ class Exchange:
         self.input = memoryview(self._in).cast("B")[:in_capacity]
         self.output = memoryview(self._out).cast("B")[:out_capacity]
         self._arg = bytearray(uapi.SEND_SIZE)
+        self._in_ptr = ctypes.addressof(self._in)
         uapi.SEND_FORMAT.pack_into(
-            self._arg, 0, command_id, 0, 0, 0, 0, 0, 0, ctypes.addressof(self._in),
+            self._arg, 0, command_id, 0, 0, 0, 0, 0, 0, self._in_ptr,
             0, 0, ctypes.addressof(self._out),
         )  # fmt: skip
 
@@ -266,16 +270,14 @@ class Exchange:
         if not (0 <= in_size <= self._in_cap and 0 <= out_size <= self._out_cap):
             raise ValueError(f"sizes {in_size}/{out_size} do not fit the buffers")
         arg = self._arg
-        _RETVAL_IN_SIZE.pack_into(arg, _RETVAL_OFFSET, 0, in_size)
-        _U32.pack_into(arg, _OUT_SIZE_OFFSET, out_size)
+        _EXCHANGED.pack_into(arg, _RETVAL_OFFSET, 0, in_size, 0, self._in_ptr, out_size)
         self._ioctl(_SEND, arg)
-        (got,) = _U32.unpack_from(arg, _OUT_SIZE_OFFSET)
+        retval, _, _, _, got = _EXCHANGED.unpack_from(arg, _RETVAL_OFFSET)
         if got > out_size:
             raise OSError(
                 errno.EOVERFLOW, f"kernel reported out.size={got} for a {out_size}-byte buffer"
             )
-        (retval,) = _U32.unpack_from(arg, _RETVAL_OFFSET)
-        return int(retval), int(got)
+        return retval, got
 
 
 class KernelTransport:
