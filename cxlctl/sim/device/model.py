@@ -21,6 +21,7 @@ from ...mailbox.names import CEL_UUID, VENDOR_DEBUG_UUID
 from ..state import io_error, load_state, open_sized, save_state  # CXLCTL_SIM_STATE
 
 RC = mb.ReturnCode
+_BY_OPCODE = mb.BY_OPCODE  # the catalogue's dict itself (looked up on every command)
 _UNSUPPORTED, _INVALID_PAYLOAD_LENGTH = int(RC.UNSUPPORTED), int(RC.INVALID_PAYLOAD_LENGTH)
 MiB = 1024 * 1024
 
@@ -451,7 +452,7 @@ class TypeThreeDevice:
         handler = HANDLERS.get(opcode)
         if handler is None or opcode not in self._cel_set:
             return _UNSUPPORTED, b""
-        cmd = mb.BY_OPCODE.get(opcode)
+        cmd = _BY_OPCODE.get(opcode)
         if cmd is not None and cmd.size_in is not None and len(payload) != cmd.size_in:
             return _INVALID_PAYLOAD_LENGTH, b""
         if self.bg is not None:

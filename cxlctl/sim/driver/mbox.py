@@ -60,7 +60,8 @@ _IOV_PAIR = struct.Struct("@PNPN")
 assert _IOV_PAIR.size == 2 * ctypes.sizeof(_IoVec)
 
 #: this process's pid, updated in a child after ``fork()`` (``os.register_at_fork``):
-#: what :meth:`UserMemory._ensure` compares, with no system call per copy
+#: what :meth:`UserMemory._ensure` compares, with no system call per copy (a fork
+#: outside Python, without its at-fork hooks, would not be seen)
 _pid = os.getpid()
 
 
@@ -107,9 +108,9 @@ class UserMemory:
     def _probe(self, required: bool) -> str:
         if _process_vm_readv is not None and _process_vm_writev is not None:
             probe = ctypes.create_string_buffer(b"cxl", 3)
+            self.method = "vm"
             try:
-                with self._lock:
-                    ok = self._vm_read(ctypes.addressof(probe), 3) == b"cxl"
+                ok = self.copy_from_user(ctypes.addressof(probe), 3) == b"cxl"
             except OSError:
                 ok = False
             if ok:
@@ -124,17 +125,6 @@ class UserMemory:
         self._view = memoryview(self._scratch)
         self._cap = len(self._scratch)
         self._addr = ctypes.addressof(ctypes.c_char.from_buffer(self._scratch))
-
-    def _vm_read(self, addr: int, n: int) -> bytes:
-        if n > self._cap:
-            self._grow(n)
-        _IOV_PAIR.pack_into(self._iov, 0, self._addr, n, addr, n)
-        got = _process_vm_readv(self._pid, self._lp, _ONE, self._rp, _ONE, _NO_FLAGS)
-        if got != n:
-            if got < 0 and ctypes.get_errno() not in (errno.EFAULT, errno.ESRCH):
-                raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-            raise _fault()
-        return bytes(self._view[:n])
 
     def _vm_write(self, addr: int, data: bytes) -> None:
         n = len(data)
@@ -156,21 +146,34 @@ class UserMemory:
         """Fork safety: the pipe, the lock and the pid (process_vm_readv's target!)
         belong to the process that made them.  A child after ``fork()`` makes its own
         on first use: a shared pipe would mix two processes' payloads, and the
-        parent's pid would make the child copy the parent's memory."""
-        if self._pid == _pid:  # no fork since (os.register_at_fork keeps _pid)
+        parent's pid would make the child copy the parent's memory. A fork is
+        seen through ``_pid``, which ``os.register_at_fork`` updates in the child
+        (every fork Python makes: ``os.fork``, multiprocessing, a subprocess's
+        preexec_fn), so a copy costs no ``getpid()``."""
+        if self._pid == _pid:  # no fork since
             return
         for fd in (self._r, self._w):  # our inherited copies; the parent keeps its own
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._lock = threading.Lock()  # one held by another thread at fork() stays held
-        self._pid = _pid
+        self._pid = os.getpid()
+        _after_fork()  # the module's pid agrees (already, after a fork Python made)
 
     def copy_from_user(self, addr: int, n: int) -> bytes:
-        self._ensure()
+        if self._pid != _pid:  # forked since (the check of _ensure(), without a call)
+            self._ensure()
         with self._lock:
             if self.method == "vm":
-                return self._vm_read(addr, n)
+                if n > self._cap:
+                    self._grow(n)
+                _IOV_PAIR.pack_into(self._iov, 0, self._addr, n, addr, n)
+                got = _process_vm_readv(self._pid, self._lp, _ONE, self._rp, _ONE, _NO_FLAGS)
+                if got != n:
+                    if got < 0 and ctypes.get_errno() not in (errno.EFAULT, errno.ESRCH):
+                        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+                    raise _fault()
+                return bytes(self._view[:n])
             out = bytearray()
             while len(out) < n:
                 want = min(_CHUNK, n - len(out))
@@ -182,7 +185,8 @@ class UserMemory:
         return bytes(out)
 
     def copy_to_user(self, addr: int, data: bytes) -> None:
-        self._ensure()
+        if self._pid != _pid:
+            self._ensure()
         with self._lock:
             if self.method == "vm":
                 self._vm_write(addr, data)
