@@ -223,11 +223,12 @@ def test_prepared_command_checks_the_reported_out_size() -> None:
 
 def _methods() -> list[str]:
     methods = ["pipe"]
-    try:
-        UserMemory("vm")
-        methods.append("vm")
-    except OSError:  # pragma: no cover - process_vm_readv blocked here
-        pass
+    for method in ("vm", "memfd"):
+        try:
+            UserMemory(method)
+            methods.append(method)
+        except OSError:  # pragma: no cover - process_vm_readv or memfd_create blocked here
+            pass
     return methods
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ... import mailbox as mb
@@ -34,6 +36,16 @@ _libc.write.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _libc.write.restype = ctypes.c_ssize_t
 _libc.pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
 _libc.pread.restype = ctypes.c_ssize_t
+_libc.pwrite.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
+_libc.pwrite.restype = ctypes.c_ssize_t
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
+_libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]
+_libc.mmap.restype = ctypes.c_void_p
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.munmap.restype = ctypes.c_int
+_PROT_READ, _MAP_SHARED = 0x1, 0x01  # <sys/mman.h> (the mmap module is not imported)
+_MAP_FAILED = ctypes.c_void_p(-1).value
+_F_ADD_SEALS, _F_SEAL_SHRINK = 1033, 0x0002  # <fcntl.h>: the bounce file never shrinks
 _CHUNK = 32 * 1024  # half the default pipe capacity
 
 
@@ -78,21 +90,31 @@ class UserMemory:
     check, as copy_from_user/copy_to_user: an unmapped or read-only address gives
     ``EFAULT``, never a crash.
 
-    ``process_vm_readv``/``process_vm_writev`` on our own pid: one system call per
-    copy, which fails (or comes back short) exactly where the page tables say no.
-    Where they are not allowed (seccomp, ENOSYS) or ``method="pipe"`` asks, the
-    bytes go through a pipe instead: ``write(2)`` from the user address, ``read(2)``
-    to it, two system calls that check the same way.
+    Three ways, the first that works (or ``method``):
 
-    The hot path of every simulated command (a bulk label transfer is 131,072 of
-    them): both iovecs live in one buffer packed by one :class:`struct.Struct`, the
-    calls take prepared ctypes arguments, and the bounce buffer is a bytearray
-    reused while it is large enough.
+    * ``memfd``: a private memfd is the bounce buffer. copy_from_user is one
+      ``pwrite(2)`` from the user address into it, read back through our read-only
+      mapping of it; copy_to_user writes our bytes into it, then one ``pread(2)``
+      copies them to the user address. The kernel checks the user address in that one call as
+      in copy_from_user/copy_to_user (``EFAULT``, or a short count where a range
+      runs into a bad page). The file's pages are allocated (``pwrite`` of zeros,
+      where a full memory is a clean ``OSError``) before it is mapped, and sealed
+      against shrinking, so reading the mapping cannot raise SIGBUS.
+    * ``vm``: ``process_vm_readv``/``process_vm_writev`` on our own pid: one system
+      call per copy, which fails (or comes back short) exactly where the page
+      tables say no (a little dearer: the kernel looks the process up and pins its
+      pages).
+    * ``pipe``: ``write(2)`` from the user address into a pipe, ``read(2)`` to it,
+      two system calls that check the same way.
+
+    Every simulated command copies through here (a bulk label transfer is 131,072
+    of them): the calls take prepared ctypes arguments, the bounce buffers are
+    reused while they are large enough.
     """
 
     def __init__(self, method: str = "auto") -> None:
-        if method not in ("auto", "vm", "pipe"):
-            raise ValueError(f"unknown copy method {method!r} (auto, vm, pipe)")
+        if method not in ("auto", "memfd", "vm", "pipe"):
+            raise ValueError(f"unknown copy method {method!r} (auto, memfd, vm, pipe)")
         self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -103,21 +125,60 @@ class UserMemory:
         self._scratch = bytearray()
         self._view = memoryview(self._scratch)  # keeps the bytearray from moving
         self._addr = 0
-        self.method = "pipe" if method == "pipe" else self._probe(method == "vm")
+        self._fd = -1  # the memfd, its read-only mapping and a view of it
+        self._map = self._map_cap = 0
+        self._map_view = memoryview(b"")
+        self.method = "pipe"
+        if method in ("auto", "memfd"):
+            self.method = self._probe("memfd", self._memfd_open)
+        if method in ("auto", "vm") and self.method == "pipe":
+            self.method = self._probe("vm", lambda: _process_vm_readv and _process_vm_writev)
+        if method not in ("auto", "pipe") and self.method != method:
+            raise OSError(errno.ENOSYS, f"{method} copies are not available")
 
-    def _probe(self, required: bool) -> str:
-        if _process_vm_readv is not None and _process_vm_writev is not None:
-            probe = ctypes.create_string_buffer(b"cxl", 3)
-            self.method = "vm"
-            try:
-                ok = self.copy_from_user(ctypes.addressof(probe), 3) == b"cxl"
-            except OSError:
-                ok = False
-            if ok:
-                return "vm"
-        if required:
-            raise OSError(errno.ENOSYS, "process_vm_readv is not available")
+    def _probe(self, method: str, setup: Callable[[], Any]) -> str:
+        """``method`` if its set-up works and it copies a probe, else "pipe"."""
+        probe = ctypes.create_string_buffer(b"cxl", 3)
+        try:
+            if setup():
+                self.method = method
+                if self.copy_from_user(ctypes.addressof(probe), 3) == b"cxl":
+                    return method
+        except (OSError, AttributeError):  # no os.memfd_create, seccomp, ...
+            pass
+        self._memfd_close()
         return "pipe"
+
+    def _memfd_open(self, cap: int = 65536) -> bool:
+        self._memfd_close()
+        self._fd = os.memfd_create("cxlctl-sim-user-copy", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        fcntl.fcntl(self._fd, _F_ADD_SEALS, _F_SEAL_SHRINK)
+        self._memfd_grow(cap)
+        return True
+
+    def _memfd_grow(self, n: int) -> None:
+        """At least ``n`` bytes, allocated (written) before they are mapped."""
+        cap = max(n, 2 * self._map_cap)
+        os.pwrite(self._fd, bytes(cap - self._map_cap), self._map_cap)
+        self._memfd_unmap()
+        addr = _libc.mmap(None, cap, _PROT_READ, _MAP_SHARED, self._fd, 0)
+        if addr in (None, _MAP_FAILED):
+            raise _err(ctypes.get_errno() or errno.ENOMEM)
+        self._map, self._map_cap = addr, cap
+        self._map_view = memoryview((ctypes.c_char * cap).from_address(addr)).cast("B")
+
+    def _memfd_unmap(self) -> None:
+        if self._map:
+            self._map_view.release()
+            _libc.munmap(self._map, self._map_cap)
+            self._map = 0
+
+    def _memfd_close(self) -> None:
+        self._memfd_unmap()
+        self._map_cap = 0
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def _grow(self, n: int) -> None:
         self._view.release()
@@ -159,12 +220,24 @@ class UserMemory:
         self._lock = threading.Lock()  # one held by another thread at fork() stays held
         self._pid = os.getpid()
         _after_fork()  # the module's pid agrees (already, after a fork Python made)
+        if self._fd >= 0:  # the memfd is shared with the parent: a new one of our own
+            self._memfd_open(self._map_cap)
 
     def copy_from_user(self, addr: int, n: int) -> bytes:
         if self._pid != _pid:  # forked since (the check of _ensure(), without a call)
             self._ensure()
         with self._lock:
-            if self.method == "vm":
+            method = self.method
+            if method == "memfd":
+                if n > self._map_cap:
+                    self._memfd_grow(n)
+                got = _libc.pwrite(self._fd, addr, n, 0)
+                if got != n:
+                    if got < 0 and ctypes.get_errno() != errno.EFAULT:
+                        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+                    raise _fault()
+                return bytes(self._map_view[:n])
+            if method == "vm":
                 if n > self._cap:
                     self._grow(n)
                 _IOV_PAIR.pack_into(self._iov, 0, self._addr, n, addr, n)
@@ -188,6 +261,18 @@ class UserMemory:
         if self._pid != _pid:
             self._ensure()
         with self._lock:
+            if self.method == "memfd":
+                n = len(data)
+                if n > self._map_cap:
+                    self._memfd_grow(n)
+                if os.pwrite(self._fd, data, 0) != n:
+                    raise _err(errno.ENOMEM)
+                got = _libc.pread(self._fd, addr, n, 0)
+                if got != n:
+                    if got < 0 and ctypes.get_errno() != errno.EFAULT:
+                        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+                    raise _fault()
+                return
             if self.method == "vm":
                 self._vm_write(addr, data)
                 return
@@ -214,6 +299,7 @@ class UserMemory:
     def close(self) -> None:
         os.close(self._r)
         os.close(self._w)
+        self._memfd_close()
 
 
 _MEMORY: UserMemory | None = None
