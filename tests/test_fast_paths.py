@@ -1,8 +1,9 @@
 """The fast paths behave exactly like the slow ones they replaced.
 
 Records instead of dataclasses, one-call struct formats instead of ctypes field
-access, a prepared SEND reused per command, process_vm_readv/writev instead of a
-pipe for the simulator's user copies. Behaviour only: nothing here is timed.
+access, a prepared SEND reused per command, a memfd or process_vm_readv/writev
+instead of a pipe for the simulator's user copies (all three fault alike).
+Behaviour only: nothing here is timed.
 """
 
 from __future__ import annotations
