@@ -20,7 +20,7 @@ import click
 import pytest
 from click.testing import Result
 from test_change import _spawn, snapshot
-from test_json_doc import INPUT, SECTIONS, Section
+from test_json_doc import INPUT, SECTIONS, set_up
 
 from cxlctl.cli import main
 
@@ -61,22 +61,11 @@ def test_the_walk_sees_every_kind_of_change_verb() -> None:
 def _prepared(cli: Cli, tmp_path: Path, verb: str) -> tuple[list[str], dict[str, str], Path]:
     """The verb's invocation (its section's, ``$INPUT`` a file of INPUT), its
     environment with a fresh state directory, after the section's set-up ran."""
-    s: Section = BY_VERB[verb]
-    state = tmp_path / "state"
-    state.mkdir()
-    env = {"CXLCTL_SIM_STATE": str(state), "CXLCTL_SIM_TIME_SCALE": "0", **s.env}
-    (tmp_path / "input").write_bytes(INPUT)
-
-    def args(words: list[str]) -> list[str]:
-        return [str(tmp_path / "input") if w == "$INPUT" else w for w in words]
-
-    for setup in s.setup:
-        r = cli(*args(setup), input=INPUT, env=env)
-        assert r.exit_code == 0, (setup, r.stderr)
+    env, args = set_up(cli, tmp_path, BY_VERB[verb], CXLCTL_SIM_TIME_SCALE="0")
     # a look first: the simulated kernel writes what its first probe found (the
     # endpoints, topology.json) when something first looks, a read-only `list` too
     assert cli("list", "-i", "-D", env=env).exit_code == 0
-    return args(CHANGING_FORM.get(verb, s.args)), env, state
+    return args(CHANGING_FORM.get(verb, BY_VERB[verb].args)), env, Path(env["CXLCTL_SIM_STATE"])
 
 
 def _without(args: list[str], *drop: str) -> list[str]:

@@ -12,7 +12,7 @@ import struct
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import Result
@@ -310,21 +310,16 @@ def test_32_mib_update_shows_a_progress_bar_and_ends_staged(tmp_path: Path) -> N
     assert "slot 2 staged for the next reset" in out
 
 
-def test_a_signal_while_waiting_for_an_update_says_it_goes_on(tmp_path: Path) -> None:
-    """SIGTERM during `update-firmware -w`: the kernel's worker owns the transfer, so
-    the message says the update goes on, how much is left, and how to wait or
-    cancel; exit 143. (QEMU's timing: 10 s per Transfer FW part, so it is mid-way.)"""
+def _signalled_mid_wait(
+    args: list[str], env: dict[str, str], what: str
+) -> tuple[int, str, dict[str, Any]]:
+    """``cxlctl --sim ARGS -o jsonl`` in a process, SIGTERM once a progress event of
+    WHAT arrives; (exit code, stderr without the JSON lines, that event)."""
     import signal
     import subprocess
 
-    state = tmp_path / "state"
-    img = tmp_path / "fw.bin"
-    img.write_bytes(os.urandom(64 << 10))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CXLCTL_")}
-    env |= {"CXLCTL_SIM_PROFILE": "qemu", "CXLCTL_SIM_STATE": str(state), "NO_COLOR": "1"}
-    argv = [sys.executable, "-m", "cxlctl", "--sim", "update-firmware", "mem0", "-F", str(img)]
     p = subprocess.Popen(
-        [*argv, "-w", "-y", "-o", "jsonl"],
+        [sys.executable, "-m", "cxlctl", "--sim", *args, "-o", "jsonl"],
         cwd=str(ROOT),
         env=env,
         stdout=subprocess.DEVNULL,
@@ -332,18 +327,35 @@ def test_a_signal_while_waiting_for_an_update_says_it_goes_on(tmp_path: Path) ->
     )
     assert p.stderr is not None
     try:
-        while True:  # the image is written, then the wait reports the transfer
+        while True:  # an empty line (the process ended first) is not JSON: fails
             event = json.loads(p.stderr.readline())
-            if event.get("what") == "transferring":
+            if event.get("what") == what:
                 break
         p.send_signal(signal.SIGTERM)
         err = p.stderr.read().decode()
         p.wait(timeout=120)
     finally:
         p.kill()
-    assert p.returncode == 143, err
-    lines = [line for line in err.splitlines() if not line.startswith("{")]
-    assert lines == [
+    text = "\n".join(x for x in err.splitlines() if not x.startswith("{"))
+    return p.returncode, text, event
+
+
+def test_a_signal_while_waiting_for_an_update_says_it_goes_on(tmp_path: Path) -> None:
+    """SIGTERM during `update-firmware -w`: the kernel's worker owns the transfer, so
+    the message says the update goes on, how much is left, and how to wait or
+    cancel; exit 143. (QEMU's timing: 10 s per Transfer FW part, so it is mid-way.)"""
+    import subprocess
+
+    state = tmp_path / "state"
+    img = tmp_path / "fw.bin"
+    img.write_bytes(os.urandom(64 << 10))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CXLCTL_")}
+    env |= {"CXLCTL_SIM_PROFILE": "qemu", "CXLCTL_SIM_STATE": str(state), "NO_COLOR": "1"}
+    rc, err, _ = _signalled_mid_wait(
+        ["update-firmware", "mem0", "-F", str(img), "-w", "-y"], env, "transferring"
+    )
+    assert rc == 143, err
+    assert err.splitlines() == [
         "cxlctl: mem0: interrupted: stopped waiting; the image was handed to the kernel and "
         f"the update goes on without cxlctl, {64 << 10} bytes left: `cxlctl update-firmware "
         "mem0 -w` waits for it, `-c` cancels it",
@@ -365,29 +377,12 @@ def test_a_signal_while_waiting_for_an_update_says_it_goes_on(tmp_path: Path) ->
 def test_a_signal_while_waiting_for_a_sanitize_says_it_goes_on(tmp_path: Path) -> None:
     """SIGTERM during `sanitize -w`: the device cannot be stopped; the message says so
     and how to wait; the progress of a sanitize has no measure (percent null)."""
-    import signal
-    import subprocess
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("CXLCTL_")}
     env |= {"CXLCTL_SIM_PROFILE": "qemu", "CXLCTL_SIM_STATE": str(tmp_path), "NO_COLOR": "1"}
-    p = subprocess.Popen(
-        [sys.executable, "-m", "cxlctl", "--sim", "sanitize", "mem1", "-y", "-w", "-o", "jsonl"],
-        cwd=str(ROOT),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    assert p.stderr is not None
-    try:
-        event = json.loads(p.stderr.readline())
-        assert (event["what"], event["total"], event["percent"]) == ("sanitizing", 0, None)
-        p.send_signal(signal.SIGTERM)
-        err = p.stderr.read().decode()
-        p.wait(timeout=120)
-    finally:
-        p.kill()
-    assert p.returncode == 143, err
-    assert [line for line in err.splitlines() if not line.startswith("{")] == [
+    rc, err, event = _signalled_mid_wait(["sanitize", "mem1", "-y", "-w"], env, "sanitizing")
+    assert (event["total"], event["percent"]) == (0, None)
+    assert rc == 143, err
+    assert err.splitlines() == [
         "cxlctl: mem1: interrupted: stopped waiting; sanitize goes on in the device (it cannot "
         "be stopped; until it ends the kernel refuses every mailbox command but Get Health "
         "Info): `cxlctl wait-sanitize mem1` waits for it",

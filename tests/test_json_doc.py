@@ -90,6 +90,26 @@ def _covers(documented: str, printed: str) -> bool:
 SECTIONS = _sections()
 
 
+def set_up(
+    cli: Callable[..., Result], tmp_path: Path, section: Section, **env: str
+) -> tuple[dict[str, str], Callable[[list[str]], list[str]]]:
+    """A fresh state directory below ``tmp_path`` and the section's environment (plus
+    ``env``), its Setup: lines run; and the function that puts the input file in for
+    ``$INPUT`` (a file of INPUT, which stdin also gets)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    full = {"CXLCTL_SIM_STATE": str(state), **env, **section.env}
+    (tmp_path / "input").write_bytes(INPUT)
+
+    def args(words: list[str]) -> list[str]:
+        return [str(tmp_path / "input") if w == "$INPUT" else w for w in words]
+
+    for setup in section.setup:
+        r = cli(*args(setup), input=INPUT, env=full)
+        assert r.exit_code == 0, (setup, r.stderr)
+    return full, args
+
+
 def _json_commands() -> list[str]:
     """Every command of the click tree that has a --json option."""
     ctx = click.Context(main)
@@ -122,17 +142,7 @@ def test_doc_keys_match_output(
 ) -> None:
     if section.kernel_only:
         pytest.skip(f"{section.title}: kernel only: the simulator cannot run it")
-    state = tmp_path / "state"
-    state.mkdir()
-    env = {"CXLCTL_SIM_STATE": str(state), **section.env}
-    (tmp_path / "input").write_bytes(INPUT)
-
-    def args(words: list[str]) -> list[str]:
-        return [str(tmp_path / "input") if w == "$INPUT" else w for w in words]
-
-    for setup in section.setup:
-        r = cli(*args(setup), input=INPUT, env=env)
-        assert r.exit_code == 0, (setup, r.stderr)
+    env, args = set_up(cli, tmp_path, section)
     r = cli(*args(section.args), input=INPUT, env=env)
     assert r.exit_code == 0, r.stderr
     data = json.loads(r.stdout)

@@ -111,6 +111,15 @@ def _ignore(_data: bytes) -> None:
     """A write the kernel accepts and does nothing with (``uevent`` here)."""
 
 
+def _child(node: object, name: str) -> object | None:
+    """The entry ``name`` of a directory node (a dict, or a Lazy one, opened), or None."""
+    if isinstance(node, dict):
+        return node.get(name)
+    if isinstance(node, Lazy):
+        return node.child(name)
+    return None
+
+
 class SimSysfs:
     """A sysfs tree over a simulated CXL bus (the :class:`cxlctl.sysfs.Sysfs` protocol)."""
 
@@ -242,13 +251,7 @@ class SimSysfs:
             # base tree has is the same node in the whole tree; only a miss needs it
             node: object = self._root()
             for p in parts:
-                child = (
-                    node.get(p)
-                    if isinstance(node, dict)
-                    else node.child(p)
-                    if isinstance(node, Lazy)
-                    else None
-                )
+                child = _child(node, p)
                 if child is None:
                     break
                 node = child
@@ -271,13 +274,7 @@ class SimSysfs:
         node: object = self._root()  # the node at ``out``, walked one step at a time
         for i, p in enumerate(parts):
             out.append(p)
-            child = (
-                node.get(p)
-                if isinstance(node, dict)
-                else node.child(p)
-                if isinstance(node, Lazy)
-                else None
-            )
+            child = _child(node, p)
             # not in this tree (the whole one may have it): a lookup, or ENOENT
             node = self._lookup(out) if child is None else child
             if type(node) is Link and (follow_last or i < last):
