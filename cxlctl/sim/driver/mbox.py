@@ -379,11 +379,6 @@ _SEND_SIZE = uapi.SEND_SIZE
 _SUCCESS, _BG_STARTED = int(RC.SUCCESS), int(RC.BACKGROUND_COMMAND_STARTED)
 
 
-def payload_from_user_allowed(opcode: int, payload: bytes) -> bool:
-    """cxl_payload_from_user_allowed(): inputs the kernel refuses (with EBUSY)."""
-    return not payload_refused(opcode, payload)
-
-
 class SimDriver:
     """The driver half: ``cxl_query_cmd()`` and ``cxl_send_cmd()`` of Linux 6.12."""
 
