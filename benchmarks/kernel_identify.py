@@ -22,6 +22,7 @@ import fcntl
 import glob
 import os
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -96,16 +97,48 @@ def main(argv: list[str] | None = None) -> int:
     def ioctl_floor() -> object:
         return fcntl.ioctl(fd, uapi.CXL_MEM_SEND_COMMAND, arg, True)
 
+    # the least a library can do and still be safe and decode: the ioctl, retval and
+    # out.size checked against the buffer, the payload as one ctypes structure
+    # (from_buffer_copy, fields decoded when read): what bounds any Python library
+    from cxlctl import mailbox as mb
+    from cxlctl.mailbox.layouts import IdentifyOut
+
+    # retval ... out.size, read in one call
+    gap = uapi.SEND_OUT_SIZE_OFFSET - uapi.SEND_RETVAL_OFFSET - 4
+    exchanged = struct.Struct(f"<I{gap}xI")
+    size_out = struct.Struct("<I")
+    req = uapi.CXL_MEM_SEND_COMMAND
+
+    def minimal() -> object:
+        size_out.pack_into(arg, uapi.SEND_OUT_SIZE_OFFSET, 67)  # as the C loop resets it
+        fcntl.ioctl(fd, req, arg, True)
+        retval, got = exchanged.unpack_from(arg, uapi.SEND_RETVAL_OFFSET)
+        if retval or got > 67 or got < ctypes.sizeof(IdentifyOut):
+            raise SystemExit(f"kernel_identify: retval {retval}, out.size {got}")
+        return IdentifyOut.from_buffer_copy(out)
+
+    def run_only() -> object:  # the library without the decode
+        return md.run(mb.IDENTIFY)
+
+    def nothing() -> object:  # one Python call: what the interpreter costs here
+        return None
+
     c_rates: list[float] = []
     py_rates: list[float] = []
     tp_rates: list[float] = []
     floor_rates: list[float] = []
+    minimal_rates: list[float] = []
+    run_rates: list[float] = []
+    call_rates: list[float] = []
     for _ in range(a.rounds):
         if a.c_loop:
             c_rates.append(_c_rate(a.c_loop, dev, a.seconds))
         py_rates.append(_py_rate(md.identify, a.seconds))
         tp_rates.append(_py_rate(transport_only, a.seconds / 2))
         floor_rates.append(_py_rate(ioctl_floor, a.seconds / 2))
+        minimal_rates.append(_py_rate(minimal, a.seconds / 2))
+        run_rates.append(_py_rate(run_only, a.seconds / 2))
+        call_rates.append(_py_rate(nothing, a.seconds / 4))
     md.close()
     os.close(fd)
 
@@ -117,8 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     py = statistics.median(py_rates)
     print(f"  library Memdev.identify(): {py:9.0f}/s  (rounds: {_fmt(py_rates)})")
     print(f"  transport.send() only:     {statistics.median(tp_rates):9.0f}/s")
+    run = statistics.median(run_rates)
+    print(f"  Memdev.run() (no decode):  {run:9.0f}/s")
     floor = statistics.median(floor_rates)
     print(f"  Python floor (fcntl.ioctl of a prepared struct): {floor:9.0f}/s")
+    least = statistics.median(minimal_rates)
+    print(f"  least safe decode (ioctl, checks, from_buffer_copy): {least:9.0f}/s")
+    call = statistics.median(call_rates)
+    print(f"  an empty Python call:      {call:9.0f}/s ({1e6 / call:.2f} us each)")
     if c_rates:
         c = statistics.median(c_rates)
         ratio = py / c
@@ -128,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             f"  ratio Python/C: {ratio:.2f} ({100 * ratio:.0f} %; target >= "
             f"{100 * TARGET:.0f} %: {verdict}); the Python floor reaches "
             f"{100 * floor / c:.0f} % of C, the library {100 * py / floor:.0f} % of the floor"
+        )
+        print(
+            f"  per call: C {1e6 / c:.1f} us; Python floor +{1e6 / floor - 1e6 / c:.1f} us; "
+            f"least safe decode +{1e6 / least - 1e6 / c:.1f} us ({100 * least / c:.0f} % of C); "
+            f"run() +{1e6 / run - 1e6 / c:.1f} us; identify() +{1e6 / py - 1e6 / c:.1f} us"
         )
     else:
         print("  C ioctl loop: not run (no --c-loop)")

@@ -272,11 +272,12 @@ class Memdev:
             )
         try:
             rc, out = p(payload)
-            for delay in RETRY_DELAYS if rc in RETRY_CODES and not c.destructive else ():
-                time.sleep(delay)  # Busy / Retry Required: a read is safe to repeat
-                rc, out = p(payload)
-                if rc not in RETRY_CODES:
-                    break
+            if rc:
+                for delay in RETRY_DELAYS if rc in RETRY_CODES and not c.destructive else ():
+                    time.sleep(delay)  # Busy / Retry Required: a read is safe to repeat
+                    rc, out = p(payload)
+                    if rc not in RETRY_CODES:
+                        break
         except OSError as e:
             raise self.failed(e, c.name, self.request(c, payload)) from e
         if rc:

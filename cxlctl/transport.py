@@ -148,9 +148,13 @@ def send(t: Transport, req: SendRequest) -> SendResult:
     return SendResult(int(done.retval), out)
 
 
-_U32 = struct.Struct("<I")
 _RETVAL_OFFSET = uapi.SEND_RETVAL_OFFSET
 _OUT_SIZE_OFFSET = uapi.SEND_OUT_SIZE_OFFSET
+#: retval, in.size, in.rsvd, in.payload, out.size: one pack before and one unpack
+#: after each ioctl (the kernel writes back retval and out.size)
+_EXCHANGED = struct.Struct("<IIIQI")
+assert _RETVAL_OFFSET + _EXCHANGED.size == _OUT_SIZE_OFFSET + 4
+_SEND = uapi.CXL_MEM_SEND_COMMAND
 
 
 class PreparedCommand:
@@ -167,7 +171,10 @@ class PreparedCommand:
     per command).
     """
 
-    __slots__ = ("_arg", "_in", "_in_cap", "_in_ptr", "_ioctl", "_out_ptr", "_pack", "_static")
+    __slots__ = (
+        "_arg", "_blank", "_in", "_in_cap", "_in_ptr", "_ioctl", "_out_ptr", "_out_size",
+        "_static",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -189,45 +196,46 @@ class PreparedCommand:
         self._in_ptr = 0
         out = ctypes.create_string_buffer(out_size) if out_size else None
         self._out_ptr = ctypes.addressof(out) if out is not None else 0
-        self._arg = bytearray(uapi.SEND_SIZE)
-        self._pack = uapi.SEND_FORMAT.pack_into
+        self._out_size = out_size
+        # the struct of a call without input, packed once: a call copies it in (the
+        # kernel wrote retval and out.size into the last one)
+        self._blank = uapi.SEND_FORMAT.pack(
+            cmd_id, flags, raw_opcode, 0, 0, 0, 0, 0, out_size, 0, self._out_ptr
+        )
+        self._arg = bytearray(self._blank)
         # everything but in.size: id, flags, raw, in.payload, out.size, out.payload
         self._static = (cmd_id, flags, raw_opcode, out_size, out)
 
     @property
     def out_size(self) -> int:
-        n: int = self._static[3]
-        return n
+        return self._out_size
 
     def __call__(self, payload: bytes = b"") -> tuple[int, bytes]:
         """Send; (mailbox return code, output payload of the ``out.size`` the kernel
         reported). ``OSError`` with the ioctl's errno on failure."""
-        n = len(payload)
-        if n:
+        arg = self._arg
+        if payload:
+            n = len(payload)
             if n > self._in_cap:
                 raise ValueError(f"{n}-byte input for a {self._in_cap}-byte buffer")
             if self._in is None:
                 self._in = ctypes.create_string_buffer(self._in_cap)
                 self._in_ptr = ctypes.addressof(self._in)
             ctypes.memmove(self._in_ptr, payload, n)
-        cid, flags, opcode, out_size, _ = self._static
-        arg = self._arg
-        self._pack(arg, 0, cid, flags, opcode, 0, 0, n, 0, self._in_ptr, out_size, 0, self._out_ptr)
-        self._ioctl(uapi.CXL_MEM_SEND_COMMAND, arg)
-        (got,) = _U32.unpack_from(arg, _OUT_SIZE_OFFSET)
-        if got > out_size:
-            raise OSError(
-                errno.EOVERFLOW, f"kernel reported out.size={got} for a {out_size}-byte buffer"
+            cid, flags, opcode, out_size, _ = self._static
+            uapi.SEND_FORMAT.pack_into(
+                arg, 0, cid, flags, opcode, 0, 0, n, 0, self._in_ptr, out_size, 0, self._out_ptr
             )
-        (retval,) = _U32.unpack_from(arg, _RETVAL_OFFSET)
+        else:
+            arg[:] = self._blank
+        self._ioctl(_SEND, arg)
+        retval, _, _, _, got = _EXCHANGED.unpack_from(arg, _RETVAL_OFFSET)
+        if got > self._out_size:
+            raise OSError(
+                errno.EOVERFLOW,
+                f"kernel reported out.size={got} for a {self._out_size}-byte buffer",
+            )
         return retval, (ctypes.string_at(self._out_ptr, got) if got else b"")
-
-
-#: retval, in.size, in.rsvd, in.payload, out.size: one pack before and one unpack
-#: after each ioctl (the kernel writes back retval and out.size)
-_EXCHANGED = struct.Struct("<IIIQI")
-assert _RETVAL_OFFSET + _EXCHANGED.size == _OUT_SIZE_OFFSET + 4
-_SEND = uapi.CXL_MEM_SEND_COMMAND
 
 
 class Exchange:
