@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from cxlctl import transport as tp
 from cxlctl import uapi
 from cxlctl.errors import DecodeError
-from cxlctl.mailbox import health, layouts, memdev
+from cxlctl.mailbox import firmware, health, layouts, memdev
 from cxlctl.record import Record, as_dict, fields
 from cxlctl.sim import SimDevice, make_devices, pci_address
 from cxlctl.sim.driver.mbox import UserMemory
@@ -103,6 +103,7 @@ def test_decoder_formats_match_their_layouts() -> None:
     assert memdev.IDENTIFY_FORMAT.size == ctypes.sizeof(layouts.IdentifyOut) == 0x43
     assert memdev.IDENTIFY3_FORMAT.size == ctypes.sizeof(layouts.IdentifyOut3)
     assert health.HEALTH_FORMAT.size == ctypes.sizeof(layouts.HealthInfoOut) == 0x12
+    assert firmware.FW_INFO_FORMAT.size == ctypes.sizeof(layouts.FwInfoOut) == 0x50
 
 
 def _identify_by_fields(data: bytes) -> dict[str, object]:
@@ -164,11 +165,34 @@ def test_health_struct_decoder_equals_the_layout(data: bytes) -> None:
     assert h.trailing_bytes == len(data) - 0x12
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=0x50, max_size=0x60))
+def test_fw_info_struct_decoder_equals_the_layout(data: bytes) -> None:
+    s = layouts.FwInfoOut.from_buffer_copy(data[:0x50])
+    fw = firmware.decode_fw_info(data)
+    n, info = int(s.fw_slots_supported), int(s.fw_slot_info)
+    assert (fw.num_slots, fw.active_slot, fw.staged_slot) == (n, info & 7, (info >> 3) & 7)
+    assert fw.online_activate_capable == bool(s.fw_activation_caps & 1)
+    assert (fw.fw_slot_info, fw.fw_activation_caps) == (info, s.fw_activation_caps)
+    assert [(x.slot, x.version, x.active, x.staged) for x in fw.slots] == [
+        (
+            i + 1,
+            layouts.fixed_string(s.slot_fw_revision[i]),
+            i + 1 == info & 7,
+            i + 1 == (info >> 3) & 7,
+        )
+        for i in range(min(n, 4))
+    ]
+    assert fw.trailing_bytes == len(data) - 0x50
+
+
 def test_short_payloads_still_fail_cleanly() -> None:
     with pytest.raises(DecodeError, match="identify: payload is 66 bytes, layout needs 67"):
         memdev.decode_identify(bytes(66))
     with pytest.raises(DecodeError, match="get-health-info: payload is 0 bytes"):
         health.decode_health_info(b"")
+    with pytest.raises(DecodeError, match="get-fw-info: payload is 79 bytes, layout needs 80"):
+        firmware.decode_fw_info(bytes(79))
 
 
 # --- the prepared SEND ----------------------------------------------------------------

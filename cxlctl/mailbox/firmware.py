@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+
 from ..record import Record
-from .layouts import FwInfoOut, fixed_string, parse
+from .layouts import unpack
+
+#: FwInfoOut as one struct format (size pinned against the layout in the tests)
+FW_INFO_FORMAT = struct.Struct("<BBB13x16s16s16s16s")
 
 
 class FwSlot(Record):
@@ -25,13 +30,15 @@ class FwInfo(Record):
 
 
 def decode_fw_info(data: bytes) -> FwInfo:
-    s, trailing = parse(FwInfoOut, data, "get-fw-info")
-    n = int(s.fw_slots_supported)
-    info = int(s.fw_slot_info)
+    (n, info, caps, *revisions), trailing = unpack(FW_INFO_FORMAT, data, "get-fw-info")
     active, staged = info & 7, (info >> 3) & 7
     slots = tuple(
-        FwSlot(i + 1, fixed_string(s.slot_fw_revision[i]), i + 1 == active, i + 1 == staged)
+        FwSlot(
+            i + 1,
+            revisions[i].split(b"\0", 1)[0].decode("ascii", "backslashreplace"),
+            i + 1 == active,
+            i + 1 == staged,
+        )
         for i in range(min(n, 4))
     )
-    caps = int(s.fw_activation_caps)
     return FwInfo(n, active, staged, bool(caps & 1), info, caps, slots, trailing)
