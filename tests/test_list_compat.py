@@ -145,3 +145,37 @@ def test_sim_state_naming_a_file_is_one_line_naming_variable_and_path(
         "(hint: fix or remove it, or point CXLCTL_SIM_STATE at another directory)\n"
     )
     assert "File exists" not in r.stderr
+
+
+# --- list -I: util_cxl_memdev_partition_to_json() -------------------------------------
+
+
+def test_list_partition_asks_get_partition_info_only_of_a_partitionable_device(cli: Cli) -> None:
+    """cxl-cli sends Get Partition Info only when IDENTIFY's partition alignment is
+    non-zero, and a failed one keeps the IDENTIFY keys; a failed IDENTIFY drops the
+    block. A fault on Get Partition Info shows which devices were asked."""
+    env = {"CXLCTL_SIM_DEVICES": "split,ram"}
+    ok = {
+        d["memdev"]: d["partition_info"]
+        for d in json.loads(cli("list", "-I", "--json", env=env).stdout)
+    }
+    assert set(ok["mem0"]) >= {"active_volatile_size", "next_persistent_size"}
+    assert ok["mem0"]["partition_alignment_size"] == 256 << 20
+    assert ok["mem1"] == {
+        "total_size": 256 << 20,
+        "volatile_only_size": 256 << 20,
+        "persistent_only_size": 0,
+        "partition_alignment_size": 0,
+    }
+    failing = {**env, "CXLCTL_SIM_FAULTS": "get-partition-info:rc=3"}
+    got = {
+        d["memdev"]: d["partition_info"]
+        for d in json.loads(cli("list", "-I", "--json", env=failing).stdout)
+    }
+    assert got["mem0"] == {k: ok["mem0"][k] for k in ok["mem1"]}  # IDENTIFY's keys stay
+    assert got["mem1"] == ok["mem1"]  # never asked
+    no_identify = {**env, "CXLCTL_SIM_FAULTS": "identify:rc=3"}
+    assert all(
+        "partition_info" not in d
+        for d in json.loads(cli("list", "-I", "--json", env=no_identify).stdout)
+    )

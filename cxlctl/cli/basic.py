@@ -83,24 +83,28 @@ def _optional(app: App, d: dict[str, Any], key: str, fn: Callable[[], Any]) -> N
 
 
 def _partition_json(md: Memdev) -> dict[str, Any]:
+    """cxl-cli's util_cxl_memdev_partition_to_json(): the IDENTIFY sizes, and the
+    active/next split from Get Partition Info only when the partition alignment is
+    non-zero (the device is partitionable); a failed Get Partition Info keeps the
+    IDENTIFY keys, a failed IDENTIFY leaves the block out."""
     ident = md.identify()
-    part = md.partition_info()
-    return {
+    d: dict[str, Any] = {
         "total_size": ident.total_size,
         "volatile_only_size": ident.volatile_only_size,
         "persistent_only_size": ident.persistent_only_size,
         "partition_alignment_size": ident.partition_alignment_size,
-        **(
-            {
-                "active_volatile_size": part.active_volatile_size,
-                "active_persistent_size": part.active_persistent_size,
-                "next_volatile_size": part.next_volatile_size,
-                "next_persistent_size": part.next_persistent_size,
-            }
-            if ident.partition_alignment_size
-            else {}
-        ),
     }
+    if not ident.partition_alignment_size:
+        return d
+    try:
+        part = md.partition_info()
+    except CxlError:
+        return d
+    d["active_volatile_size"] = part.active_volatile_size
+    d["active_persistent_size"] = part.active_persistent_size
+    d["next_volatile_size"] = part.next_volatile_size
+    d["next_persistent_size"] = part.next_persistent_size
+    return d
 
 
 def _firmware_json(md: Memdev, backend: Any = None) -> dict[str, Any]:
