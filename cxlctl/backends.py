@@ -42,6 +42,35 @@ ATTR_RANGES: dict[str, tuple[int, int]] = {
     "numa_node": (-1, (1 << 31) - 1),
     "label_storage_size": (0, (1 << 32) - 1),
 }
+_U64_RANGE = (0, (1 << 64) - 1)
+_HEX_DIGITS = "0123456789abcdefABCDEF"
+
+
+def attr_number(name: str, attrs: dict[str, str], key: str, default: int = 0) -> int:
+    """A memdev's number attribute, range-checked where it is read: a missing or
+    empty one is ``default``; one that is not a number in range (``ATTR_RANGES``, else
+    u64) is a clean error naming it (``payload_max`` of 2 GiB would otherwise size
+    every buffer). Plain decimal and ``0x`` hex, what the kernel prints, are parsed
+    here; anything else goes to :func:`cxlctl.sysfs.number`, which decides."""
+    v = attrs.get(key, "")
+    if not v:
+        return default
+    lo, hi = ATTR_RANGES.get(key, _U64_RANGE)
+    if v.isascii() and (
+        (v.isdigit() and (v[0] != "0" or len(v) == 1))
+        or (v[:2] == "0x" and len(v) > 2 and not v[2:].strip(_HEX_DIGITS))
+    ):
+        n = int(v, 0)
+        if lo <= n <= hi:
+            return n
+    try:
+        return number(v.encode("utf-8", "surrogateescape"), lo=lo, hi=hi)
+    except ValueError as e:
+        raise DecodeError(
+            f"{name}: sysfs {key} is {v!r}: {e}",
+            hint="the kernel or the device reports a value cxlctl cannot use",
+        ) from None
+
 
 if TYPE_CHECKING:
     from .change import Recorder
@@ -123,19 +152,7 @@ class Backend:
         a = self.sysfs(name)
 
         def num(key: str, default: int = 0) -> int:
-            """A number attribute, range-checked where it is read: a missing one is
-            ``default``; one that is not a number in range is a clean error naming it
-            (``payload_max`` of 2 GiB would otherwise size every buffer)."""
-            if key not in a or a[key] == "":
-                return default
-            lo, hi = ATTR_RANGES.get(key, (0, (1 << 64) - 1))
-            try:
-                return number(a[key].encode("utf-8", "surrogateescape"), lo=lo, hi=hi)
-            except ValueError as e:
-                raise DecodeError(
-                    f"{name}: sysfs {key} is {a[key]!r}: {e}",
-                    hint="the kernel or the device reports a value cxlctl cannot use",
-                ) from None
+            return attr_number(name, a, key, default)
 
         return MemdevInfo(
             memdev=name,

@@ -12,6 +12,7 @@ import ctypes
 import errno
 import mmap
 import pickle
+import re
 import struct
 from collections.abc import Iterator
 
@@ -442,3 +443,36 @@ def test_pretty_json_hands_unusual_values_to_json() -> None:
 
     for data in ({1: "int key"}, [Level.HIGH], {"x": [1.5, {"y": Level.HIGH}]}, "\u202e\x1b"):
         assert pretty_json(data) == json.dumps(data, indent=2)
+
+
+# --- sysfs number attributes ----------------------------------------------------------
+
+_ATTR_TEXT = st.one_of(
+    st.integers(-(2**65), 2**65).map(str),
+    st.integers(0, 2**65).map(hex),
+    st.from_regex(r"\A[-+ 0xX]{0,3}[0-9a-fA-F_]{0,6}[\n ]?\Z"),
+    st.text(st.characters(codec="utf-8"), max_size=6),
+)
+
+
+@given(text=_ATTR_TEXT, key=st.sampled_from(["serial", "payload_max", "numa_node"]))
+@settings(max_examples=400)
+def test_attr_number_agrees_with_the_sysfs_parser(text: str, key: str) -> None:
+    """backends.attr_number parses plain decimal and 0x hex itself; any string gives
+    the value or the error cxlctl.sysfs.number gives (leading zeros, signs, spaces,
+    underscores, non-ASCII digits, out of range)."""
+    from cxlctl.backends import ATTR_RANGES, attr_number
+    from cxlctl.sysfs import number
+
+    lo, hi = ATTR_RANGES.get(key, (0, 2**64 - 1))
+    try:
+        want: int | None = number(text.encode("utf-8", "surrogateescape"), lo=lo, hi=hi)
+    except ValueError:
+        want = None
+    if not text:
+        want = -7  # a missing or empty attribute is the default
+    if want is None:
+        with pytest.raises(DecodeError, match=re.escape(f"mem0: sysfs {key} is {text!r}")):
+            attr_number("mem0", {key: text}, key, -7)
+    else:
+        assert attr_number("mem0", {key: text}, key, -7) == want

@@ -124,15 +124,14 @@ def _firmware_json(md: Memdev, backend: Any = None) -> dict[str, Any]:
 
     d["fw_update_in_progress"] = False
     up = FirmwareUpload(backend or md.backend, md.name)
-    if up.available():
-        try:
-            if up.status() == "idle":
-                return d
-            remaining = up.remaining_size()
-        except CxlError:
+    try:  # one read, as libcxl's: no firmware-upload device (or no status) is not busy
+        if up.status() == "idle":
             return d
-        d["fw_update_in_progress"] = True
-        d["remaining_size"] = remaining
+        remaining = up.remaining_size()
+    except CxlError:
+        return d
+    d["fw_update_in_progress"] = True
+    d["remaining_size"] = remaining
     return d
 
 
