@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -408,8 +409,9 @@ def test_bad_topologies_are_refused(spec: str) -> None:
 
 
 def test_too_many_devices_for_the_slots() -> None:
+    fs = make(("pmem", "ram", "ram"), "hb=2")  # the bus is built on first use
     with pytest.raises(ValueError, match="downstream ports"):
-        make(("pmem", "ram", "ram"), "hb=2")
+        fs.read("bus/cxl/devices/mem0/serial")
 
 
 def test_a_memdev_file_is_read_without_rendering_the_ports_and_the_same_either_way() -> None:
@@ -530,3 +532,56 @@ def test_firmware_class_of_the_reference(fs: SimSysfs) -> None:
     }
     assert rd(fs, f"{fw}/uevent") == "FIRMWARE=mem1\nTIMEOUT=60\nASYNC=0"
     assert fs.mode(f"{fw}/cancel") == 0o200
+
+
+def test_firmware_upload_reads_without_the_tree_read_as_the_tree_does() -> None:
+    """list -F reads memN/firmware/memN/status of every memdev through the bus link;
+    the seam answers it from the upload device without rendering the tree, with
+    the bytes and errnos the tree gives, idle, mid-upload and after one; a memdev
+    whose CEL lacks Transfer FW has no upload device (ENOENT) either way."""
+    devs = make_devices(("pmem", "ram", "mixed"), profile="qemu")  # uploads take a while
+    devs[2].config.cel = tuple(op for op in devs[2].config.cel if op != 0x0201)
+    by_name = {d.name: d for d in devs}
+    whole = SimSysfs(by_name, pf.parse("", len(devs)))
+    whole.tree()
+    attrs = ("status", "remaining_size", "error", "loading", "data", "cancel", "uevent", "nope")
+
+    def reads(fs: SimSysfs) -> dict[str, bytes | int]:
+        out: dict[str, bytes | int] = {}
+        for a in attrs:
+            for m, f in (("mem0", "mem0"), ("mem1", "mem1"), ("mem2", "mem2"), ("mem0", "mem1"),
+                         ("mem7", "mem7")):  # fmt: skip
+                p = f"bus/cxl/devices/{m}/firmware/{f}/{a}"
+                try:
+                    out[p] = fs.read(p)
+                except OSError as e:
+                    out[p] = e.errno or -1
+        return out
+
+    def check() -> dict[str, bytes | int]:
+        lazy = SimSysfs(by_name, pf.parse("", len(devs)))
+        for m in ("mem0", "mem1"):
+            for a in attrs[:4]:
+                with contextlib.suppress(OSError):  # error: EBUSY mid-upload
+                    lazy.read(f"bus/cxl/devices/{m}/firmware/{m}/{a}")
+        assert lazy._tree is None  # nothing was rendered for these
+        assert lazy._bus is None  # nor the bus built
+        got = reads(lazy)  # the rest (missing, write-only...) from the tree
+        assert got == reads(whole)
+        return got
+
+    idle = check()
+    assert idle["bus/cxl/devices/mem1/firmware/mem1/status"] == b"idle\n"
+    assert idle["bus/cxl/devices/mem2/firmware/mem2/status"] == errno.ENOENT
+    assert idle["bus/cxl/devices/mem0/firmware/mem0/cancel"] == errno.EACCES
+    fw = "class/firmware/mem0"
+    whole.write(f"{fw}/loading", b"1")
+    whole.write(f"{fw}/data", bytes(4096))
+    mid = check()
+    whole.write(f"{fw}/loading", b"0")
+    after = check()
+    p = "bus/cxl/devices/mem0/firmware/mem0"
+    assert (mid[f"{p}/loading"], mid[f"{p}/status"]) == (b"1\n", b"idle\n")
+    assert after[f"{p}/loading"] == b"0\n"
+    assert after[f"{p}/status"] != b"idle\n"  # programming, slowly (time_scale)
+    assert after[f"{p}/error"] == errno.EBUSY  # the kernel's, while it runs

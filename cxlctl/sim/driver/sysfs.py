@@ -111,6 +111,17 @@ def _ignore(_data: bytes) -> None:
     """A write the kernel accepts and does nothing with (``uevent`` here)."""
 
 
+#: the firmware-upload files :meth:`SimSysfs._fw_upload_read` answers -> the reader of
+#: the memdev's FwUpload that :meth:`_Builder.firmware` gives each File
+_FW_READERS = {
+    "status": "read_status",
+    "remaining_size": "read_remaining",
+    "error": "read_error",
+    "loading": "read_loading",
+}
+_TRANSFER_FW = mb.TRANSFER_FW.opcode
+
+
 def _child(node: object, name: str) -> object | None:
     """The entry ``name`` of a directory node (a dict, or a Lazy one, opened), or None."""
     if isinstance(node, dict):
@@ -129,8 +140,10 @@ class SimSysfs:
         platform: pf.Platform | None = None,
         state_dir: str | None = None,
     ) -> None:
-        plat = platform or pf.Platform(host_bridges=(max(len(devices), 1),))
-        self.bus = cb.CxlBus(devices, plat, state_dir)
+        self._devices = devices
+        self._platform = platform
+        self._state_dir = state_dir
+        self._bus: cb.CxlBus | None = None
         self.writes: list[tuple[str, bytes, int]] = []  # (path, data, 0 or errno)
         self._tree: dict[str, object] | None = None
         #: the tree without the ports, decoders and endpoints (root_port()): enough
@@ -139,8 +152,23 @@ class SimSysfs:
         #: path -> node found, until the next write re-renders the tree
         self._found: dict[str, object] = {}
 
+    @property
+    def bus(self) -> cb.CxlBus:
+        """The simulated CXL bus (ports, decoders, regions, endpoints), built when
+        first needed: the firmware-upload reads of ``list -F`` do without it."""
+        bus = self._bus
+        if bus is None:
+            devs = self._devices
+            plat = self._platform or pf.Platform(host_bridges=(max(len(devs), 1),))
+            bus = self._bus = cb.CxlBus(devs, plat, self._state_dir)
+        return bus
+
     # -- the protocol -------------------------------------------------------------------
     def read(self, path: str) -> bytes:
+        if self._tree is None and path.startswith("bus/cxl/devices/mem"):
+            data = self._fw_upload_read(path)
+            if data is not None:
+                return data
         node = self._node(path)
         if isinstance(node, dict):
             raise OSError(errno.EISDIR, f"{path}: is a directory")
@@ -149,6 +177,23 @@ class SimSysfs:
             raise OSError(errno.EACCES, f"{path}: write-only")
         data = node.reader().encode()
         return data[:ATTR_MAX]
+
+    def _fw_upload_read(self, path: str) -> bytes | None:
+        """``bus/cxl/devices/memN/firmware/memN/{status,remaining_size,error,loading}``
+        (libcxl's ``fwl->status`` and ``->remaining``, read for every memdev by
+        ``list -F``): the bytes the tree's File gives (:meth:`_Builder.firmware`),
+        from the memdev's firmware-upload device, without rendering the tree of
+        every memdev first.  None for any other path, or a memdev without the
+        upload device (no Transfer FW in its CEL): the tree answers those."""
+        parts = path.split("/")
+        if len(parts) != 7 or parts[4] != "firmware" or parts[3] != parts[5]:
+            return None
+        reader = _FW_READERS.get(parts[6])
+        dev = self._devices.get(parts[3])
+        if reader is None or dev is None or _TRANSFER_FW not in dev.config.cel:
+            return None
+        text: str = getattr(dev.fwupload, reader)()
+        return text.encode()[:ATTR_MAX]
 
     def write(self, path: str, data: bytes) -> None:
         node = self._node(path)
@@ -445,7 +490,7 @@ class _Builder:
         path = f"{slot.pci}/{name}"
         idx = int(name[3:])
         bound = dev.bound
-        fw_upload = mb.TRANSFER_FW.opcode in dev.device.cel
+        fw_upload = _TRANSFER_FW in c.cel
         nvdimm = bound and c.persistent_bytes and b.acpi_bound
 
         def fw_files(fd: dict[str, object]) -> None:
