@@ -476,3 +476,17 @@ def test_attr_number_agrees_with_the_sysfs_parser(text: str, key: str) -> None:
             attr_number("mem0", {key: text}, key, -7)
     else:
         assert attr_number("mem0", {key: text}, key, -7) == want
+
+
+def test_list_health_media_flags_are_one_per_media_status() -> None:
+    """cxl-cli's ten media_* booleans: exactly the one named by the Media Status byte is
+    true (none for a reserved value), in MEDIA_STATUS order, from the prebuilt table."""
+    from cxlctl.cli.info import _media_flags
+    from cxlctl.mailbox.health import MEDIA_STATUS
+
+    for code in range(256):
+        flags = _media_flags(code)
+        assert list(flags) == [f"media_{n}" for n in MEDIA_STATUS.values()]
+        assert [k for k, v in flags.items() if v] == (
+            [f"media_{MEDIA_STATUS[code]}"] if code in MEDIA_STATUS else []
+        )

@@ -55,18 +55,29 @@ def _data(value: Any) -> Row:
 # --- the cxl list -H / -A blocks ----------------------------------------------------
 
 
+#: Media Status byte -> cxl-cli's ten ``media_*`` booleans for it (a reserved value:
+#: all false), built on first use
+_MEDIA_FLAGS: dict[int, dict[str, bool]] = {}
+
+
+def _media_flags(status: int) -> dict[str, bool]:
+    if not _MEDIA_FLAGS:
+        from ..mailbox.health import MEDIA_STATUS
+
+        for code in range(256):
+            _MEDIA_FLAGS[code] = {f"media_{n}": code == c for c, n in MEDIA_STATUS.items()}
+    return _MEDIA_FLAGS[status & 0xFF]
+
+
 def cxl_health_json(md: Memdev) -> Row:
     """``cxl list -H``'s ``health`` object (ndctl cxl/json.c), from Get Health Info."""
-    from ..mailbox.health import MEDIA_STATUS
-
     h = md.health()
     d: Row = {
         "maintenance_needed": h.maintenance_needed,
         "performance_degraded": h.performance_degraded,
         "hw_replacement_needed": h.hw_replacement_needed,
     }
-    for code, name in MEDIA_STATUS.items():
-        d[f"media_{name}"] = h.media_status == code
+    d.update(_media_flags(h.media_status))
     d["ext_life_used"] = h.ext_life_used
     d["ext_temperature"] = h.ext_temperature
     d["ext_corrected_volatile"] = h.ext_corrected_volatile
