@@ -150,22 +150,19 @@ class Backend:
 
     def info(self, name: str) -> MemdevInfo:
         a = self.sysfs(name)
-
-        def num(key: str, default: int = 0) -> int:
-            return attr_number(name, a, key, default)
-
-        return MemdevInfo(
-            memdev=name,
-            pmem_size=num("pmem/size"),
-            ram_size=num("ram/size"),
-            serial=num("serial"),
-            host=a.get("host", ""),
-            firmware_version=a.get("firmware_version", ""),
-            payload_max=num("payload_max"),
-            label_storage_size=num("label_storage_size"),
-            numa_node=num("numa_node", -1),
-            security_state=a.get("security/state", ""),
-            backend=self.name,
+        num = attr_number
+        return MemdevInfo(  # positional, in MemdevInfo's field order
+            name,
+            num(name, a, "pmem/size"),
+            num(name, a, "ram/size"),
+            num(name, a, "serial"),
+            a.get("host", ""),
+            a.get("firmware_version", ""),
+            num(name, a, "payload_max"),
+            num(name, a, "label_storage_size"),
+            num(name, a, "numa_node", -1),
+            a.get("security/state", ""),
+            self.name,
         )
 
     def list_memdevs(self, specs: Sequence[str] = ()) -> list[MemdevInfo]:
