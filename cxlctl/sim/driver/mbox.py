@@ -38,12 +38,14 @@ _libc.pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c
 _libc.pread.restype = ctypes.c_ssize_t
 _libc.pwrite.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
 _libc.pwrite.restype = ctypes.c_ssize_t
+#: the two that run on every simulated command, bound once (no attribute lookups)
+_pread, _pwrite = _libc.pread, _libc.pwrite
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
 _libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]
 _libc.mmap.restype = ctypes.c_void_p
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.munmap.restype = ctypes.c_int
-_PROT_READ, _MAP_SHARED = 0x1, 0x01  # <sys/mman.h> (the mmap module is not imported)
+_PROT_READ, _PROT_WRITE, _MAP_SHARED = 0x1, 0x2, 0x01  # <sys/mman.h> (no mmap module)
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _F_ADD_SEALS, _F_SEAL_SHRINK = 1033, 0x0002  # <fcntl.h>: the bounce file never shrinks
 _CHUNK = 32 * 1024  # half the default pipe capacity
@@ -92,14 +94,15 @@ class UserMemory:
 
     Three ways, the first that works (or ``method``):
 
-    * ``memfd``: a private memfd is the bounce buffer. copy_from_user is one
-      ``pwrite(2)`` from the user address into it, read back through our read-only
-      mapping of it; copy_to_user writes our bytes into it, then one ``pread(2)``
-      copies them to the user address. The kernel checks the user address in that one call as
-      in copy_from_user/copy_to_user (``EFAULT``, or a short count where a range
-      runs into a bad page). The file's pages are allocated (``pwrite`` of zeros,
-      where a full memory is a clean ``OSError``) before it is mapped, and sealed
-      against shrinking, so reading the mapping cannot raise SIGBUS.
+    * ``memfd``: a private memfd is the bounce buffer, mapped read-write into this
+      process. copy_from_user is one ``pwrite(2)`` from the user address into it,
+      read back through the mapping; copy_to_user stores our bytes into the mapping
+      (a memory copy, no system call), then one ``pread(2)`` copies them to the user
+      address. The kernel checks the user address in that one call as in
+      copy_from_user/copy_to_user (``EFAULT``, or a short count where a range runs
+      into a bad page). The file's pages are allocated (``pwrite`` of zeros, where
+      a full memory is a clean ``OSError``) before it is mapped, and sealed against
+      shrinking, so touching the mapping cannot raise SIGBUS.
     * ``vm``: ``process_vm_readv``/``process_vm_writev`` on our own pid: one system
       call per copy, which fails (or comes back short) exactly where the page
       tables say no (a little dearer: the kernel looks the process up and pins its
@@ -125,7 +128,7 @@ class UserMemory:
         self._scratch = bytearray()
         self._view = memoryview(self._scratch)  # keeps the bytearray from moving
         self._addr = 0
-        self._fd = -1  # the memfd, its read-only mapping and a view of it
+        self._fd = -1  # the memfd, its read-write mapping and a view of it
         self._map = self._map_cap = 0
         self._map_view = memoryview(b"")
         self.method = "pipe"
@@ -161,7 +164,7 @@ class UserMemory:
         cap = max(n, 2 * self._map_cap)
         os.pwrite(self._fd, bytes(cap - self._map_cap), self._map_cap)
         self._memfd_unmap()
-        addr = _libc.mmap(None, cap, _PROT_READ, _MAP_SHARED, self._fd, 0)
+        addr = _libc.mmap(None, cap, _PROT_READ | _PROT_WRITE, _MAP_SHARED, self._fd, 0)
         if addr in (None, _MAP_FAILED):
             raise _err(ctypes.get_errno() or errno.ENOMEM)
         self._map, self._map_cap = addr, cap
@@ -231,7 +234,7 @@ class UserMemory:
             if method == "memfd":
                 if n > self._map_cap:
                     self._memfd_grow(n)
-                got = _libc.pwrite(self._fd, addr, n, 0)
+                got = _pwrite(self._fd, addr, n, 0)
                 if got != n:
                     if got < 0 and ctypes.get_errno() != errno.EFAULT:
                         raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
@@ -265,9 +268,8 @@ class UserMemory:
                 n = len(data)
                 if n > self._map_cap:
                     self._memfd_grow(n)
-                if os.pwrite(self._fd, data, 0) != n:
-                    raise _err(errno.ENOMEM)
-                got = _libc.pread(self._fd, addr, n, 0)
+                self._map_view[:n] = data  # into the bounce buffer: no system call
+                got = _pread(self._fd, addr, n, 0)
                 if got != n:
                     if got < 0 and ctypes.get_errno() != errno.EFAULT:
                         raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
@@ -287,7 +289,7 @@ class UserMemory:
     def copy_file_to_user(self, addr: int, src: FileSlice) -> None:
         """copy_to_user of bytes still in a file: one ``pread(2)`` straight into the
         user address, which the kernel checks (``EFAULT``) as it would the copy."""
-        got = _libc.pread(src.fd, addr, src.n, src.offset)
+        got = _pread(src.fd, addr, src.n, src.offset)
         if got < 0:
             err = ctypes.get_errno()
             if err == errno.EFAULT:
