@@ -368,6 +368,37 @@ BRIDGE_EXCLUSIVE: frozenset[int] = frozenset(
     c.kernel_id for c in mb.CATALOGUE if c.bridge_exclusive and c.kernel_id is not None
 )
 
+_NONE: frozenset[int] = frozenset()
+
+
+def _table(raw_commands: bool) -> tuple[MemCommand, ...]:
+    table = [_ZERO] * K.MAX
+    for c in MEM_COMMANDS:
+        table[c.id] = c
+    if raw_commands:
+        table[K.RAW] = _RAW_ENTRY
+    return tuple(table)
+
+
+#: ``cxl_mem_commands[]`` indexed by id, without and with RAW: built once, shared by
+#: every driver (its entries are immutable records)
+_TABLES: dict[bool, tuple[MemCommand, ...]] = {False: _table(False), True: _table(True)}
+#: CEL -> the ids it enables (plus the force-enabled ones): a run of many memdevs
+#: has a few distinct CELs (one per profile), each walked once
+_ENABLED: dict[tuple[int, ...], frozenset[int]] = {}
+
+
+def enabled_ids(cel: tuple[int, ...]) -> frozenset[int]:
+    """The command ids cxl_walk_cel() and cxl_enumerate_cmds() enable for ``cel``."""
+    key = cel if type(cel) is tuple else tuple(cel)
+    got = _ENABLED.get(key)
+    if got is None:
+        ops = frozenset(key)
+        got = frozenset(c.id for c in MEM_COMMANDS if c.opcode in ops) | FORCE_ENABLED
+        if len(_ENABLED) < 64:  # CELs a test makes up: a bounded cache
+            _ENABLED[key] = got
+    return got
+
 
 #: opcodes the driver treats specially (module constants: looked up on every ioctl)
 _SANITIZE, _GET_HEALTH_INFO = mb.SANITIZE.opcode, mb.GET_HEALTH_INFO.opcode
@@ -408,21 +439,18 @@ class SimDriver:
         self.mem = memory or _user_memory()
         #: the doorbell stays set until then (time.monotonic()): a slow device
         self.doorbell_busy_until = 0.0
-        table = [_ZERO] * K.MAX
-        for c in MEM_COMMANDS:
-            table[c.id] = c
-        if raw_commands:
-            table[K.RAW] = _RAW_ENTRY
-        self.table: tuple[MemCommand, ...] = tuple(table)
-        # cxl_walk_cel(): enable what the device's CEL lists; cxl_enumerate_cmds()
-        # force-enables the commands the driver itself needs, CEL or not
-        cel = set(device.cel)
-        self.enabled = {c.id for c in MEM_COMMANDS if c.opcode in cel} | FORCE_ENABLED
+        #: the command table, shared by every driver with this RAW setting (immutable)
+        self.table: tuple[MemCommand, ...] = _TABLES[bool(raw_commands)]
+        #: cxl_walk_cel(): what the device's CEL lists; cxl_enumerate_cmds()
+        #: force-enables the commands the driver itself needs, CEL or not (shared by
+        #: every driver over the same CEL: immutable)
+        self.enabled: frozenset[int] = enabled_ids(device.cel)
         # cxl_pmem's nvdimm bridge claims the label area and the shutdown state
         if nvdimm_bridge is None:
             nvdimm_bridge = device.config.persistent_bytes > 0
         self.nvdimm_bridge = nvdimm_bridge
-        self.exclusive = set(BRIDGE_EXCLUSIVE) if nvdimm_bridge else set()
+        #: the bits the bridge claims (immutable: unbind/bind rebind it, never mutate)
+        self.exclusive: frozenset[int] = BRIDGE_EXCLUSIVE if nvdimm_bridge else _NONE
 
     def _mbox_send(self, opcode: int, payload: bytes) -> tuple[int, bytes | FileSlice]:
         """__cxl_pci_mbox_send_cmd() #4-#8 around the device: ring the doorbell, wait
@@ -457,13 +485,13 @@ class SimDriver:
         """cxl_mem unbound: its devm actions remove the cxl_nvdimm child, whose
         remove clears the exclusive bits (clear_exclusive_cxl_commands())."""
         self.bound = False
-        self.exclusive = set()
+        self.exclusive = _NONE
 
     def bind(self) -> None:
         """cxl_mem_probe(): a device with pmem gets its cxl_nvdimm again, whose
         probe claims the label and shutdown-state commands."""
         self.bound = True
-        self.exclusive = set(BRIDGE_EXCLUSIVE) if self.nvdimm_bridge else set()
+        self.exclusive = BRIDGE_EXCLUSIVE if self.nvdimm_bridge else _NONE
 
     # -- ioctl entry (cxl_memdev_ioctl) --
     def ioctl(self, request: int, arg: Any) -> int:
