@@ -87,7 +87,9 @@ class SimDevice:
         running sanitize shows): a run that names three memdevs and uses one builds one."""
         if self._driver is None:
             raw, allow_all, locked, bridge = self._driver_options
-            dev = TypeThreeDevice(self.config, self.state_dir)
+            # the saved state, read once for the device and the driver
+            saved = load_state(self.state_dir, self.config.serial)
+            dev = TypeThreeDevice(self.config, self.state_dir, saved)
             if self._health is not None:
                 apply_health(dev, self._health)
             drv = SimDriver(
@@ -97,7 +99,7 @@ class SimDevice:
                 locked_down=locked,
                 nvdimm_bridge=bridge,
             )
-            if load_state(self.state_dir, self.config.serial).get("cxl_mem_bound") is False:
+            if saved.get("cxl_mem_bound") is False:
                 drv.unbind()  # `disable-memdev` in an earlier process
             self._device, self._driver = dev, drv
         return self._driver

@@ -87,7 +87,8 @@ class FwState:
 
     @classmethod
     def initial(cls, config: DeviceConfig) -> FwState:
-        st = cls({i + 1: rev for i, rev in enumerate(config.slot_fw_revisions)})
+        st = cls()
+        st.slots = dict(enumerate(config.slot_fw_revisions, 1))  # slot -> revision
         if config.profile == "full" and len(st.slots) == 1:
             # a newer image waits in slot 2, staged for the next cold reset
             st.slots[2] = "BWFW VERSION 1"
