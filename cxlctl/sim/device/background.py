@@ -22,6 +22,7 @@ an empty slot is Invalid Slot.
 from __future__ import annotations
 
 import ctypes
+import struct
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -216,19 +217,25 @@ def status(dev: TypeThreeDevice) -> dict[str, Any]:
 # --- firmware ------------------------------------------------------------------------
 
 
+#: Get FW Info output (FwInfoOut) as one struct (tests/test_sim_packers.py)
+_FW_INFO = struct.Struct("<BBB13x16s16s16s16s")
+assert _FW_INFO.size == ctypes.sizeof(lay.FwInfoOut)
+
+
 @handles(mb.GET_FW_INFO)
 def _fw_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     fw = dev.fw
-    out = lay.FwInfoOut(
-        fw_slots_supported=SLOTS,
-        fw_slot_info=(fw.active_slot & 7) | ((fw.staged_slot & 7) << 3),
-        fw_activation_caps=1,  # online activation supported
-    )
+    revs = [b"", b"", b"", b""]  # "16s" pads with zeros and cuts at 16 bytes
     for slot, rev in fw.slots.items():
         if 1 <= slot <= 4:
-            b = rev.encode()[:16]
-            ctypes.memmove(out.slot_fw_revision[slot - 1], b, len(b))
-    return RC.SUCCESS, bytes(out)
+            revs[slot - 1] = rev.encode()
+    out = _FW_INFO.pack(
+        SLOTS,  # fw_slots_supported
+        (fw.active_slot & 7) | ((fw.staged_slot & 7) << 3),  # fw_slot_info
+        1,  # fw_activation_caps: online activation supported
+        *revs,
+    )
+    return RC.SUCCESS, out
 
 
 @handles(mb.TRANSFER_FW)
