@@ -29,6 +29,7 @@ from .device.model import (
     QEMU_CEL,
     DeviceConfig,
     TypeThreeDevice,
+    full_cel,
 )
 from .driver.mbox import SimDriver, UserMemory
 from .state import load_state, save_state
@@ -231,6 +232,9 @@ def make_devices(
         from .device.faults import parse
 
         parsed = parse(items)
+    # the full profile's CEL, shared by every device made here (DeviceConfig would
+    # sort the handlers' opcodes once per device)
+    cel = full_cel() if profile == "full" else ()
     for i, kind in enumerate(kinds):
         if kind not in KINDS:
             raise ValueError(f"unknown simulated device kind {kind!r} (pmem, ram, mixed, split)")
@@ -241,7 +245,8 @@ def make_devices(
             serial=serials[i] if i < len(serials) else 0x1234 + i,
             profile=profile,
             host=pci_address(i),
-            faults=tuple(f for f in parsed if f.memdev in (None, f"mem{i}")),
+            cel=cel,
+            faults=tuple(f for f in parsed if f.memdev in (None, f"mem{i}")) if parsed else (),
             time_scale=time_scale,
             partition_align=mb.CAPACITY_UNIT if kind in PARTITIONABLE else 0,
         )

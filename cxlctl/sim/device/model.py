@@ -129,7 +129,7 @@ class DeviceConfig:
             elif profile == "qemu11":
                 cel = QEMU11_CEL
             else:
-                cel = tuple(sorted(HANDLERS))
+                cel = full_cel()
         self.cel = cel
         self.faults = faults
         self.time_scale = time_scale
@@ -508,8 +508,8 @@ class TypeThreeDevice:
 
     def _execute(self, opcode: int, payload: bytes) -> tuple[int, bytes | FileSlice]:
         cel = self.config.cel
-        if cel is not self._cel_of:  # a set for lookups, rebuilt if the config changes
-            self._cel_of, self._cel_set = cel, frozenset(cel)
+        if cel is not self._cel_of:  # a set for lookups, looked up again if the config changes
+            self._cel_of, self._cel_set = cel, cel_opcodes(cel)
         handler = HANDLERS.get(opcode)
         if handler is None or opcode not in self._cel_set:
             return _UNSUPPORTED, b""
@@ -565,6 +565,27 @@ class TypeThreeDevice:
 
     def now_ns(self) -> int:
         return self.timestamp_base_ns + (time.monotonic_ns() - self.timestamp_set_at)
+
+
+#: CEL -> its opcodes as a set, shared by every device with that CEL (a run of many
+#: memdevs has one per profile)
+_CEL_SETS: dict[tuple[int, ...], frozenset[int]] = {}
+
+
+def cel_opcodes(cel: tuple[int, ...]) -> frozenset[int]:
+    """The opcodes of ``cel`` as a (shared, immutable) set."""
+    key = cel if type(cel) is tuple else tuple(cel)
+    got = _CEL_SETS.get(key)
+    if got is None:
+        got = frozenset(key)
+        if len(_CEL_SETS) < 64:  # CELs a test makes up: a bounded cache
+            _CEL_SETS[key] = got
+    return got
+
+
+def full_cel() -> tuple[int, ...]:
+    """The full profile's CEL: every opcode the device has a handler for, in order."""
+    return tuple(sorted(HANDLERS))
 
 
 def cel_effect(opcode: int) -> int:

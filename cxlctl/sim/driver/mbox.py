@@ -25,7 +25,7 @@ from ...mailbox.linux import REFUSALS, payload_refused
 from ...record import Record
 from ...uapi import CXL_VARIABLE_PAYLOAD as VAR
 from ...uapi import CommandId as K
-from ..device.model import RC, FileSlice, TypeThreeDevice
+from ..device.model import RC, FileSlice, TypeThreeDevice, cel_opcodes
 
 # --- copy_from_user / copy_to_user without crashing on bad pointers ----------
 
@@ -393,7 +393,7 @@ def enabled_ids(cel: tuple[int, ...]) -> frozenset[int]:
     key = cel if type(cel) is tuple else tuple(cel)
     got = _ENABLED.get(key)
     if got is None:
-        ops = frozenset(key)
+        ops = cel_opcodes(key)
         got = frozenset(c.id for c in MEM_COMMANDS if c.opcode in ops) | FORCE_ENABLED
         if len(_ENABLED) < 64:  # CELs a test makes up: a bounded cache
             _ENABLED[key] = got
