@@ -34,12 +34,6 @@ _libc.read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _libc.read.restype = ctypes.c_ssize_t
 _libc.write.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _libc.write.restype = ctypes.c_ssize_t
-_libc.pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
-_libc.pread.restype = ctypes.c_ssize_t
-_libc.pwrite.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
-_libc.pwrite.restype = ctypes.c_ssize_t
-#: the two that run on every simulated command, bound once (no attribute lookups)
-_pread, _pwrite = _libc.pread, _libc.pwrite
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
 _libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]
 _libc.mmap.restype = ctypes.c_void_p
@@ -73,6 +67,24 @@ _ONE, _NO_FLAGS = ctypes.c_ulong(1), ctypes.c_ulong(0)  # liovcnt/riovcnt, flags
 _IOV_PAIR = struct.Struct("@PNPN")
 assert _IOV_PAIR.size == 2 * ctypes.sizeof(_IoVec)
 
+#: (address, length) -> a one-element iovec tuple for ``os.preadv``/``os.pwritev``: a
+#: ctypes array over that user range (made without touching it: only the kernel
+#: reads or writes it, and checks it). A command's buffers stay where they are from
+#: one call to the next (PreparedCommand, Exchange), so each is made once
+_RANGES: dict[tuple[int, int], tuple[ctypes.Array[ctypes.c_char]]] = {}
+_RANGES_MAX = 256
+
+
+def _user_range(addr: int, n: int) -> tuple[ctypes.Array[ctypes.c_char]]:
+    key = (addr, n)
+    got = _RANGES.get(key)
+    if got is None:
+        if len(_RANGES) >= _RANGES_MAX:
+            _RANGES.clear()
+        got = _RANGES[key] = ((ctypes.c_char * n).from_address(addr),)
+    return got
+
+
 #: this process's pid, updated in a child after ``fork()`` (``os.register_at_fork``):
 #: what :meth:`UserMemory._ensure` compares, with no system call per copy (a fork
 #: outside Python, without its at-fork hooks, would not be seen)
@@ -95,10 +107,11 @@ class UserMemory:
     Three ways, the first that works (or ``method``):
 
     * ``memfd``: a private memfd is the bounce buffer, mapped read-write into this
-      process. copy_from_user is one ``pwrite(2)`` from the user address into it,
+      process. copy_from_user is one ``pwritev(2)`` from the user address into it,
       read back through the mapping; copy_to_user stores our bytes into the mapping
-      (a memory copy, no system call), then one ``pread(2)`` copies them to the user
-      address. The kernel checks the user address in that one call as in
+      (a memory copy, no system call), then one ``preadv(2)`` copies them to the user
+      address (the iovec: a ctypes array over the user range, which nothing but the
+      kernel touches). The kernel checks the user address in that one call as in
       copy_from_user/copy_to_user (``EFAULT``, or a short count where a range runs
       into a bad page). The file's pages are allocated (``pwrite`` of zeros, where
       a full memory is a clean ``OSError``) before it is mapped, and sealed against
@@ -234,10 +247,13 @@ class UserMemory:
             if method == "memfd":
                 if n > self._map_cap:
                     self._memfd_grow(n)
-                got = _pwrite(self._fd, addr, n, 0)
+                try:  # the kernel reads the user range (EFAULT if it cannot)
+                    got = os.pwritev(self._fd, _user_range(addr, n), 0)
+                except OSError as e:
+                    raise (
+                        _fault() if e.errno == errno.EFAULT else _err(e.errno or errno.EIO)
+                    ) from None
                 if got != n:
-                    if got < 0 and ctypes.get_errno() != errno.EFAULT:
-                        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
                     raise _fault()
                 return bytes(self._map_view[:n])
             if method == "vm":
@@ -269,10 +285,13 @@ class UserMemory:
                 if n > self._map_cap:
                     self._memfd_grow(n)
                 self._map_view[:n] = data  # into the bounce buffer: no system call
-                got = _pread(self._fd, addr, n, 0)
+                try:  # the kernel writes the user range (EFAULT if it cannot)
+                    got = os.preadv(self._fd, _user_range(addr, n), 0)
+                except OSError as e:
+                    raise (
+                        _fault() if e.errno == errno.EFAULT else _err(e.errno or errno.EIO)
+                    ) from None
                 if got != n:
-                    if got < 0 and ctypes.get_errno() != errno.EFAULT:
-                        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
                     raise _fault()
                 return
             if self.method == "vm":
@@ -287,14 +306,12 @@ class UserMemory:
                     raise _fault()
 
     def copy_file_to_user(self, addr: int, src: FileSlice) -> None:
-        """copy_to_user of bytes still in a file: one ``pread(2)`` straight into the
+        """copy_to_user of bytes still in a file: one ``preadv(2)`` straight into the
         user address, which the kernel checks (``EFAULT``) as it would the copy."""
-        got = _pread(src.fd, addr, src.n, src.offset)
-        if got < 0:
-            err = ctypes.get_errno()
-            if err == errno.EFAULT:
-                raise _fault()
-            raise OSError(err, os.strerror(err))
+        try:
+            got = os.preadv(src.fd, _user_range(addr, src.n), src.offset)
+        except OSError as e:
+            raise _copy_error(e) from None
         if got < src.n:  # the file ends early (truncated meanwhile): the rest is zeros
             self.copy_to_user(addr + got, bytes(src.n - got))
 
@@ -320,6 +337,11 @@ def _fault() -> OSError:
 
 def _err(e: int) -> OSError:
     return OSError(e, os.strerror(e))
+
+
+def _copy_error(e: OSError) -> OSError:
+    """A failed preadv/pwritev of a user range: EFAULT as the driver says it."""
+    return _fault() if e.errno == errno.EFAULT else _err(e.errno or errno.EIO)
 
 
 SEND_FORMAT = uapi.SEND_FORMAT
