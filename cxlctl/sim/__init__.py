@@ -113,12 +113,14 @@ class SimDevice:
     @property
     def device(self) -> TypeThreeDevice:
         """The simulated type-3 device (built on first use)."""
-        return self._build().device
+        drv = self._driver  # built: no further call (sysfs asks for every memdev)
+        return (drv if drv is not None else self._build()).device
 
     @property
     def driver(self) -> SimDriver:
         """The simulated kernel's driver for it (built on first use)."""
-        return self._build()
+        drv = self._driver
+        return drv if drv is not None else self._build()
 
     @property
     def fwupload(self) -> FwUpload:
@@ -132,7 +134,8 @@ class SimDevice:
     @property
     def bound(self) -> bool:
         """cxl_mem is bound (sysfs ``memN/driver``); ``disable-memdev`` unbinds it."""
-        return self.driver.bound
+        drv = self._driver
+        return (drv if drv is not None else self._build()).bound
 
     def unbind(self) -> None:
         """``echo memN > /sys/bus/cxl/drivers/cxl_mem/unbind``: the nvdimm bridge goes

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from .background import BgOp, FwState
 
 RC = mb.ReturnCode
-_BY_OPCODE = mb.BY_OPCODE  # the catalogue's dict itself (looked up on every command)
+#: opcode -> the input size its catalogue record fixes (looked up on every command;
+#: commands with a variable-length input are not in it)
+_SIZE_IN: dict[int, int] = {c.opcode: c.size_in for c in mb.CATALOGUE if c.size_in is not None}
 _UNSUPPORTED, _INVALID_PAYLOAD_LENGTH = int(RC.UNSUPPORTED), int(RC.INVALID_PAYLOAD_LENGTH)
 MiB = 1024 * 1024
 
@@ -513,8 +515,8 @@ class TypeThreeDevice:
         handler = HANDLERS.get(opcode)
         if handler is None or opcode not in self._cel_set:
             return _UNSUPPORTED, b""
-        cmd = _BY_OPCODE.get(opcode)
-        if cmd is not None and cmd.size_in is not None and len(payload) != cmd.size_in:
+        size_in = _SIZE_IN.get(opcode)
+        if size_in is not None and len(payload) != size_in:
             return _INVALID_PAYLOAD_LENGTH, b""
         if self.bg is not None:
             from .background import admit

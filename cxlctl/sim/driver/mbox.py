@@ -285,8 +285,9 @@ class UserMemory:
                 if n > self._map_cap:
                     self._memfd_grow(n)
                 self._map_view[:n] = data  # into the bounce buffer: no system call
+                iov = _RANGES.get((addr, n)) or _user_range(addr, n)
                 try:  # the kernel writes the user range (EFAULT if it cannot)
-                    got = os.preadv(self._fd, _user_range(addr, n), 0)
+                    got = os.preadv(self._fd, iov, 0)
                 except OSError as e:
                     raise (
                         _fault() if e.errno == errno.EFAULT else _err(e.errno or errno.EIO)
@@ -408,10 +409,15 @@ _TABLES: dict[bool, tuple[MemCommand, ...]] = {False: _table(False), True: _tabl
 #: CEL -> the ids it enables (plus the force-enabled ones): a run of many memdevs
 #: has a few distinct CELs (one per profile), each walked once
 _ENABLED: dict[tuple[int, ...], frozenset[int]] = {}
+#: the last (CEL, ids) looked up, by identity
+_ENABLED_LAST: list[tuple[tuple[int, ...], frozenset[int]]] = [((), FORCE_ENABLED)]
 
 
 def enabled_ids(cel: tuple[int, ...]) -> frozenset[int]:
     """The command ids cxl_walk_cel() and cxl_enumerate_cmds() enable for ``cel``."""
+    last_cel, last = _ENABLED_LAST[0]
+    if last_cel is cel:  # the CEL make_devices() gave every memdev: no hashing
+        return last
     key = cel if type(cel) is tuple else tuple(cel)
     got = _ENABLED.get(key)
     if got is None:
@@ -419,6 +425,8 @@ def enabled_ids(cel: tuple[int, ...]) -> frozenset[int]:
         got = frozenset(c.id for c in MEM_COMMANDS if c.opcode in ops) | FORCE_ENABLED
         if len(_ENABLED) < 64:  # CELs a test makes up: a bounded cache
             _ENABLED[key] = got
+    if key is cel:  # a tuple (immutable): the same object gives the same ids
+        _ENABLED_LAST[0] = (cel, got)
     return got
 
 
@@ -644,7 +652,8 @@ class SimDriver:
             size_out = self.payload_size
         # the bounce buffer never exceeds payload_max, whatever out.size says
         # (Linux 6.12 on QEMU: out.size -2 or payload_max+1 -> at most payload_max)
-        size_out = min(size_out, self.payload_size)
+        if size_out > self.payload_size:
+            size_out = self.payload_size
         # mbox_send: the device runs, the driver copies at most what fits
         rc, out = self._mbox_send(opcode, payload)
         if rc == _SUCCESS:
