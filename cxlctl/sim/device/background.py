@@ -233,7 +233,10 @@ def _fw_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
         SLOTS,  # fw_slots_supported
         (fw.active_slot & 7) | ((fw.staged_slot & 7) << 3),  # fw_slot_info
         1,  # fw_activation_caps: online activation supported
-        *revs,
+        revs[0],  # not *revs: a call with unpacking costs more than the pack
+        revs[1],
+        revs[2],
+        revs[3],
     )
     return RC.SUCCESS, out
 

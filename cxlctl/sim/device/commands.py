@@ -21,8 +21,20 @@ if TYPE_CHECKING:
 # struct (tests/test_sim_packers.py pins them against the ctypes layouts). A field
 # is masked to its width first: what assigning it to the ctypes field did.
 
-#: Identify output as of CXL 3.0 (IdentifyOut3) as one struct format
-_IDENTIFY3 = struct.Struct("<16sQQQQHHHHI3sHBBH")
+#: Identify output as of CXL 3.0 (IdentifyOut3) as one struct format: fw_revision,
+#: the four capacities, the event log sizes (8 bytes, per profile), lsa_size and the
+#: constant tail (9 bytes): a pack of eight arguments, no argument unpacking
+_IDENTIFY3 = struct.Struct("<16sQQQQ8sI9s")
+#: info, warning, failure, fatal event log sizes: QEMU's, the full profile's
+_QEMU_LOGS, _FULL_LOGS = struct.pack("<4H", 0, 0, 0, 0), struct.pack("<4H", 32, 32, 16, 16)
+_IDENTIFY_TAIL = struct.pack(
+    "<3sHBBH",
+    b"\x00\x01\x00",  # poison_list_max_mer: 256 records, little-endian 24-bit
+    0,  # inject_poison_limit
+    0,  # poison_caps
+    0,  # qos_telemetry_caps
+    8,  # dc_event_log_size
+)
 #: Get Partition Info output (PartitionInfoOut)
 _PARTITION_INFO = struct.Struct("<QQQQ")
 #: Get Health Info output (HealthInfoOut); the temperature (s16) packed as its u16
@@ -33,8 +45,6 @@ assert _HEALTH_INFO.size == ctypes.sizeof(lay.HealthInfoOut)
 _U64 = (1 << 64) - 1
 _UNIT = mb.CAPACITY_UNIT
 _QEMU_PROFILES = QEMU_PROFILES
-#: event log sizes (info, warning, failure, fatal): QEMU's, the full profile's
-_QEMU_LOGS, _FULL_LOGS = (0, 0, 0, 0), (32, 32, 16, 16)
 
 
 @handles(mb.IDENTIFY)
@@ -47,13 +57,9 @@ def _identify(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
         0 if align else vol // _UNIT & _U64,  # volatile-only
         0 if align else pers // _UNIT & _U64,  # persistent-only
         align // _UNIT,
-        *(_QEMU_LOGS if c.profile in _QEMU_PROFILES else _FULL_LOGS),
+        _QEMU_LOGS if c.profile in _QEMU_PROFILES else _FULL_LOGS,
         c.lsa_size & 0xFFFFFFFF,
-        b"\x00\x01\x00",  # poison_list_max_mer: 256 records, little-endian 24-bit
-        0,  # inject_poison_limit
-        0,  # poison_caps
-        0,  # qos_telemetry_caps
-        8,  # dc_event_log_size
+        _IDENTIFY_TAIL,
     )
     return RC.SUCCESS, out
 
