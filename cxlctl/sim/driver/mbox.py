@@ -482,12 +482,15 @@ class SimDriver:
         #: the bits the bridge claims (immutable: unbind/bind rebind it, never mutate)
         self.exclusive: frozenset[int] = BRIDGE_EXCLUSIVE if nvdimm_bridge else _NONE
 
-    def _mbox_send(self, opcode: int, payload: bytes) -> tuple[int, bytes | FileSlice]:
-        """__cxl_pci_mbox_send_cmd() #4-#8 around the device: ring the doorbell, wait
-        for it to clear (at most the mailbox timeout), handle Background Command
-        Started (userspace commands get no polls: done at once, or ETIMEDOUT)."""
+    def _mbox_wait(
+        self, opcode: int, rc: int, out: bytes | FileSlice
+    ) -> tuple[int, bytes | FileSlice]:
+        """__cxl_pci_mbox_send_cmd() #4-#8 after the device answered ``rc``, ``out``:
+        wait for the doorbell to clear (at most the mailbox timeout), handle
+        Background Command Started (userspace commands get no polls: done at once, or
+        ETIMEDOUT). :meth:`_send` rings the doorbell (runs the device) and calls
+        this only for a slow device or a background start: the common case inline."""
         dev = self.device
-        rc, out = dev.execute_out(opcode, payload)
         latency = dev.latency_ms
         if latency:  # cxl_pci_mbox_wait_for_doorbell()
             scale = dev.config.time_scale
@@ -655,7 +658,9 @@ class SimDriver:
         if size_out > self.payload_size:
             size_out = self.payload_size
         # mbox_send: the device runs, the driver copies at most what fits
-        rc, out = self._mbox_send(opcode, payload)
+        rc, out = dev.execute_out(opcode, payload)  # the doorbell rung
+        if dev.latency_ms or rc == _BG_STARTED:
+            rc, out = self._mbox_wait(opcode, rc, out)
         if rc == _SUCCESS:
             if len(out) > size_out:
                 out = out[:size_out]
