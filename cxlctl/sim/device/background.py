@@ -70,12 +70,13 @@ class FwState:
 
     FIELDS = ("active_slot", "staged_slot", "transferring", "prev_offset", "prev_len",
               "last_partxfer", "received")  # fmt: skip
+    __slots__ = ("slots", *FIELDS)  # one per memdev, made with it
 
-    def __init__(self, slots: dict[int, str] | None = None) -> None:
+    def __init__(self, slots: dict[int, str] | None = None, staged_slot: int = 0) -> None:
         self.active_slot = 1
-        self.staged_slot = 0
+        self.staged_slot = staged_slot
         #: slot -> firmware revision of the image it holds
-        self.slots: dict[int, str] = dict(slots or {})
+        self.slots: dict[int, str] = dict(slots) if slots else {}
         self.transferring = False
         self.prev_offset = 0
         self.prev_len = 0
@@ -88,13 +89,11 @@ class FwState:
 
     @classmethod
     def initial(cls, config: DeviceConfig) -> FwState:
-        st = cls()
-        st.slots = dict(enumerate(config.slot_fw_revisions, 1))  # slot -> revision
-        if config.profile == "full" and len(st.slots) == 1:
+        revs = config.slot_fw_revisions
+        if config.profile == "full" and len(revs) == 1:
             # a newer image waits in slot 2, staged for the next cold reset
-            st.slots[2] = "BWFW VERSION 1"
-            st.staged_slot = 2
-        return st
+            return cls({1: revs[0], 2: "BWFW VERSION 1"}, staged_slot=2)
+        return cls(dict(enumerate(revs, 1)))  # slot -> revision
 
     @classmethod
     def load(cls, d: Any) -> FwState:
