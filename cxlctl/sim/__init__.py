@@ -125,11 +125,10 @@ class SimDevice:
     @property
     def fwupload(self) -> FwUpload:
         """The simulated kernel's firmware-upload device for this memdev."""
-        if self._fwupload is None:
-            from .driver.fwupload import FwUpload
-
-            self._fwupload = FwUpload(self)
-        return self._fwupload
+        up = self._fwupload
+        if up is None:
+            up = self._fwupload = _fwupload_class()(self)
+        return up
 
     @property
     def bound(self) -> bool:
@@ -179,6 +178,19 @@ class SimDevice:
         if self._driver is None and self.state_dir is None:
             return False
         return self.device.sanitizing()
+
+
+_FWUPLOAD: list[type[FwUpload]] = []  # the class, imported when first needed
+
+
+def _fwupload_class() -> type[FwUpload]:
+    """:class:`.driver.fwupload.FwUpload`, imported once (not at start-up: most runs
+    never touch a firmware upload; ``list -F`` asks every memdev for its state)."""
+    if not _FWUPLOAD:
+        from .driver.fwupload import FwUpload
+
+        _FWUPLOAD.append(FwUpload)
+    return _FWUPLOAD[0]
 
 
 #: The built-in device kinds, in 256 MiB units of (volatile, persistent).
