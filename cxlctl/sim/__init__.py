@@ -89,10 +89,10 @@ class SimDevice:
         if self._driver is None:
             raw, allow_all, locked, bridge = self._driver_options
             # the saved state, read once for the device and the driver
-            saved = load_state(self.state_dir, self.config.serial)
+            saved = load_state(self.state_dir, self.config.serial) if self.state_dir else {}
             dev = TypeThreeDevice(self.config, self.state_dir, saved)
-            if self._health is not None:
-                apply_health(dev, self._health)
+            if self._health is not None and self._health != "normal":
+                apply_health(dev, self._health)  # "normal" is what a new device reports
             drv = SimDriver(
                 dev,
                 raw_commands=raw,
@@ -250,6 +250,7 @@ def make_devices(
     # the full profile's CEL, shared by every device made here (DeviceConfig would
     # sort the handlers' opcodes once per device)
     cel = full_cel() if profile == "full" else ()
+    health = health or {}
     for i, kind in enumerate(kinds):
         if kind not in KINDS:
             raise ValueError(f"unknown simulated device kind {kind!r} (pmem, ram, mixed, split)")
@@ -269,10 +270,9 @@ def make_devices(
             cfg.fw_revision = firmware
         if profile not in PROFILES:
             raise ValueError(f"unknown simulator profile {profile!r} ({', '.join(PROFILES)})")
-        h = (health or {}).get(f"mem{i}", "normal")
-        out.append(
-            SimDevice(f"mem{i}", cfg, raw_commands=raw_commands, state_dir=state_dir, health=h)
-        )
+        name = f"mem{i}"
+        h = health.get(name, "normal")
+        out.append(SimDevice(name, cfg, raw_commands=raw_commands, state_dir=state_dir, health=h))
     for f in parsed:
         if f.memdev is not None and not any(d.name == f.memdev for d in out):
             raise ValueError(f"fault {f.text!r}: no simulated {f.memdev} (mem0..mem{len(out) - 1})")
