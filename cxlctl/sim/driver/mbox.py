@@ -250,9 +250,7 @@ class UserMemory:
                 try:  # the kernel reads the user range (EFAULT if it cannot)
                     got = os.pwritev(self._fd, _user_range(addr, n), 0)
                 except OSError as e:
-                    raise (
-                        _fault() if e.errno == errno.EFAULT else _err(e.errno or errno.EIO)
-                    ) from None
+                    raise _copy_error(e) from None
                 if got != n:
                     raise _fault()
                 return bytes(self._map_view[:n])
@@ -289,9 +287,7 @@ class UserMemory:
                 try:  # the kernel writes the user range (EFAULT if it cannot)
                     got = os.preadv(self._fd, iov, 0)
                 except OSError as e:
-                    raise (
-                        _fault() if e.errno == errno.EFAULT else _err(e.errno or errno.EIO)
-                    ) from None
+                    raise _copy_error(e) from None
                 if got != n:
                     raise _fault()
                 return
