@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cxlctl import api
 from cxlctl.backends import SimBackend
 from cxlctl.memdev import Memdev
 
@@ -38,3 +39,47 @@ def test_a_lazy_device_keeps_its_health_profile_and_saved_state(
         assert md.health().health_status != 0
     with Memdev(b, "mem1") as md:
         assert md.health().health_status == 0
+
+
+@pytest.mark.parametrize("profile", ["full", "qemu", "qemu11"])
+def test_the_alert_configuration_is_made_when_first_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, profile: str
+) -> None:
+    """The device makes its alert configuration on first use, from the profile it was
+    built with (a later change of the config does not move it) and what an earlier
+    process's Set Alert Configuration saved (CXLCTL_SIM_STATE)."""
+    from cxlctl.mailbox.health import Alert
+    from cxlctl.sim import DeviceConfig, SimDevice
+
+    defaults = {  # (valid, programmable, life critical, life warning, over-temp warning)
+        "full": (0x03, 0x1F, 95, 75, 70),
+        "qemu": (0, 0x1F, 95, 0, 0),
+        "qemu11": (0, 0, 75, 40, 25),
+    }
+
+    def seen(dev: SimDevice) -> tuple[int, ...]:
+        a = dev.device.alert
+        return (
+            int(a.valid_alerts),
+            int(a.programmable_alerts),
+            int(a.life_used_critical_threshold),
+            int(a.life_used_programmable_warning_threshold),
+            int(a.device_over_temperature_programmable_warning_threshold),
+        )
+
+    dev = SimDevice("mem0", DeviceConfig(profile=profile))
+    assert dev.device._alert is None  # built, without an alert configuration yet
+    dev.config.profile = "qemu11" if profile != "qemu11" else "full"  # after the build
+    assert seen(dev) == defaults[profile]
+
+    if profile == "qemu":  # QEMU 10's CEL has no Get/Set Alert Configuration
+        return
+    monkeypatch.setenv("CXLCTL_SIM_PROFILE", profile)
+    monkeypatch.setenv("CXLCTL_SIM_STATE", str(tmp_path))
+    with api.Device(Memdev(SimBackend(), "mem0")) as d:
+        d.set_alert_config({Alert.LIFE_USED: 33})
+        want = d.alert_config()
+    b = SimBackend()  # another process: the saved configuration, not the defaults
+    assert int(b.devices["mem0"].device.alert.life_used_programmable_warning_threshold) == 33
+    with api.Device(Memdev(b, "mem0")) as d:
+        assert d.alert_config() == want

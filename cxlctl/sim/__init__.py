@@ -29,6 +29,7 @@ from .device.model import (
     QEMU_CEL,
     DeviceConfig,
     TypeThreeDevice,
+    full_cel,
 )
 from .driver.mbox import SimDriver, UserMemory
 from .state import load_state, save_state
@@ -87,9 +88,11 @@ class SimDevice:
         running sanitize shows): a run that names three memdevs and uses one builds one."""
         if self._driver is None:
             raw, allow_all, locked, bridge = self._driver_options
-            dev = TypeThreeDevice(self.config, self.state_dir)
-            if self._health is not None:
-                apply_health(dev, self._health)
+            # the saved state, read once for the device and the driver
+            saved = load_state(self.state_dir, self.config.serial) if self.state_dir else {}
+            dev = TypeThreeDevice(self.config, self.state_dir, saved)
+            if self._health is not None and self._health != "normal":
+                apply_health(dev, self._health)  # "normal" is what a new device reports
             drv = SimDriver(
                 dev,
                 raw_commands=raw,
@@ -97,7 +100,7 @@ class SimDevice:
                 locked_down=locked,
                 nvdimm_bridge=bridge,
             )
-            if load_state(self.state_dir, self.config.serial).get("cxl_mem_bound") is False:
+            if saved.get("cxl_mem_bound") is False:
                 drv.unbind()  # `disable-memdev` in an earlier process
             self._device, self._driver = dev, drv
         return self._driver
@@ -110,26 +113,28 @@ class SimDevice:
     @property
     def device(self) -> TypeThreeDevice:
         """The simulated type-3 device (built on first use)."""
-        return self._build().device
+        drv = self._driver  # built: no further call (sysfs asks for every memdev)
+        return (drv if drv is not None else self._build()).device
 
     @property
     def driver(self) -> SimDriver:
         """The simulated kernel's driver for it (built on first use)."""
-        return self._build()
+        drv = self._driver
+        return drv if drv is not None else self._build()
 
     @property
     def fwupload(self) -> FwUpload:
         """The simulated kernel's firmware-upload device for this memdev."""
-        if self._fwupload is None:
-            from .driver.fwupload import FwUpload
-
-            self._fwupload = FwUpload(self)
-        return self._fwupload
+        up = self._fwupload
+        if up is None:
+            up = self._fwupload = _fwupload_class()(self)
+        return up
 
     @property
     def bound(self) -> bool:
         """cxl_mem is bound (sysfs ``memN/driver``); ``disable-memdev`` unbinds it."""
-        return self.driver.bound
+        drv = self._driver
+        return (drv if drv is not None else self._build()).bound
 
     def unbind(self) -> None:
         """``echo memN > /sys/bus/cxl/drivers/cxl_mem/unbind``: the nvdimm bridge goes
@@ -173,6 +178,19 @@ class SimDevice:
         if self._driver is None and self.state_dir is None:
             return False
         return self.device.sanitizing()
+
+
+_FWUPLOAD: list[type[FwUpload]] = []  # the class, imported when first needed
+
+
+def _fwupload_class() -> type[FwUpload]:
+    """:class:`.driver.fwupload.FwUpload`, imported once (not at start-up: most runs
+    never touch a firmware upload; ``list -F`` asks every memdev for its state)."""
+    if not _FWUPLOAD:
+        from .driver.fwupload import FwUpload
+
+        _FWUPLOAD.append(FwUpload)
+    return _FWUPLOAD[0]
 
 
 #: The built-in device kinds, in 256 MiB units of (volatile, persistent).
@@ -229,6 +247,10 @@ def make_devices(
         from .device.faults import parse
 
         parsed = parse(items)
+    # the full profile's CEL, shared by every device made here (DeviceConfig would
+    # sort the handlers' opcodes once per device)
+    cel = full_cel() if profile == "full" else ()
+    health = health or {}
     for i, kind in enumerate(kinds):
         if kind not in KINDS:
             raise ValueError(f"unknown simulated device kind {kind!r} (pmem, ram, mixed, split)")
@@ -239,7 +261,8 @@ def make_devices(
             serial=serials[i] if i < len(serials) else 0x1234 + i,
             profile=profile,
             host=pci_address(i),
-            faults=tuple(f for f in parsed if f.memdev in (None, f"mem{i}")),
+            cel=cel,
+            faults=tuple(f for f in parsed if f.memdev in (None, f"mem{i}")) if parsed else (),
             time_scale=time_scale,
             partition_align=mb.CAPACITY_UNIT if kind in PARTITIONABLE else 0,
         )
@@ -247,10 +270,9 @@ def make_devices(
             cfg.fw_revision = firmware
         if profile not in PROFILES:
             raise ValueError(f"unknown simulator profile {profile!r} ({', '.join(PROFILES)})")
-        h = (health or {}).get(f"mem{i}", "normal")
-        out.append(
-            SimDevice(f"mem{i}", cfg, raw_commands=raw_commands, state_dir=state_dir, health=h)
-        )
+        name = f"mem{i}"
+        h = health.get(name, "normal")
+        out.append(SimDevice(name, cfg, raw_commands=raw_commands, state_dir=state_dir, health=h))
     for f in parsed:
         if f.memdev is not None and not any(d.name == f.memdev for d in out):
             raise ValueError(f"fault {f.text!r}: no simulated {f.memdev} (mem0..mem{len(out) - 1})")

@@ -22,6 +22,7 @@ an empty slot is Invalid Slot.
 from __future__ import annotations
 
 import ctypes
+import struct
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -69,12 +70,13 @@ class FwState:
 
     FIELDS = ("active_slot", "staged_slot", "transferring", "prev_offset", "prev_len",
               "last_partxfer", "received")  # fmt: skip
+    __slots__ = ("slots", *FIELDS)  # one per memdev, made with it
 
-    def __init__(self, slots: dict[int, str] | None = None) -> None:
+    def __init__(self, slots: dict[int, str] | None = None, staged_slot: int = 0) -> None:
         self.active_slot = 1
-        self.staged_slot = 0
+        self.staged_slot = staged_slot
         #: slot -> firmware revision of the image it holds
-        self.slots: dict[int, str] = dict(slots or {})
+        self.slots: dict[int, str] = dict(slots) if slots else {}
         self.transferring = False
         self.prev_offset = 0
         self.prev_len = 0
@@ -87,12 +89,11 @@ class FwState:
 
     @classmethod
     def initial(cls, config: DeviceConfig) -> FwState:
-        st = cls({i + 1: rev for i, rev in enumerate(config.slot_fw_revisions)})
-        if config.profile == "full" and len(st.slots) == 1:
+        revs = config.slot_fw_revisions
+        if config.profile == "full" and len(revs) == 1:
             # a newer image waits in slot 2, staged for the next cold reset
-            st.slots[2] = "BWFW VERSION 1"
-            st.staged_slot = 2
-        return st
+            return cls({1: revs[0], 2: "BWFW VERSION 1"}, staged_slot=2)
+        return cls(dict(enumerate(revs, 1)))  # slot -> revision
 
     @classmethod
     def load(cls, d: Any) -> FwState:
@@ -215,19 +216,28 @@ def status(dev: TypeThreeDevice) -> dict[str, Any]:
 # --- firmware ------------------------------------------------------------------------
 
 
+#: Get FW Info output (FwInfoOut) as one struct (tests/test_sim_packers.py)
+_FW_INFO = struct.Struct("<BBB13x16s16s16s16s")
+assert _FW_INFO.size == ctypes.sizeof(lay.FwInfoOut)
+
+
 @handles(mb.GET_FW_INFO)
 def _fw_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     fw = dev.fw
-    out = lay.FwInfoOut(
-        fw_slots_supported=SLOTS,
-        fw_slot_info=(fw.active_slot & 7) | ((fw.staged_slot & 7) << 3),
-        fw_activation_caps=1,  # online activation supported
-    )
+    revs = [b"", b"", b"", b""]  # "16s" pads with zeros and cuts at 16 bytes
     for slot, rev in fw.slots.items():
         if 1 <= slot <= 4:
-            b = rev.encode()[:16]
-            ctypes.memmove(out.slot_fw_revision[slot - 1], b, len(b))
-    return RC.SUCCESS, bytes(out)
+            revs[slot - 1] = rev.encode()
+    out = _FW_INFO.pack(
+        SLOTS,  # fw_slots_supported
+        (fw.active_slot & 7) | ((fw.staged_slot & 7) << 3),  # fw_slot_info
+        1,  # fw_activation_caps: online activation supported
+        revs[0],  # not *revs: a call with unpacking costs more than the pack
+        revs[1],
+        revs[2],
+        revs[3],
+    )
+    return RC.SUCCESS, out
 
 
 @handles(mb.TRANSFER_FW)

@@ -12,33 +12,54 @@ from typing import TYPE_CHECKING
 from ... import mailbox as mb
 from ...mailbox import layouts as lay
 from ...mailbox.names import VENDOR_DEBUG_UUID
-from .model import RC, FileSlice, MiB, TypeThreeDevice, handles, units
+from .model import QEMU_PROFILES, RC, FileSlice, MiB, TypeThreeDevice, handles
 
 if TYPE_CHECKING:
     from ...mailbox.health import SetAlertConfig
 
-#: Identify output as of CXL 3.0 (IdentifyOut3) as one struct format
-_IDENTIFY3 = struct.Struct("<16sQQQQHHHHI3sHBBH")
+# The outputs the list and health paths read, each packed with one precompiled
+# struct (tests/test_sim_packers.py pins them against the ctypes layouts). A field
+# is masked to its width first: what assigning it to the ctypes field did.
+
+#: Identify output as of CXL 3.0 (IdentifyOut3) as one struct format: fw_revision,
+#: the four capacities, the event log sizes (8 bytes, per profile), lsa_size and the
+#: constant tail (9 bytes): a pack of eight arguments, no argument unpacking
+_IDENTIFY3 = struct.Struct("<16sQQQQ8sI9s")
+#: info, warning, failure, fatal event log sizes: QEMU's, the full profile's
+_QEMU_LOGS, _FULL_LOGS = struct.pack("<4H", 0, 0, 0, 0), struct.pack("<4H", 32, 32, 16, 16)
+_IDENTIFY_TAIL = struct.pack(
+    "<3sHBBH",
+    b"\x00\x01\x00",  # poison_list_max_mer: 256 records, little-endian 24-bit
+    0,  # inject_poison_limit
+    0,  # poison_caps
+    0,  # qos_telemetry_caps
+    8,  # dc_event_log_size
+)
+#: Get Partition Info output (PartitionInfoOut)
+_PARTITION_INFO = struct.Struct("<QQQQ")
+#: Get Health Info output (HealthInfoOut); the temperature (s16) packed as its u16
+_HEALTH_INFO = struct.Struct("<BBBBHIII")
+assert _IDENTIFY3.size == ctypes.sizeof(lay.IdentifyOut3)
+assert _PARTITION_INFO.size == ctypes.sizeof(lay.PartitionInfoOut)
+assert _HEALTH_INFO.size == ctypes.sizeof(lay.HealthInfoOut)
 _U64 = (1 << 64) - 1
+_UNIT = mb.CAPACITY_UNIT
+_QEMU_PROFILES = QEMU_PROFILES
 
 
 @handles(mb.IDENTIFY)
 def _identify(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     c = dev.config
-    logs = (0, 0, 0, 0) if c.qemu else (32, 32, 16, 16)
+    vol, pers, align = c.volatile_bytes, c.persistent_bytes, c.partition_align
     out = _IDENTIFY3.pack(
         c.fw_revision.encode()[:16],
-        units(c.volatile_bytes + c.persistent_bytes) & _U64,
-        0 if c.partition_align else units(c.volatile_bytes) & _U64,  # volatile-only
-        0 if c.partition_align else units(c.persistent_bytes) & _U64,  # persistent-only
-        units(c.partition_align),
-        *logs,  # info, warning, failure, fatal event log sizes
+        (vol + pers) // _UNIT & _U64,
+        0 if align else vol // _UNIT & _U64,  # volatile-only
+        0 if align else pers // _UNIT & _U64,  # persistent-only
+        align // _UNIT,
+        _QEMU_LOGS if c.profile in _QEMU_PROFILES else _FULL_LOGS,
         c.lsa_size & 0xFFFFFFFF,
-        b"\x00\x01\x00",  # poison_list_max_mer: 256 records, little-endian 24-bit
-        0,  # inject_poison_limit
-        0,  # poison_caps
-        0,  # qos_telemetry_caps
-        8,  # dc_event_log_size
+        _IDENTIFY_TAIL,
     )
     return RC.SUCCESS, out
 
@@ -125,13 +146,13 @@ def _set_timestamp(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
 @handles(mb.GET_PARTITION_INFO)
 def _partition_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
     c = dev.config
-    out = lay.PartitionInfoOut(
-        active_volatile_capacity=units(c.volatile_bytes),
-        active_persistent_capacity=units(c.persistent_bytes),
-        next_volatile_capacity=units(dev.next_volatile),
-        next_persistent_capacity=units(dev.next_persistent),
+    out = _PARTITION_INFO.pack(
+        c.volatile_bytes // _UNIT & _U64,  # active
+        c.persistent_bytes // _UNIT & _U64,
+        dev.next_volatile // _UNIT & _U64,  # next
+        dev.next_persistent // _UNIT & _U64,
     )
-    return RC.SUCCESS, bytes(out)
+    return RC.SUCCESS, out
 
 
 @handles(mb.SET_PARTITION_INFO)
@@ -191,17 +212,17 @@ def _set_lsa(dev: TypeThreeDevice, p: bytes) -> tuple[int, bytes]:
 
 @handles(mb.GET_HEALTH_INFO)
 def _health_info(dev: TypeThreeDevice, _p: bytes) -> tuple[int, bytes]:
-    out = lay.HealthInfoOut(
-        health_status=getattr(dev, "health_status", 0),
-        media_status=getattr(dev, "media_status", 0),
-        additional_status=getattr(dev, "additional_status", 0),
-        life_used=dev.life_used,
-        device_temperature=dev.temperature,
-        dirty_shutdown_count=dev.dirty_shutdown_count,
-        corrected_volatile_error_count=dev.corrected_volatile_errors,
-        corrected_persistent_error_count=dev.corrected_persistent_errors,
+    out = _HEALTH_INFO.pack(
+        dev.health_status & 0xFF,
+        dev.media_status & 0xFF,
+        dev.additional_status & 0xFF,
+        dev.life_used & 0xFF,
+        dev.temperature & 0xFFFF,  # device_temperature, s16
+        dev.dirty_shutdown_count & 0xFFFFFFFF,
+        dev.corrected_volatile_errors & 0xFFFFFFFF,
+        dev.corrected_persistent_errors & 0xFFFFFFFF,
     )
-    return RC.SUCCESS, bytes(out)
+    return RC.SUCCESS, out
 
 
 @handles(mb.GET_ALERT_CONFIG)

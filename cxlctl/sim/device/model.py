@@ -12,16 +12,22 @@ import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from ... import mailbox as mb
 from ...mailbox import layouts as lay
 from ...mailbox.names import CEL_UUID, VENDOR_DEBUG_UUID
 from ..state import io_error, load_state, open_sized, save_state  # CXLCTL_SIM_STATE
 
+if TYPE_CHECKING:
+    from .background import BgOp, FwState
+
 RC = mb.ReturnCode
-_BY_OPCODE = mb.BY_OPCODE  # the catalogue's dict itself (looked up on every command)
+#: opcode -> the input size its catalogue record fixes (looked up on every command;
+#: commands with a variable-length input are not in it)
+_SIZE_IN: dict[int, int] = {c.opcode: c.size_in for c in mb.CATALOGUE if c.size_in is not None}
 _UNSUPPORTED, _INVALID_PAYLOAD_LENGTH = int(RC.UNSUPPORTED), int(RC.INVALID_PAYLOAD_LENGTH)
 MiB = 1024 * 1024
 
@@ -125,7 +131,7 @@ class DeviceConfig:
             elif profile == "qemu11":
                 cel = QEMU11_CEL
             else:
-                cel = tuple(sorted(HANDLERS))
+                cel = full_cel()
         self.cel = cel
         self.faults = faults
         self.time_scale = time_scale
@@ -298,6 +304,18 @@ class LabelStorage:
             self._f, self._fd = None, -1
 
 
+_BACKGROUND: list[ModuleType] = []  # .background, imported when the first device is made
+
+
+def _background() -> Any:
+    """The ``background`` module (it imports this one: not importable at the top)."""
+    if not _BACKGROUND:
+        from . import background
+
+        _BACKGROUND.append(background)
+    return _BACKGROUND[0]
+
+
 Handler = Callable[["TypeThreeDevice", bytes], tuple[int, "bytes | FileSlice"]]
 #: opcode -> handler, filled by :func:`handles` from catalogue records
 HANDLERS: dict[int, Handler] = {}
@@ -318,7 +336,20 @@ def handles(cmd: mb.Command[Any]) -> Callable[[Handler], Handler]:
 class TypeThreeDevice:
     """The device half: a CXL type-3 memory device's mailbox and state."""
 
-    def __init__(self, config: DeviceConfig, state_dir: str | None = None) -> None:
+    #: Get Health Info's status bytes: 0 until a health profile sets them
+    #: (``cxlctl.sim.apply_health``)
+    health_status = 0
+    media_status = 0
+    additional_status = 0
+
+    def __init__(
+        self,
+        config: DeviceConfig,
+        state_dir: str | None = None,
+        saved: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``saved``: this memdev's saved state (:func:`load_state`), when the caller
+        has read it already; otherwise it is read here (once)."""
         self.config = config
         # CXLCTL_SIM_STATE: the label area survives between processes
         lsa_path = os.path.join(state_dir, f"{config.serial:#x}.lsa") if state_dir else None
@@ -326,27 +357,23 @@ class TypeThreeDevice:
         self.timestamp_base_ns = time.time_ns()  # the kernel sets it at probe
         self.timestamp_set_at = time.monotonic_ns()
         self.dirty_shutdown = False
-        self.dirty_shutdown_count = 0
         self.life_used = 3
         self.temperature = 37
-        self.alert = lay.AlertConfigOut(
-            valid_alerts=0,
-            programmable_alerts=0x1F,
-            life_used_critical_threshold=95,
-            device_over_temperature_critical_threshold=85,
-            device_under_temperature_critical_threshold=-10,
-        )
-        if config.profile == "qemu11":  # QEMU 11.1's defaults (hw/mem/cxl_type3.c)
-            self.alert = lay.AlertConfigOut(
-                valid_alerts=0,
-                programmable_alerts=0,
-                life_used_critical_threshold=75,
-                life_used_programmable_warning_threshold=40,
-                device_over_temperature_critical_threshold=35,
-                device_under_temperature_critical_threshold=10,
-                device_over_temperature_programmable_warning_threshold=25,
-                device_under_temperature_programmable_warning_threshold=20,
-            )
+        profile = config.profile
+        if profile == "full":
+            # some deterministic history, so health/alert output has something to show
+            self.dirty_shutdown_count = 1
+            self.corrected_volatile_errors = 2 if config.volatile_bytes else 0
+            self.corrected_persistent_errors = 5 if config.persistent_bytes else 0
+        else:
+            self.dirty_shutdown_count = 0
+            self.corrected_volatile_errors = 0
+            self.corrected_persistent_errors = 0
+        #: the alert configuration (:attr:`alert`), made when first used from the
+        #: profile the device was made with and what Set Alert Configuration saved
+        self._alert: lay.AlertConfigOut | None = None
+        self._alert_profile = profile
+        self._saved_alert: Any = None
         #: Get Partition Info's "next" capacities: what Set Partition Info asked for,
         #: active after the next cold reset (0, 0: no change pending)
         self.next_volatile = 0
@@ -356,16 +383,6 @@ class TypeThreeDevice:
         self.calls: deque[tuple[int, bytes]] = deque(maxlen=CALL_LOG)
         self._cel_of: tuple[int, ...] = ()
         self._cel_set: frozenset[int] = frozenset()
-        self.corrected_volatile_errors = 0
-        self.corrected_persistent_errors = 0
-        if config.profile == "full":
-            # some deterministic history, so health/alert output has something to show
-            self.dirty_shutdown_count = 1
-            self.corrected_volatile_errors = 2 if config.volatile_bytes else 0
-            self.corrected_persistent_errors = 5 if config.persistent_bytes else 0
-            self.alert.valid_alerts = 0x03
-            self.alert.life_used_programmable_warning_threshold = 75
-            self.alert.device_over_temperature_programmable_warning_threshold = 70
         self.state_dir = state_dir
         #: CXLCTL_SIM_FAULTS (:class:`.faults.Injector`), None without faults
         self.faults: Any = None
@@ -376,19 +393,23 @@ class TypeThreeDevice:
         #: how long the last command took the device, in ms (``slow``); ``inf``: it
         #: never answered (``vanish``). The driver waits for it (mailbox timeout)
         self.latency_ms: float = 0
-        saved = load_state(state_dir, config.serial).get("alert_config")
-        if isinstance(saved, str):  # what Set Alert Configuration left (CXLCTL_SIM_STATE)
-            with contextlib.suppress(ValueError):
-                self.alert = lay.AlertConfigOut.from_buffer_copy(bytes.fromhex(saved))
-
-        from .background import BgOp, FwState
-
-        st = load_state(state_dir, config.serial)
-        self.fw = FwState.initial(config) if "fw" not in st else FwState.load(st["fw"])
-        self.bg: BgOp | None = BgOp.load(st.get("bg"))
-        last = st.get("bg_last") or (0, 0)
-        self.bg_last: tuple[int, int] = (int(last[0]), int(last[1]))
+        bgmod = _background()
+        st = load_state(state_dir, config.serial) if saved is None else saved
+        self.bg: BgOp | None = None  # the running background operation
+        self.bg_last: tuple[int, int] = (0, 0)
         #: Sanitize/Secure Erase runs that completed (the user data is gone)
+        self.media_generation = 0
+        self.vendor_debug_cleared = False
+        self.fw: FwState
+        if not st:  # nothing saved (no CXLCTL_SIM_STATE, or a fresh memdev)
+            self.fw = bgmod.FwState.initial(config)
+            return
+        # what Set Alert Configuration left (CXLCTL_SIM_STATE), decoded when first used
+        self._saved_alert = st.get("alert_config")
+        self.fw = bgmod.FwState.initial(config) if "fw" not in st else bgmod.FwState.load(st["fw"])
+        self.bg = bgmod.BgOp.load(st.get("bg"))
+        last = st.get("bg_last") or (0, 0)
+        self.bg_last = (int(last[0]), int(last[1]))
         self.media_generation = int(st.get("media_generation", 0))
         nxt = st.get("next_partition")
         if isinstance(nxt, list) and len(nxt) == 2 and all(isinstance(x, int) for x in nxt):
@@ -401,6 +422,48 @@ class TypeThreeDevice:
         if type(st.get("dirty_shutdown")) is bool:
             self.dirty_shutdown = st["dirty_shutdown"]
         self.vendor_debug_cleared = st.get("vendor_debug_cleared") is True
+
+    @property
+    def alert(self) -> lay.AlertConfigOut:
+        """The alert configuration (Get/Set Alert Configuration), made when first used."""
+        a = self._alert
+        if a is None:
+            a = self._alert = self._initial_alert()
+        return a
+
+    @alert.setter
+    def alert(self, value: lay.AlertConfigOut) -> None:
+        self._alert = value
+
+    def _initial_alert(self) -> lay.AlertConfigOut:
+        """What Set Alert Configuration saved, else the profile's defaults."""
+        saved = self._saved_alert
+        if isinstance(saved, str):
+            with contextlib.suppress(ValueError):
+                return lay.AlertConfigOut.from_buffer_copy(bytes.fromhex(saved))
+        if self._alert_profile == "qemu11":  # QEMU 11.1's defaults (hw/mem/cxl_type3.c)
+            return lay.AlertConfigOut(
+                valid_alerts=0,
+                programmable_alerts=0,
+                life_used_critical_threshold=75,
+                life_used_programmable_warning_threshold=40,
+                device_over_temperature_critical_threshold=35,
+                device_under_temperature_critical_threshold=10,
+                device_over_temperature_programmable_warning_threshold=25,
+                device_under_temperature_programmable_warning_threshold=20,
+            )
+        a = lay.AlertConfigOut(
+            valid_alerts=0,
+            programmable_alerts=0x1F,
+            life_used_critical_threshold=95,
+            device_over_temperature_critical_threshold=85,
+            device_under_temperature_critical_threshold=-10,
+        )
+        if self._alert_profile == "full":
+            a.valid_alerts = 0x03
+            a.life_used_programmable_warning_threshold = 75
+            a.device_over_temperature_programmable_warning_threshold = 70
+        return a
 
     def persist(self, **updates: Any) -> None:
         """Keep device state between processes when CXLCTL_SIM_STATE is set."""
@@ -447,13 +510,13 @@ class TypeThreeDevice:
 
     def _execute(self, opcode: int, payload: bytes) -> tuple[int, bytes | FileSlice]:
         cel = self.config.cel
-        if cel is not self._cel_of:  # a set for lookups, rebuilt if the config changes
-            self._cel_of, self._cel_set = cel, frozenset(cel)
+        if cel is not self._cel_of:  # a set for lookups, looked up again if the config changes
+            self._cel_of, self._cel_set = cel, cel_opcodes(cel)
         handler = HANDLERS.get(opcode)
         if handler is None or opcode not in self._cel_set:
             return _UNSUPPORTED, b""
-        cmd = _BY_OPCODE.get(opcode)
-        if cmd is not None and cmd.size_in is not None and len(payload) != cmd.size_in:
+        size_in = _SIZE_IN.get(opcode)
+        if size_in is not None and len(payload) != size_in:
             return _INVALID_PAYLOAD_LENGTH, b""
         if self.bg is not None:
             from .background import admit
@@ -504,6 +567,27 @@ class TypeThreeDevice:
 
     def now_ns(self) -> int:
         return self.timestamp_base_ns + (time.monotonic_ns() - self.timestamp_set_at)
+
+
+#: CEL -> its opcodes as a set, shared by every device with that CEL (a run of many
+#: memdevs has one per profile)
+_CEL_SETS: dict[tuple[int, ...], frozenset[int]] = {}
+
+
+def cel_opcodes(cel: tuple[int, ...]) -> frozenset[int]:
+    """The opcodes of ``cel`` as a (shared, immutable) set."""
+    key = cel if type(cel) is tuple else tuple(cel)
+    got = _CEL_SETS.get(key)
+    if got is None:
+        got = frozenset(key)
+        if len(_CEL_SETS) < 64:  # CELs a test makes up: a bounded cache
+            _CEL_SETS[key] = got
+    return got
+
+
+def full_cel() -> tuple[int, ...]:
+    """The full profile's CEL: every opcode the device has a handler for, in order."""
+    return tuple(sorted(HANDLERS))
 
 
 def cel_effect(opcode: int) -> int:

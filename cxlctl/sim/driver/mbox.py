@@ -25,7 +25,7 @@ from ...mailbox.linux import REFUSALS, payload_refused
 from ...record import Record
 from ...uapi import CXL_VARIABLE_PAYLOAD as VAR
 from ...uapi import CommandId as K
-from ..device.model import RC, FileSlice, TypeThreeDevice
+from ..device.model import RC, FileSlice, TypeThreeDevice, cel_opcodes
 
 # --- copy_from_user / copy_to_user without crashing on bad pointers ----------
 
@@ -34,16 +34,12 @@ _libc.read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _libc.read.restype = ctypes.c_ssize_t
 _libc.write.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 _libc.write.restype = ctypes.c_ssize_t
-_libc.pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
-_libc.pread.restype = ctypes.c_ssize_t
-_libc.pwrite.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
-_libc.pwrite.restype = ctypes.c_ssize_t
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
 _libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]
 _libc.mmap.restype = ctypes.c_void_p
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.munmap.restype = ctypes.c_int
-_PROT_READ, _MAP_SHARED = 0x1, 0x01  # <sys/mman.h> (the mmap module is not imported)
+_PROT_READ, _PROT_WRITE, _MAP_SHARED = 0x1, 0x2, 0x01  # <sys/mman.h> (no mmap module)
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _F_ADD_SEALS, _F_SEAL_SHRINK = 1033, 0x0002  # <fcntl.h>: the bounce file never shrinks
 _CHUNK = 32 * 1024  # half the default pipe capacity
@@ -71,6 +67,24 @@ _ONE, _NO_FLAGS = ctypes.c_ulong(1), ctypes.c_ulong(0)  # liovcnt/riovcnt, flags
 _IOV_PAIR = struct.Struct("@PNPN")
 assert _IOV_PAIR.size == 2 * ctypes.sizeof(_IoVec)
 
+#: (address, length) -> a one-element iovec tuple for ``os.preadv``/``os.pwritev``: a
+#: ctypes array over that user range (made without touching it: only the kernel
+#: reads or writes it, and checks it). A command's buffers stay where they are from
+#: one call to the next (PreparedCommand, Exchange), so each is made once
+_RANGES: dict[tuple[int, int], tuple[ctypes.Array[ctypes.c_char]]] = {}
+_RANGES_MAX = 256
+
+
+def _user_range(addr: int, n: int) -> tuple[ctypes.Array[ctypes.c_char]]:
+    key = (addr, n)
+    got = _RANGES.get(key)
+    if got is None:
+        if len(_RANGES) >= _RANGES_MAX:
+            _RANGES.clear()
+        got = _RANGES[key] = ((ctypes.c_char * n).from_address(addr),)
+    return got
+
+
 #: this process's pid, updated in a child after ``fork()`` (``os.register_at_fork``):
 #: what :meth:`UserMemory._ensure` compares, with no system call per copy (a fork
 #: outside Python, without its at-fork hooks, would not be seen)
@@ -92,14 +106,16 @@ class UserMemory:
 
     Three ways, the first that works (or ``method``):
 
-    * ``memfd``: a private memfd is the bounce buffer. copy_from_user is one
-      ``pwrite(2)`` from the user address into it, read back through our read-only
-      mapping of it; copy_to_user writes our bytes into it, then one ``pread(2)``
-      copies them to the user address. The kernel checks the user address in that one call as
-      in copy_from_user/copy_to_user (``EFAULT``, or a short count where a range
-      runs into a bad page). The file's pages are allocated (``pwrite`` of zeros,
-      where a full memory is a clean ``OSError``) before it is mapped, and sealed
-      against shrinking, so reading the mapping cannot raise SIGBUS.
+    * ``memfd``: a private memfd is the bounce buffer, mapped read-write into this
+      process. copy_from_user is one ``pwritev(2)`` from the user address into it,
+      read back through the mapping; copy_to_user stores our bytes into the mapping
+      (a memory copy, no system call), then one ``preadv(2)`` copies them to the user
+      address (the iovec: a ctypes array over the user range, which nothing but the
+      kernel touches). The kernel checks the user address in that one call as in
+      copy_from_user/copy_to_user (``EFAULT``, or a short count where a range runs
+      into a bad page). The file's pages are allocated (``pwrite`` of zeros, where
+      a full memory is a clean ``OSError``) before it is mapped, and sealed against
+      shrinking, so touching the mapping cannot raise SIGBUS.
     * ``vm``: ``process_vm_readv``/``process_vm_writev`` on our own pid: one system
       call per copy, which fails (or comes back short) exactly where the page
       tables say no (a little dearer: the kernel looks the process up and pins its
@@ -125,7 +141,7 @@ class UserMemory:
         self._scratch = bytearray()
         self._view = memoryview(self._scratch)  # keeps the bytearray from moving
         self._addr = 0
-        self._fd = -1  # the memfd, its read-only mapping and a view of it
+        self._fd = -1  # the memfd, its read-write mapping and a view of it
         self._map = self._map_cap = 0
         self._map_view = memoryview(b"")
         self.method = "pipe"
@@ -161,7 +177,7 @@ class UserMemory:
         cap = max(n, 2 * self._map_cap)
         os.pwrite(self._fd, bytes(cap - self._map_cap), self._map_cap)
         self._memfd_unmap()
-        addr = _libc.mmap(None, cap, _PROT_READ, _MAP_SHARED, self._fd, 0)
+        addr = _libc.mmap(None, cap, _PROT_READ | _PROT_WRITE, _MAP_SHARED, self._fd, 0)
         if addr in (None, _MAP_FAILED):
             raise _err(ctypes.get_errno() or errno.ENOMEM)
         self._map, self._map_cap = addr, cap
@@ -231,10 +247,11 @@ class UserMemory:
             if method == "memfd":
                 if n > self._map_cap:
                     self._memfd_grow(n)
-                got = _libc.pwrite(self._fd, addr, n, 0)
+                try:  # the kernel reads the user range (EFAULT if it cannot)
+                    got = os.pwritev(self._fd, _user_range(addr, n), 0)
+                except OSError as e:
+                    raise _copy_error(e) from None
                 if got != n:
-                    if got < 0 and ctypes.get_errno() != errno.EFAULT:
-                        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
                     raise _fault()
                 return bytes(self._map_view[:n])
             if method == "vm":
@@ -265,12 +282,13 @@ class UserMemory:
                 n = len(data)
                 if n > self._map_cap:
                     self._memfd_grow(n)
-                if os.pwrite(self._fd, data, 0) != n:
-                    raise _err(errno.ENOMEM)
-                got = _libc.pread(self._fd, addr, n, 0)
+                self._map_view[:n] = data  # into the bounce buffer: no system call
+                iov = _RANGES.get((addr, n)) or _user_range(addr, n)
+                try:  # the kernel writes the user range (EFAULT if it cannot)
+                    got = os.preadv(self._fd, iov, 0)
+                except OSError as e:
+                    raise _copy_error(e) from None
                 if got != n:
-                    if got < 0 and ctypes.get_errno() != errno.EFAULT:
-                        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
                     raise _fault()
                 return
             if self.method == "vm":
@@ -285,14 +303,12 @@ class UserMemory:
                     raise _fault()
 
     def copy_file_to_user(self, addr: int, src: FileSlice) -> None:
-        """copy_to_user of bytes still in a file: one ``pread(2)`` straight into the
+        """copy_to_user of bytes still in a file: one ``preadv(2)`` straight into the
         user address, which the kernel checks (``EFAULT``) as it would the copy."""
-        got = _libc.pread(src.fd, addr, src.n, src.offset)
-        if got < 0:
-            err = ctypes.get_errno()
-            if err == errno.EFAULT:
-                raise _fault()
-            raise OSError(err, os.strerror(err))
+        try:
+            got = os.preadv(src.fd, _user_range(addr, src.n), src.offset)
+        except OSError as e:
+            raise _copy_error(e) from None
         if got < src.n:  # the file ends early (truncated meanwhile): the rest is zeros
             self.copy_to_user(addr + got, bytes(src.n - got))
 
@@ -318,6 +334,11 @@ def _fault() -> OSError:
 
 def _err(e: int) -> OSError:
     return OSError(e, os.strerror(e))
+
+
+def _copy_error(e: OSError) -> OSError:
+    """A failed preadv/pwritev of a user range: EFAULT as the driver says it."""
+    return _fault() if e.errno == errno.EFAULT else _err(e.errno or errno.EIO)
 
 
 SEND_FORMAT = uapi.SEND_FORMAT
@@ -366,6 +387,44 @@ BRIDGE_EXCLUSIVE: frozenset[int] = frozenset(
     c.kernel_id for c in mb.CATALOGUE if c.bridge_exclusive and c.kernel_id is not None
 )
 
+_NONE: frozenset[int] = frozenset()
+
+
+def _table(raw_commands: bool) -> tuple[MemCommand, ...]:
+    table = [_ZERO] * K.MAX
+    for c in MEM_COMMANDS:
+        table[c.id] = c
+    if raw_commands:
+        table[K.RAW] = _RAW_ENTRY
+    return tuple(table)
+
+
+#: ``cxl_mem_commands[]`` indexed by id, without and with RAW: built once, shared by
+#: every driver (its entries are immutable records)
+_TABLES: dict[bool, tuple[MemCommand, ...]] = {False: _table(False), True: _table(True)}
+#: CEL -> the ids it enables (plus the force-enabled ones): a run of many memdevs
+#: has a few distinct CELs (one per profile), each walked once
+_ENABLED: dict[tuple[int, ...], frozenset[int]] = {}
+#: the last (CEL, ids) looked up, by identity
+_ENABLED_LAST: list[tuple[tuple[int, ...], frozenset[int]]] = [((), FORCE_ENABLED)]
+
+
+def enabled_ids(cel: tuple[int, ...]) -> frozenset[int]:
+    """The command ids cxl_walk_cel() and cxl_enumerate_cmds() enable for ``cel``."""
+    last_cel, last = _ENABLED_LAST[0]
+    if last_cel is cel:  # the CEL make_devices() gave every memdev: no hashing
+        return last
+    key = cel if type(cel) is tuple else tuple(cel)
+    got = _ENABLED.get(key)
+    if got is None:
+        ops = cel_opcodes(key)
+        got = frozenset(c.id for c in MEM_COMMANDS if c.opcode in ops) | FORCE_ENABLED
+        if len(_ENABLED) < 64:  # CELs a test makes up: a bounded cache
+            _ENABLED[key] = got
+    if key is cel:  # a tuple (immutable): the same object gives the same ids
+        _ENABLED_LAST[0] = (cel, got)
+    return got
+
 
 #: opcodes the driver treats specially (module constants: looked up on every ioctl)
 _SANITIZE, _GET_HEALTH_INFO = mb.SANITIZE.opcode, mb.GET_HEALTH_INFO.opcode
@@ -406,28 +465,28 @@ class SimDriver:
         self.mem = memory or _user_memory()
         #: the doorbell stays set until then (time.monotonic()): a slow device
         self.doorbell_busy_until = 0.0
-        table = [_ZERO] * K.MAX
-        for c in MEM_COMMANDS:
-            table[c.id] = c
-        if raw_commands:
-            table[K.RAW] = _RAW_ENTRY
-        self.table: tuple[MemCommand, ...] = tuple(table)
-        # cxl_walk_cel(): enable what the device's CEL lists; cxl_enumerate_cmds()
-        # force-enables the commands the driver itself needs, CEL or not
-        cel = set(device.cel)
-        self.enabled = {c.id for c in MEM_COMMANDS if c.opcode in cel} | FORCE_ENABLED
+        #: the command table, shared by every driver with this RAW setting (immutable)
+        self.table: tuple[MemCommand, ...] = _TABLES[bool(raw_commands)]
+        #: cxl_walk_cel(): what the device's CEL lists; cxl_enumerate_cmds()
+        #: force-enables the commands the driver itself needs, CEL or not (shared by
+        #: every driver over the same CEL: immutable)
+        self.enabled: frozenset[int] = enabled_ids(device.cel)
         # cxl_pmem's nvdimm bridge claims the label area and the shutdown state
         if nvdimm_bridge is None:
             nvdimm_bridge = device.config.persistent_bytes > 0
         self.nvdimm_bridge = nvdimm_bridge
-        self.exclusive = set(BRIDGE_EXCLUSIVE) if nvdimm_bridge else set()
+        #: the bits the bridge claims (immutable: unbind/bind rebind it, never mutate)
+        self.exclusive: frozenset[int] = BRIDGE_EXCLUSIVE if nvdimm_bridge else _NONE
 
-    def _mbox_send(self, opcode: int, payload: bytes) -> tuple[int, bytes | FileSlice]:
-        """__cxl_pci_mbox_send_cmd() #4-#8 around the device: ring the doorbell, wait
-        for it to clear (at most the mailbox timeout), handle Background Command
-        Started (userspace commands get no polls: done at once, or ETIMEDOUT)."""
+    def _mbox_wait(
+        self, opcode: int, rc: int, out: bytes | FileSlice
+    ) -> tuple[int, bytes | FileSlice]:
+        """__cxl_pci_mbox_send_cmd() #4-#8 after the device answered ``rc``, ``out``:
+        wait for the doorbell to clear (at most the mailbox timeout), handle
+        Background Command Started (userspace commands get no polls: done at once, or
+        ETIMEDOUT). :meth:`_send` rings the doorbell (runs the device) and calls
+        this only for a slow device or a background start: the common case inline."""
         dev = self.device
-        rc, out = dev.execute_out(opcode, payload)
         latency = dev.latency_ms
         if latency:  # cxl_pci_mbox_wait_for_doorbell()
             scale = dev.config.time_scale
@@ -455,13 +514,13 @@ class SimDriver:
         """cxl_mem unbound: its devm actions remove the cxl_nvdimm child, whose
         remove clears the exclusive bits (clear_exclusive_cxl_commands())."""
         self.bound = False
-        self.exclusive = set()
+        self.exclusive = _NONE
 
     def bind(self) -> None:
         """cxl_mem_probe(): a device with pmem gets its cxl_nvdimm again, whose
         probe claims the label and shutdown-state commands."""
         self.bound = True
-        self.exclusive = set(BRIDGE_EXCLUSIVE) if self.nvdimm_bridge else set()
+        self.exclusive = BRIDGE_EXCLUSIVE if self.nvdimm_bridge else _NONE
 
     # -- ioctl entry (cxl_memdev_ioctl) --
     def ioctl(self, request: int, arg: Any) -> int:
@@ -592,9 +651,12 @@ class SimDriver:
             size_out = self.payload_size
         # the bounce buffer never exceeds payload_max, whatever out.size says
         # (Linux 6.12 on QEMU: out.size -2 or payload_max+1 -> at most payload_max)
-        size_out = min(size_out, self.payload_size)
+        if size_out > self.payload_size:
+            size_out = self.payload_size
         # mbox_send: the device runs, the driver copies at most what fits
-        rc, out = self._mbox_send(opcode, payload)
+        rc, out = dev.execute_out(opcode, payload)  # the doorbell rung
+        if dev.latency_ms or rc == _BG_STARTED:
+            rc, out = self._mbox_wait(opcode, rc, out)
         if rc == _SUCCESS:
             if len(out) > size_out:
                 out = out[:size_out]
