@@ -17,9 +17,24 @@ from .output import message
 from .topology import params_of, topology_list, topology_options, wants_topology
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from ..topology import Memdev as Memdev_
 
 # --- list -------------------------------------------------------------------------
+
+#: cli.info and devops, imported on first use (not at start-up) and kept: a
+#: function-level import runs the import machinery again for every memdev
+_lazy: dict[str, ModuleType] = {}
+
+
+def _module(name: str) -> ModuleType:
+    mod = _lazy.get(name)
+    if mod is None:
+        import importlib
+
+        mod = _lazy[name] = importlib.import_module(name, __package__)
+    return mod
 
 
 def memdev_json(
@@ -41,12 +56,11 @@ def memdev_json(
         d["ram_size"] = info.ram_size
     md = Memdev(app.backend, name, info)  # sysfs read once per memdev
     if health or alert_config:  # cxl-cli puts these before "serial"
-        from .info import cxl_alert_config_json, cxl_health_json
-
+        info_mod = _module(".info")
         if health:
-            _optional(app, d, "health", lambda: cxl_health_json(md))
+            _optional(app, d, "health", lambda: info_mod.cxl_health_json(md))
         if alert_config:
-            _optional(app, d, "alert_config", lambda: cxl_alert_config_json(md))
+            _optional(app, d, "alert_config", lambda: info_mod.cxl_alert_config_json(md))
     d["serial"] = info.serial
     if info.numa_node >= 0:
         d["numa_node"] = info.numa_node
@@ -120,10 +134,8 @@ def _firmware_json(md: Memdev, backend: Any = None) -> dict[str, Any]:
         if s.version:
             d[f"slot_{s.slot}_version"] = s.version
     # cxl-cli reads the firmware-upload device: status, and remaining_size while busy
-    from ..devops import FirmwareUpload
-
     d["fw_update_in_progress"] = False
-    up = FirmwareUpload(backend or md.backend, md.name)
+    up = _module("..devops").FirmwareUpload(backend or md.backend, md.name)
     try:  # one read, as libcxl's: no firmware-upload device (or no status) is not busy
         if up.status() == "idle":
             return d
