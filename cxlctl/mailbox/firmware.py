@@ -33,12 +33,14 @@ def decode_fw_info(data: bytes) -> FwInfo:
     (n, info, caps, *revisions), trailing = unpack(FW_INFO_FORMAT, data, "get-fw-info")
     active, staged = info & 7, (info >> 3) & 7
     slots = tuple(
-        FwSlot(
-            i + 1,
-            revisions[i].split(b"\0", 1)[0].decode("ascii", "backslashreplace"),
-            i + 1 == active,
-            i + 1 == staged,
-        )
-        for i in range(min(n, 4))
+        [
+            FwSlot(
+                i,
+                revisions[i - 1].split(b"\0", 1)[0].decode("ascii", "backslashreplace"),
+                i == active,
+                i == staged,
+            )
+            for i in range(1, min(n, 4) + 1)
+        ]
     )
     return FwInfo(n, active, staged, bool(caps & 1), info, caps, slots, trailing)
