@@ -122,6 +122,12 @@ _FW_READERS = {
 _TRANSFER_FW = mb.TRANSFER_FW.opcode
 
 
+def _has_fw_upload(dev: SimDevice) -> bool:
+    """cxl_pci registers the firmware-upload device (``memN/firmware/memN``) only for
+    a device whose CEL lists Transfer FW: the tree and the direct reads both ask here."""
+    return _TRANSFER_FW in dev.config.cel
+
+
 def _child(node: object, name: str) -> object | None:
     """The entry ``name`` of a directory node (a dict, or a Lazy one, opened), or None."""
     if isinstance(node, dict):
@@ -190,7 +196,7 @@ class SimSysfs:
             return None
         reader = _FW_READERS.get(parts[6])
         dev = self._devices.get(parts[3])
-        if reader is None or dev is None or _TRANSFER_FW not in dev.config.cel:
+        if reader is None or dev is None or not _has_fw_upload(dev):
             return None
         text: str = getattr(dev.fwupload, reader)()
         return text.encode()[:ATTR_MAX]
@@ -490,7 +496,7 @@ class _Builder:
         path = f"{slot.pci}/{name}"
         idx = int(name[3:])
         bound = dev.bound
-        fw_upload = _TRANSFER_FW in c.cel
+        fw_upload = _has_fw_upload(dev)
         nvdimm = bound and c.persistent_bytes and b.acpi_bound
 
         def fw_files(fd: dict[str, object]) -> None:
