@@ -119,13 +119,14 @@ _FW_READERS = {
     "error": "read_error",
     "loading": "read_loading",
 }
-_TRANSFER_FW = mb.TRANSFER_FW.opcode
+_GET_FW_INFO_ID = mb.GET_FW_INFO.kernel_id
 
 
 def _has_fw_upload(dev: SimDevice) -> bool:
-    """cxl_pci registers the firmware-upload device (``memN/firmware/memN``) only for
-    a device whose CEL lists Transfer FW: the tree and the direct reads both ask here."""
-    return _TRANSFER_FW in dev.config.cel
+    """Whether the memdev has its firmware-upload device (``memN/firmware/memN``):
+    devm_cxl_setup_fw_upload() registers it only when the driver enabled Get FW Info
+    (its CEL lists it). The tree and the direct reads both ask here."""
+    return _GET_FW_INFO_ID in dev.driver.enabled
 
 
 def _child(node: object, name: str) -> object | None:
@@ -190,7 +191,7 @@ class SimSysfs:
         ``list -F``): the bytes the tree's File gives (:meth:`_Builder.firmware`),
         from the memdev's firmware-upload device, without rendering the tree of
         every memdev first.  None for any other path, or a memdev without the
-        upload device (no Transfer FW in its CEL): the tree answers those."""
+        upload device (:func:`_has_fw_upload`): the tree answers those."""
         parts = path.split("/")
         if len(parts) != 7 or parts[4] != "firmware" or parts[3] != parts[5]:
             return None
